@@ -1,0 +1,42 @@
+//go:build ((linux && amd64) || darwin) && !noxla
+
+package backend
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/xla"
+)
+
+func init() {
+	// Never reach for the network: our machines have none, and a silent download
+	// is not what a user asked for.
+	xla.EnableAutoInstall(false)
+	xlaOpener = openXLA
+}
+
+func openXLA(config string) (backends.Backend, error) {
+	plugin, _, _ := strings.Cut(config, ",")
+	if plugin == "" {
+		plugin = "cpu"
+	}
+	if !filepath.IsAbs(plugin) {
+		available := xla.GetAvailablePlugins()
+		if !slices.Contains(available, plugin) {
+			found := "none"
+			if len(available) > 0 {
+				found = fmt.Sprint(available)
+			}
+			return nil, fmt.Errorf("backend xla:%s: no PJRT plugin %q found (found: %s); %s", plugin, plugin, found, PluginHelp)
+		}
+	}
+	b, err := xla.New(config)
+	if err != nil {
+		return nil, fmt.Errorf("backend xla:%s: %v; %s", config, err, PluginHelp)
+	}
+	return b, nil
+}
