@@ -1,0 +1,83 @@
+package regularizers
+
+import (
+	"math"
+	"testing"
+
+	"github.com/flatmin/flatmin/internal/linalg"
+	"github.com/flatmin/flatmin/model"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// optimalTheta puts every neuron at the minimum-norm θ with X θ = z*.
+func optimalTheta(t *testing.T, p *model.Problem, zs []float64) []float64 {
+	gram := make([]float64, p.N*p.N)
+	for i := range p.N {
+		for k := range p.N {
+			for c := range p.D {
+				gram[i*p.N+k] += p.X[i*p.D+c] * p.X[k*p.D+c]
+			}
+		}
+	}
+	alpha, err := linalg.SolveSPD(gram, p.N, zs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theta := make([]float64, p.M*p.D)
+	for j := range p.M {
+		for i := range p.N {
+			for c := range p.D {
+				theta[j*p.D+c] += alpha[i] * p.X[i*p.D+c]
+			}
+		}
+	}
+	return theta
+}
+
+func TestOptimumHasZeroLossAndTraceMin(t *testing.T) {
+	b := testBackend(t)
+	for _, nu := range []float64{0, 0.5} {
+		act, _ := model.NewActivation("cubic", nu, 1)
+		spec, _ := model.ParseLabels("uniform:0.5,2")
+		x, y, err := model.Synthetic(3, 5, spec, act, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := model.NewProblem(x, 3, 5, y, nil, 7, act)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opt := PredictOptimum(p)
+		if !opt.OK {
+			t.Fatal(opt.Why)
+		}
+		theta := optimalTheta(t, p, opt.Z)
+		outs := MustExecOnceN(b, func(th *Node) []*Node {
+			fw := model.NewNet(th.Graph(), p).Forward(th)
+			return []*Node{fw.Loss(), TraceHessian(fw), fw.Z}
+		}, tensors.FromFlatDataAndDimensions(theta, p.M, p.D))
+		if loss := tensors.ToScalar[float64](outs[0]); loss > 1e-24 {
+			t.Errorf("ν=%g: loss at the predicted optimum is %g", nu, loss)
+		}
+		if tr := tensors.ToScalar[float64](outs[1]); math.Abs(tr-opt.TraceMin) > 1e-12*opt.TraceMin {
+			t.Errorf("ν=%g: trace at the optimum %.15g, F* %.15g", nu, tr, opt.TraceMin)
+		}
+		if gap := opt.TheoryGap(tensors.MustCopyFlatData[float64](outs[2]), p.N, p.M); gap > 1e-12 {
+			t.Errorf("ν=%g: theory gap %g at the optimum", nu, gap)
+		}
+	}
+}
+
+func TestOptimumUndefined(t *testing.T) {
+	cube, _ := model.NewActivation("cubic", 0, 1)
+	p, _ := model.NewProblem([]float64{1, 0}, 1, 2, []float64{1}, []float64{1, 2}, 2, cube)
+	if opt := PredictOptimum(p); opt.OK || !math.IsNaN(opt.TheoryGap([]float64{0, 0}, 1, 2)) {
+		t.Error("non-unit w must leave the optimum undefined")
+	}
+	tanh, _ := model.NewActivation("tanh", 0, 0)
+	p, _ = model.NewProblem([]float64{1, 0}, 1, 2, []float64{5}, nil, 2, tanh)
+	if opt := PredictOptimum(p); opt.OK {
+		t.Error("tanh cannot reach y/m = 2.5")
+	}
+}

@@ -1,0 +1,191 @@
+package trainers
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// Sink receives each logged Metrics row (cmd writes them to metrics.csv).
+type Sink interface {
+	Log(m Metrics) error
+}
+
+// LoopConfig sets the loop's budget and cadence.
+type LoopConfig struct {
+	Steps    int64   // run until State.Step reaches Steps
+	LogEvery int64   // log every LogEvery steps, and always the last step
+	MaxLoss  float64 // a loss above this, or NaN/Inf, is divergence; 0 means DefaultMaxLoss
+	// Fresh marks a new run: the trainer's Init is called and step 0 is logged.
+	// A resumed run is not re-initialised and its checkpointed step was logged already.
+	Fresh bool
+	// WallOffset is the wall time already spent by the run before this call (resume).
+	WallOffset time.Duration
+	// Progress, if set, gets a progress bar (use it only for a terminal).
+	Progress io.Writer
+	// CheckpointEvery, if > 0, calls Checkpoint every that many steps; Checkpoint
+	// is also called at the end of the run, interrupted or not.
+	CheckpointEvery int64
+	Checkpoint      func(s *State, wall time.Duration) error
+}
+
+// DefaultMaxLoss is the loss above which a run counts as diverged.
+const DefaultMaxLoss = 1e12
+
+// Result is how a call to Run ended.
+type Result struct {
+	Final       Metrics       // metrics at the last state reached
+	Wall        time.Duration // including WallOffset
+	Interrupted bool          // the context was cancelled before the budget was spent
+}
+
+// DivergedError reports a run stopped by a non-finite or too large loss.
+type DivergedError struct {
+	Step int64
+	Loss float64
+}
+
+func (e *DivergedError) Error() string {
+	return fmt.Sprintf("diverged at step %d (loss %g): try a smaller --eta (or smaller labels / --init-scale)", e.Step, e.Loss)
+}
+
+// Run is the one training loop. It steps tr from s until cfg.Steps, logging
+// ev's metrics to sink every cfg.LogEvery steps and at the end, stopping early
+// on divergence (a *DivergedError, after logging what it had) or when ctx is
+// cancelled (at a step boundary; Result.Interrupted). s is updated in place.
+func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfig, sink Sink) (Result, error) {
+	if cfg.LogEvery <= 0 {
+		return Result{}, fmt.Errorf("--log-every must be positive, got %d", cfg.LogEvery)
+	}
+	if cfg.Steps < s.Step {
+		return Result{}, fmt.Errorf("the run is already at step %d, beyond --steps %d", s.Step, cfg.Steps)
+	}
+	maxLoss := cfg.MaxLoss
+	if maxLoss == 0 {
+		maxLoss = DefaultMaxLoss
+	}
+	start := time.Now()
+	wall := func() time.Duration { return cfg.WallOffset + time.Since(start) }
+	lastLogged := int64(-1)
+	log := func() (Metrics, error) {
+		m, err := ev.Measure(s.Theta)
+		if err != nil {
+			return m, err
+		}
+		m.Step = s.Step
+		m.WallSeconds = wall().Seconds()
+		m.Extra = map[string]float64{}
+		for _, name := range tr.Extras() {
+			m.Extra[name] = s.Extra[name]
+		}
+		lastLogged = s.Step
+		return m, sink.Log(m)
+	}
+	if cfg.Fresh {
+		if err := tr.Init(s); err != nil {
+			return Result{}, err
+		}
+	}
+	var last Metrics
+	var err error
+	if cfg.Fresh {
+		if last, err = log(); err != nil {
+			return Result{}, err
+		}
+		if bad(last.Loss, maxLoss) {
+			return Result{Final: last, Wall: wall()}, &DivergedError{Step: s.Step, Loss: last.Loss}
+		}
+	}
+	bar := newBar(cfg.Progress, cfg.Steps-s.Step)
+	defer bar.finish()
+	result := Result{}
+	for s.Step < cfg.Steps {
+		if ctx.Err() != nil {
+			result.Interrupted = true
+			break
+		}
+		loss, err := tr.Step(s)
+		if err != nil {
+			return Result{Final: last, Wall: wall()}, fmt.Errorf("step %d: %w", s.Step, err)
+		}
+		if bad(loss, maxLoss) {
+			// The loss was measured before the step: s.Step-1 is where it went wrong.
+			if m, lerr := log(); lerr == nil {
+				last = m
+			}
+			return Result{Final: last, Wall: wall()}, &DivergedError{Step: s.Step - 1, Loss: loss}
+		}
+		bar.add(1)
+		if s.Step%cfg.LogEvery == 0 || s.Step == cfg.Steps {
+			if last, err = log(); err != nil {
+				return Result{}, err
+			}
+		}
+		if cfg.CheckpointEvery > 0 && s.Step%cfg.CheckpointEvery == 0 && s.Step < cfg.Steps && cfg.Checkpoint != nil {
+			if err := cfg.Checkpoint(s, wall()); err != nil {
+				return Result{Final: last, Wall: wall()}, err
+			}
+		}
+	}
+	if lastLogged != s.Step {
+		if last, err = log(); err != nil {
+			return Result{}, err
+		}
+	}
+	result.Final = last
+	result.Wall = wall()
+	if cfg.Checkpoint != nil {
+		if err := cfg.Checkpoint(s, result.Wall); err != nil {
+			return result, err
+		}
+	}
+	if bad(last.Loss, maxLoss) {
+		return result, &DivergedError{Step: s.Step, Loss: last.Loss}
+	}
+	return result, nil
+}
+
+func bad(loss, maxLoss float64) bool {
+	return math.IsNaN(loss) || math.IsInf(loss, 0) || loss > maxLoss
+}
+
+// bar wraps a progress bar that updates at most every 1% of the run.
+type bar struct {
+	pb      *progressbar.ProgressBar
+	pending int64
+	chunk   int64
+}
+
+func newBar(w io.Writer, total int64) *bar {
+	if w == nil || total <= 0 {
+		return &bar{}
+	}
+	return &bar{
+		pb: progressbar.NewOptions64(total, progressbar.OptionSetWriter(w), progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(), progressbar.OptionSetItsString("steps"), progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish()),
+		chunk: max(1, total/100),
+	}
+}
+
+func (b *bar) add(n int64) {
+	if b.pb == nil {
+		return
+	}
+	b.pending += n
+	if b.pending >= b.chunk {
+		_ = b.pb.Add64(b.pending)
+		b.pending = 0
+	}
+}
+
+func (b *bar) finish() {
+	if b.pb != nil {
+		_ = b.pb.Add64(b.pending)
+		_ = b.pb.Finish()
+	}
+}

@@ -1,0 +1,80 @@
+package trainers
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/flatmin/flatmin/internal/linalg"
+	"github.com/flatmin/flatmin/model"
+	"github.com/flatmin/flatmin/regularizers"
+	"github.com/gomlx/gomlx/backends"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// ErrSingularJJT is returned when J Jᵀ cannot be inverted, so the tangent
+// space of the manifold of zero loss is not defined there.
+var ErrSingularJJT = errors.New("J Jᵀ is singular")
+
+// tangentSpace holds the compiled graphs that project F = Tr D²L's gradient
+// onto the tangent space of M at Θ: P v = v − Jᵀ (J Jᵀ)⁻¹ J v. The n×n solve
+// runs on the host (gonum Cholesky); J is never formed.
+type tangentSpace struct {
+	p       *model.Problem
+	gradF   *Exec // Θ → (F, ∇F, J∇F, J Jᵀ)
+	project *Exec // (Θ, g, c) → (g − Jᵀc, ‖g − Jᵀc‖)
+}
+
+func newTangentSpace(b backends.Backend, p *model.Problem) (*tangentSpace, error) {
+	gradF, err := compile(b, func(theta *Node) []*Node {
+		fw := model.NewNet(theta.Graph(), p).Forward(theta)
+		g := regularizers.TraceHessianGrad(fw)
+		return []*Node{regularizers.TraceHessian(fw), g, fw.Jv(g), fw.JJT()}
+	})
+	if err != nil {
+		return nil, err
+	}
+	project, err := compile(b, func(theta, g, c *Node) []*Node {
+		fw := model.NewNet(theta.Graph(), p).Forward(theta)
+		pg := Sub(g, fw.JTc(c))
+		return []*Node{pg, Sqrt(ReduceAllSum(Square(pg)))}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &tangentSpace{p: p, gradF: gradF, project: project}, nil
+}
+
+// tangentPoint is F and its gradient at one Θ, with J Jᵀ there.
+type tangentPoint struct {
+	ts    *tangentSpace
+	theta *tensors.Tensor
+	F     float64
+	grad  *tensors.Tensor
+	jg    []float64
+	jjt   []float64
+}
+
+func (ts *tangentSpace) at(theta *tensors.Tensor) (*tangentPoint, error) {
+	out, err := run(ts.gradF, theta)
+	if err != nil {
+		return nil, err
+	}
+	return &tangentPoint{ts: ts, theta: theta, F: scalar(out[0]), grad: out[1],
+		jg: tensors.MustCopyFlatData[float64](out[2]), jjt: tensors.MustCopyFlatData[float64](out[3])}, nil
+}
+
+// project returns P∇F and its norm ‖grad_M F‖, computed as ∇F − Jᵀc (not
+// through ‖∇F‖² − ..., which cancels catastrophically near a stationary point).
+func (tp *tangentPoint) project() (*tensors.Tensor, float64, error) {
+	c, err := linalg.SolveSPD(tp.jjt, tp.ts.p.N, tp.jg)
+	if err != nil {
+		return nil, math.NaN(), fmt.Errorf("%w: %v", ErrSingularJJT, err)
+	}
+	out, err := run(tp.ts.project, tp.theta, tp.grad, tensors.FromFlatDataAndDimensions(c, len(c)))
+	if err != nil {
+		return nil, math.NaN(), err
+	}
+	return out[0], scalar(out[1]), nil
+}

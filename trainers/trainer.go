@@ -1,0 +1,118 @@
+package trainers
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/flatmin/flatmin/model"
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// State is everything that crosses from one step to the next. It is explicit
+// so that a checkpoint of it resumes a run bit for bit.
+type State struct {
+	Step  int64
+	Theta *tensors.Tensor    // [m, d] float64
+	RNG   *tensors.Tensor    // GoMLX RNG state; used by stochastic trainers
+	Extra map[string]float64 // a trainer's own scalars, e.g. the current step size
+}
+
+// NewState starts a run at step 0 from Θ₀ (m×d, row-major) with the RNG seeded by seed.
+func NewState(p *model.Problem, theta0 []float64, seed uint64) (*State, error) {
+	if err := p.CheckTheta(theta0); err != nil {
+		return nil, err
+	}
+	rng, err := graph.RNGStateFromSeed(int64(seed ^ 0x6e6f_6973_6521))
+	if err != nil {
+		return nil, err
+	}
+	return &State{
+		Theta: tensors.FromFlatDataAndDimensions(append([]float64(nil), theta0...), p.M, p.D),
+		RNG:   rng,
+		Extra: map[string]float64{},
+	}, nil
+}
+
+// ThetaValues copies Θ to the host.
+func (s *State) ThetaValues() []float64 { return tensors.MustCopyFlatData[float64](s.Theta) }
+
+// Trainer moves Θ. Implementations compile their update once and keep no
+// state between steps beyond what is in State.
+type Trainer interface {
+	// Name is the trainer's name as given to --trainer.
+	Name() string
+	// Init prepares a fresh run's state before its first step (e.g. puts Θ₀ on
+	// the manifold of zero loss). It is not called when a run is resumed.
+	Init(s *State) error
+	// Step advances s by one step and returns the loss at Θ before the step.
+	Step(s *State) (loss float64, err error)
+	// Extras names the per-run scalars the trainer keeps in State.Extra and
+	// wants logged, in order (nil for none).
+	Extras() []string
+}
+
+// Config holds every trainer's hyperparameters; each trainer reads its own.
+type Config struct {
+	Eta        float64 // step size (all)
+	Sigma      float64 // label-noise standard deviation (labelnoise)
+	Rho        float64 // perturbation radius (sam1)
+	SAMBatch   int     // examples per 1-SAM step, each with its own perturbation (sam1)
+	Lambda     float64 // weight of Tr D²L (penalty)
+	RetractTol float64 // retraction tolerance, relative to ‖y‖ (riemannian)
+}
+
+// DefaultConfig is the paper's Figure 1a step size and noise.
+func DefaultConfig() Config {
+	return Config{Eta: 0.05, Sigma: 0.03, Rho: 0.05, SAMBatch: 1, Lambda: 0.01, RetractTol: 1e-12}
+}
+
+type constructor func(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error)
+
+var registry = map[string]constructor{}
+
+func register(name string, c constructor) { registry[name] = c }
+
+// Names lists the trainers, sorted.
+func Names() []string { return slices.Sorted(maps.Keys(registry)) }
+
+// New builds the trainer called name for problem p on backend b.
+func New(name string, b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
+	c, ok := registry[strings.ToLower(name)]
+	if !ok {
+		return nil, fmt.Errorf("unknown trainer %q: use one of %s", name, strings.Join(Names(), ", "))
+	}
+	if !(cfg.Eta > 0) || math.IsInf(cfg.Eta, 0) {
+		return nil, fmt.Errorf("--eta must be positive and finite, got %v", cfg.Eta)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return c(b, p, cfg)
+}
+
+// compile builds an Exec and turns GoMLX's panics into errors.
+func compile(b backends.Backend, fn any) (e *graph.Exec, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("building graph: %v", r)
+		}
+	}()
+	return graph.NewExecAny(b, fn)
+}
+
+// run executes e and returns its outputs; errors (and panics) become errors.
+func run(e *graph.Exec, args ...any) (out []*tensors.Tensor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: %v", e.Name(), r)
+		}
+	}()
+	return e.Exec(args...)
+}
+
+func scalar(t *tensors.Tensor) float64 { return tensors.ToScalar[float64](t) }
