@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/gomlx/gomlx v0.26.0
 	github.com/schollz/progressbar/v3 v3.18.0
+	github.com/spf13/pflag v1.1.0
 	gonum.org/v1/gonum v0.17.0
 )
 

@@ -82,34 +82,51 @@ func (m *Metrics) CSVRecord(extras []string) []string {
 
 func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
-// MarshalJSON writes the metrics as one object: the names of MetricNames,
-// singular_values_Z, singular_values_theta, the extras and wall_seconds.
-func (m Metrics) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteByte('{')
-	field := func(name string, v any) {
-		if buf.Len() > 1 {
-			buf.WriteByte(',')
-		}
-		key, _ := json.Marshal(name)
-		buf.Write(key)
-		buf.WriteByte(':')
-		val, _ := json.Marshal(v)
-		buf.Write(val)
-	}
+// Field is one named value of a JSON object whose key order matters.
+type Field struct {
+	Name  string
+	Value any
+}
+
+// Fields lists the metrics in order: MetricNames, singular_values_Z,
+// singular_values_theta, the extras (sorted) and wall_seconds. NaN is null.
+func (m Metrics) Fields() []Field {
+	var out []Field
 	for i, v := range m.scalars() {
 		if i == 0 {
-			field("step", m.Step)
+			out = append(out, Field{"step", m.Step})
 		} else {
-			field(MetricNames[i], JSONFloat(v))
+			out = append(out, Field{MetricNames[i], JSONFloat(v)})
 		}
 	}
-	field("singular_values_Z", jsonFloats(m.SingularValuesZ))
-	field("singular_values_theta", jsonFloats(m.SingularValuesTheta))
+	out = append(out, Field{"singular_values_Z", jsonFloats(m.SingularValuesZ)},
+		Field{"singular_values_theta", jsonFloats(m.SingularValuesTheta)})
 	for _, name := range slices.Sorted(maps.Keys(m.Extra)) {
-		field(name, JSONFloat(m.Extra[name]))
+		out = append(out, Field{name, JSONFloat(m.Extra[name])})
 	}
-	field("wall_seconds", JSONFloat(m.WallSeconds))
+	return append(out, Field{"wall_seconds", JSONFloat(m.WallSeconds)})
+}
+
+// MarshalJSON writes Fields as one object.
+func (m Metrics) MarshalJSON() ([]byte, error) { return MarshalFields(m.Fields()) }
+
+// MarshalFields writes fields as one JSON object, in order.
+func MarshalFields(fields []Field) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	for i, f := range fields {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		key, _ := json.Marshal(f.Name)
+		buf.Write(key)
+		buf.WriteByte(':')
+		val, err := json.Marshal(f.Value)
+		if err != nil {
+			return nil, err
+		}
+		buf.Write(val)
+	}
 	buf.WriteByte('}')
 	return buf.Bytes(), nil
 }
@@ -212,4 +229,51 @@ func nanSlice(n int) []float64 {
 		out[i] = math.NaN()
 	}
 	return out
+}
+
+// Report is what `flatmin inspect` prints: the metrics of one Θ (without the
+// step and wall time of a run) and optional estimates.
+type Report struct {
+	Metrics    Metrics
+	Hutchinson *HutchinsonReport
+}
+
+// HutchinsonReport is Hutchinson's estimate of Tr D²L.
+type HutchinsonReport struct {
+	Estimate float64 `json:"estimate"`
+	Stderr   float64 `json:"stderr"`
+	Probes   int     `json:"probes"`
+}
+
+// MarshalJSON writes the metrics' fields and "hutchinson" (null when not asked).
+func (r Report) MarshalJSON() ([]byte, error) {
+	var fields []Field
+	for _, f := range r.Metrics.Fields() {
+		if f.Name != "step" && f.Name != "wall_seconds" {
+			fields = append(fields, f)
+		}
+	}
+	fields = append(fields, Field{"hutchinson", r.Hutchinson})
+	return MarshalFields(fields)
+}
+
+// Hutchinson estimates Tr D²L at Θ with `probes` Rademacher probes seeded by seed.
+func Hutchinson(b backends.Backend, p *model.Problem, theta *tensors.Tensor, probes int, seed uint64) (*HutchinsonReport, error) {
+	rng, err := RNGStateFromSeed(int64(seed))
+	if err != nil {
+		return nil, err
+	}
+	exec, err := compile(b, func(th, rng *Node) []*Node {
+		net := model.NewNet(th.Graph(), p)
+		_, est, se := regularizers.Hutchinson(func(batch *Node) *Node { return net.Forward(batch).Loss() }, th, rng, probes)
+		return []*Node{est, se}
+	})
+	if err != nil {
+		return nil, err
+	}
+	out, err := run(exec, theta, rng)
+	if err != nil {
+		return nil, err
+	}
+	return &HutchinsonReport{Estimate: scalar(out[0]), Stderr: scalar(out[1]), Probes: probes}, nil
 }

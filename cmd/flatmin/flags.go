@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/flatmin/flatmin/internal/runner"
+	"github.com/spf13/pflag"
+)
+
+// newFlagSet returns a flag set that reports errors instead of printing usage.
+func newFlagSet(name, synopsis string, stdout io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "Usage: flatmin %s\n\nFlags:\n", synopsis)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// parse parses args; --help prints the usage and returns pflag.ErrHelp.
+func parse(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if err == pflag.ErrHelp {
+			fs.Usage()
+			return err
+		}
+		return runner.Input(fmt.Errorf("%v (see flatmin %s --help)", err, fs.Name()))
+	}
+	if fs.NArg() > 0 {
+		return runner.Input(fmt.Errorf("unexpected argument %q (see flatmin %s --help)", fs.Arg(0), fs.Name()))
+	}
+	return nil
+}
+
+// problemFlags registers the data and model flags shared by the commands.
+func problemFlags(fs *pflag.FlagSet, c *runner.Config) {
+	fs.IntVar(&c.M, "m", 0, fmt.Sprintf("neurons (default %d, or from --w/--theta0)", runner.DefaultM))
+	fs.IntVar(&c.N, "n", 0, fmt.Sprintf("data points of synthetic data (default %d; must match files if given)", runner.DefaultN))
+	fs.IntVar(&c.D, "d", 0, fmt.Sprintf("input dimension of synthetic data (default %d; must match files if given)", runner.DefaultD))
+	fs.StringVar(&c.Activation, "activation", c.Activation, "activation: cubic (z³+νz), odd (z^(2k+1)+νz) or tanh")
+	fs.Float64Var(&c.Nu, "nu", c.Nu, "ν, the linear term of cubic/odd (0 is the paper's cube)")
+	fs.IntVar(&c.K, "k", c.K, "k of the odd activation z^(2k+1)+νz")
+	fs.StringVar(&c.Labels, "labels", c.Labels, "synthetic labels: uniform:LO,HI | normal:MU,SD | const:V | teacher:K")
+	fs.Uint64Var(&c.DataSeed, "data-seed", c.DataSeed, "seed of the synthetic data")
+	fs.StringVar(&c.XPath, "x", "", "data X as .npy, n×d (with --y)")
+	fs.StringVar(&c.YPath, "y", "", "labels y as .npy, n (with --x)")
+	fs.StringVar(&c.DataPath, "data", "", "data as CSV: one row per point, last column y")
+	fs.StringVar(&c.WPath, "w", "", "fixed second-layer weights as .npy, m (default all ones)")
+	fs.BoolVar(&c.Normalize, "normalize", false, "scale each row of file data to unit norm (synthetic rows already are)")
+	fs.StringVar(&c.Backend, "backend", "", "GoMLX backend: go (SimpleGo, default), xla:cpu, xla:cuda; default from $GOMLX_BACKEND")
+}
+
+// trainerFlags registers the trainer and run flags.
+func trainerFlags(fs *pflag.FlagSet, c *runner.Config) {
+	fs.StringVar(&c.Trainer, "trainer", c.Trainer, "trainer: "+trainerList())
+	fs.Float64Var(&c.Eta, "eta", c.Eta, "step size η")
+	fs.Float64Var(&c.Sigma, "sigma", c.Sigma, "label-noise standard deviation σ (labelnoise)")
+	fs.Int64Var(&c.Steps, "steps", c.Steps, "number of steps")
+	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of Θ₀ and of the trainer's noise")
+	fs.Float64Var(&c.InitScale, "init-scale", c.InitScale, "Θ₀ entries are N(0, init-scale²)")
+	fs.StringVar(&c.Theta0Path, "theta0", "", "initial Θ as .npy, m×d (instead of a random one)")
+	fs.Int64Var(&c.LogEvery, "log-every", c.LogEvery, "log metrics every this many steps")
+	fs.Float64Var(&c.MaxLoss, "max-loss", c.MaxLoss, "stop as diverged when the loss exceeds this")
+}
+
+// checkSizes rejects sizes given as ≤ 0: in Config, 0 means "not given".
+func checkSizes(fs *pflag.FlagSet, c *runner.Config) error {
+	for _, s := range []struct {
+		name string
+		v    int
+	}{{"m", c.M}, {"n", c.N}, {"d", c.D}} {
+		if fs.Changed(s.name) && s.v <= 0 {
+			return runner.Input(fmt.Errorf("--%s must be positive, got %d", s.name, s.v))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,222 @@
+// Package runner turns a run's configuration into a problem, an initial Θ and
+// a trained run directory. cmd/flatmin parses flags into a Config and calls
+// it, so that train, compare and repro share one path from flags to files.
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/flatmin/flatmin/model"
+	"github.com/flatmin/flatmin/trainers"
+)
+
+// Config is a run's full configuration; its JSON is summary.json's "config".
+// Zero sizes mean "take it from the files, else the default".
+type Config struct {
+	// The problem.
+	M          int     `json:"m"`
+	N          int     `json:"n"`
+	D          int     `json:"d"`
+	Activation string  `json:"activation"`
+	Nu         float64 `json:"nu"`
+	K          int     `json:"k"`
+	Labels     string  `json:"labels"`
+	DataSeed   uint64  `json:"data_seed"`
+	Normalize  bool    `json:"normalize"`
+	XPath      string  `json:"x,omitempty"`
+	YPath      string  `json:"y,omitempty"`
+	DataPath   string  `json:"data,omitempty"`
+	WPath      string  `json:"w,omitempty"`
+
+	// The run.
+	Trainer    string  `json:"trainer"`
+	Eta        float64 `json:"eta"`
+	Sigma      float64 `json:"sigma"`
+	Rho        float64 `json:"rho"`
+	SAMBatch   int     `json:"sam_batch"`
+	Lambda     float64 `json:"lambda"`
+	RetractTol float64 `json:"retract_tol"`
+	Steps      int64   `json:"steps"`
+	LogEvery   int64   `json:"log_every"`
+	Seed       uint64  `json:"seed"`
+	InitScale  float64 `json:"init_scale"`
+	Theta0Path string  `json:"theta0,omitempty"`
+	MaxLoss    float64 `json:"max_loss"`
+	Backend    string  `json:"backend"`
+}
+
+// Defaults for sizes no flag or file gives: the paper's Figure 1a.
+const (
+	DefaultM = 10
+	DefaultN = 3
+	DefaultD = 3
+)
+
+// DefaultConfig is `flatmin train` with no flags: Figure 1a (m=10, d=3, n=3,
+// η=0.05, σ=0.03) with label-noise SGD.
+func DefaultConfig() Config {
+	tc := trainers.DefaultConfig()
+	return Config{
+		Activation: "cubic", Nu: 0, K: 1, Labels: "uniform:0.5,1", DataSeed: 1,
+		Trainer: "labelnoise", Eta: tc.Eta, Sigma: tc.Sigma, Rho: tc.Rho, SAMBatch: tc.SAMBatch,
+		Lambda: tc.Lambda, RetractTol: tc.RetractTol,
+		Steps: DefaultSteps, LogEvery: 2000, Seed: 1, InitScale: 0.5, MaxLoss: trainers.DefaultMaxLoss,
+	}
+}
+
+// DefaultSteps is the default step budget: Figure 1a's run in well under a minute on 2 cores.
+const DefaultSteps = 200000
+
+// TrainerConfig extracts the trainers' hyperparameters.
+func (c *Config) TrainerConfig() trainers.Config {
+	return trainers.Config{Eta: c.Eta, Sigma: c.Sigma, Rho: c.Rho, SAMBatch: c.SAMBatch, Lambda: c.Lambda, RetractTol: c.RetractTol}
+}
+
+// Check validates the run settings that do not depend on the data.
+func (c *Config) Check() error {
+	switch {
+	case c.Steps <= 0:
+		return fmt.Errorf("--steps must be positive, got %d", c.Steps)
+	case c.LogEvery <= 0:
+		return fmt.Errorf("--log-every must be positive, got %d", c.LogEvery)
+	case !(c.InitScale >= 0) || math.IsInf(c.InitScale, 0):
+		return fmt.Errorf("--init-scale must be ≥ 0 and finite, got %v", c.InitScale)
+	case !(c.MaxLoss > 0):
+		return fmt.Errorf("--max-loss must be positive, got %v", c.MaxLoss)
+	case c.M < 0 || c.N < 0 || c.D < 0:
+		return fmt.Errorf("sizes must be positive: m=%d n=%d d=%d", c.M, c.N, c.D)
+	}
+	return nil
+}
+
+// Problem builds the problem: data from --data (CSV) or --x/--y (.npy), else
+// the paper's synthetic data; w from --w, else ones. Sizes given both by a
+// flag and by a file must agree. It fills in c's sizes.
+func (c *Config) Problem() (*model.Problem, error) {
+	act, err := model.NewActivation(c.Activation, c.Nu, c.K)
+	if err != nil {
+		return nil, err
+	}
+	var x, y []float64
+	var n, d int
+	switch {
+	case c.DataPath != "" && (c.XPath != "" || c.YPath != ""):
+		return nil, errors.New("give either --data or --x/--y, not both")
+	case c.DataPath != "":
+		if x, y, n, d, err = model.ReadCSV(c.DataPath); err != nil {
+			return nil, fmt.Errorf("--data: %w", err)
+		}
+	case c.XPath != "" || c.YPath != "":
+		if c.XPath == "" || c.YPath == "" {
+			return nil, errors.New("--x and --y go together")
+		}
+		if x, n, d, err = model.ReadMatrix(c.XPath, "--x"); err != nil {
+			return nil, err
+		}
+		if y, err = model.ReadVector(c.YPath, "--y"); err != nil {
+			return nil, err
+		}
+		if len(y) != n {
+			return nil, fmt.Errorf("--y has %d labels but --x has %d rows", len(y), n)
+		}
+	default:
+		n, d = orDefault(c.N, DefaultN), orDefault(c.D, DefaultD)
+		spec, err := model.ParseLabels(c.Labels)
+		if err != nil {
+			return nil, err
+		}
+		if x, y, err = model.Synthetic(n, d, spec, act, c.DataSeed); err != nil {
+			return nil, err
+		}
+	}
+	if c.N != 0 && c.N != n {
+		return nil, fmt.Errorf("--n %d does not match the data's %d rows", c.N, n)
+	}
+	if c.D != 0 && c.D != d {
+		return nil, fmt.Errorf("--d %d does not match the data's %d columns", c.D, d)
+	}
+	if c.Normalize {
+		normalizeRows(x, n, d)
+	}
+	var w []float64
+	if c.WPath != "" {
+		if w, err = model.ReadVector(c.WPath, "--w"); err != nil {
+			return nil, err
+		}
+		if c.M != 0 && c.M != len(w) {
+			return nil, fmt.Errorf("--m %d does not match --w's %d entries", c.M, len(w))
+		}
+		c.M = len(w)
+	}
+	if c.M == 0 && c.Theta0Path != "" {
+		if _, rows, _, err := model.ReadMatrix(c.Theta0Path, "--theta0"); err == nil {
+			c.M = rows
+		}
+	}
+	c.M = orDefault(c.M, DefaultM)
+	c.N, c.D = n, d
+	p, err := model.NewProblem(x, n, d, y, w, c.M, act)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Theta0 is --theta0 if given (checked against m×d), else N(0, init_scale²) entries from --seed.
+func (c *Config) Theta0(p *model.Problem) ([]float64, error) {
+	if c.Theta0Path == "" {
+		return model.InitTheta(p.M, p.D, c.InitScale, c.Seed), nil
+	}
+	theta, rows, cols, err := model.ReadMatrix(c.Theta0Path, "--theta0")
+	if err != nil {
+		return nil, err
+	}
+	if rows != p.M || cols != p.D {
+		return nil, fmt.Errorf("--theta0 has shape [%d %d], want [m d] = [%d %d]", rows, cols, p.M, p.D)
+	}
+	return theta, nil
+}
+
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func normalizeRows(x []float64, n, d int) {
+	for i := range n {
+		norm := 0.0
+		for k := range d {
+			norm += x[i*d+k] * x[i*d+k]
+		}
+		if norm > 0 {
+			norm = math.Sqrt(norm)
+			for k := range d {
+				x[i*d+k] /= norm
+			}
+		}
+	}
+}
+
+// PrepareOutDir makes dir for a new run; a directory that already holds a run is refused.
+func PrepareOutDir(dir string) error {
+	for _, f := range []string{MetricsFile, SummaryFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return fmt.Errorf("--out %s already holds a run (%s): choose another directory", dir, f)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	probe, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fmt.Errorf("--out %s is not writable: %w", dir, err)
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
+}

@@ -1,0 +1,90 @@
+package runner
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/flatmin/flatmin/model"
+	"github.com/flatmin/flatmin/trainers"
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// Run is a run directory read back: its summary and the problem it trained on.
+type Run struct {
+	Dir     string
+	Summary Summary
+	Problem *model.Problem
+}
+
+// LoadRun reads dir's summary.json and the data files the run saved.
+func LoadRun(dir string) (*Run, error) {
+	data, err := os.ReadFile(filepath.Join(dir, SummaryFile))
+	if err != nil {
+		return nil, fmt.Errorf("--run %s: %w", dir, err)
+	}
+	r := &Run{Dir: dir}
+	if err := json.Unmarshal(data, &r.Summary); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, SummaryFile), err)
+	}
+	c := r.Summary.Config
+	act, err := model.NewActivation(c.Activation, c.Nu, c.K)
+	if err != nil {
+		return nil, err
+	}
+	x, n, d, err := model.ReadMatrix(filepath.Join(dir, XFile), "x")
+	if err != nil {
+		return nil, err
+	}
+	y, err := model.ReadVector(filepath.Join(dir, YFile), "y")
+	if err != nil {
+		return nil, err
+	}
+	w, err := model.ReadVector(filepath.Join(dir, WFile), "w")
+	if err != nil {
+		return nil, err
+	}
+	if r.Problem, err = model.NewProblem(x, n, d, y, w, len(w), act); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return r, nil
+}
+
+// InspectRequest says what to inspect.
+type InspectRequest struct {
+	Problem   *model.Problem
+	ThetaPath string
+	Probes    int    // Hutchinson probes, 0 for none
+	Seed      uint64 // Hutchinson's RNG seed
+}
+
+// Inspect measures Θ from a file: the same metrics a run logs (without step
+// and wall time), and Hutchinson's estimate of Tr D²L when asked.
+func Inspect(b backends.Backend, req InspectRequest) (*trainers.Report, error) {
+	p := req.Problem
+	theta, rows, cols, err := model.ReadMatrix(req.ThetaPath, "--theta")
+	if err != nil {
+		return nil, Input(err)
+	}
+	if rows != p.M || cols != p.D {
+		return nil, Input(fmt.Errorf("--theta has shape [%d %d], but the problem has m=%d, d=%d", rows, cols, p.M, p.D))
+	}
+	ev, err := trainers.NewEvaluator(b, p)
+	if err != nil {
+		return nil, err
+	}
+	t := tensors.FromFlatDataAndDimensions(theta, p.M, p.D)
+	m, err := ev.Measure(t)
+	if err != nil {
+		return nil, err
+	}
+	report := &trainers.Report{Metrics: m}
+	if req.Probes > 0 {
+		if report.Hutchinson, err = trainers.Hutchinson(b, p, t, req.Probes, req.Seed); err != nil {
+			return nil, err
+		}
+	}
+	return report, nil
+}

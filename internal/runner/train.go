@@ -1,0 +1,201 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"time"
+
+	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/model"
+	"github.com/flatmin/flatmin/trainers"
+	"github.com/gomlx/gomlx/backends"
+)
+
+// Version is flatmin's version.
+const Version = "0.1.0"
+
+// Files of a run directory.
+const (
+	MetricsFile = "metrics.csv"  // one row per log step
+	SummaryFile = "summary.json" // trainer, steps, wall_seconds, config, final
+	ThetaFile   = "theta.npy"    // final Θ, m×d
+	Theta0File  = "theta0.npy"   // initial Θ
+	XFile       = "x.npy"        // the data the run used, n×d
+	YFile       = "y.npy"        // its labels
+	WFile       = "w.npy"        // second-layer weights
+)
+
+// InputError marks an error in what the user gave (flags, files): exit status 2.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+// Input wraps err as an InputError (nil stays nil).
+func Input(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ie *InputError
+	if errors.As(err, &ie) {
+		return err
+	}
+	return &InputError{Err: err}
+}
+
+// Summary is summary.json.
+type Summary struct {
+	Trainer     string           `json:"trainer"`
+	Steps       int64            `json:"steps"`
+	WallSeconds float64          `json:"wall_seconds"`
+	Config      Config           `json:"config"`
+	Final       trainers.Metrics `json:"final"`
+	Diverged    bool             `json:"diverged"`
+	Interrupted bool             `json:"interrupted"`
+	Error       string           `json:"error,omitempty"`
+	Backend     string           `json:"backend"`
+	Version     string           `json:"version"`
+}
+
+// Options adjust Train for callers other than `flatmin train`.
+type Options struct {
+	Progress io.Writer      // progress bar target, nil for none
+	Problem  *model.Problem // use this problem instead of building one from the config
+	Theta0   []float64      // use this Θ₀ instead of the config's
+	Quiet    bool
+}
+
+// Setup is a run ready to go: problem, Θ₀, trainer and evaluator.
+type Setup struct {
+	Config    Config
+	Problem   *model.Problem
+	Theta0    []float64
+	Trainer   trainers.Trainer
+	Evaluator *trainers.Evaluator
+}
+
+// Prepare checks the configuration and builds everything a run needs.
+func Prepare(cfg Config, b backends.Backend, opt Options) (*Setup, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, Input(err)
+	}
+	p := opt.Problem
+	if p == nil {
+		var err error
+		if p, err = cfg.Problem(); err != nil {
+			return nil, Input(err)
+		}
+	} else {
+		cfg.M, cfg.N, cfg.D = p.M, p.N, p.D
+	}
+	theta0 := opt.Theta0
+	if theta0 == nil {
+		var err error
+		if theta0, err = cfg.Theta0(p); err != nil {
+			return nil, Input(err)
+		}
+	}
+	if err := p.CheckTheta(theta0); err != nil {
+		return nil, Input(err)
+	}
+	tr, err := trainers.New(cfg.Trainer, b, p, cfg.TrainerConfig())
+	if err != nil {
+		return nil, Input(err)
+	}
+	ev, err := trainers.NewEvaluator(b, p)
+	if err != nil {
+		return nil, err
+	}
+	return &Setup{Config: cfg, Problem: p, Theta0: theta0, Trainer: tr, Evaluator: ev}, nil
+}
+
+type csvSink struct {
+	log    *runio.CSVLog
+	extras []string
+}
+
+func (s *csvSink) Log(m trainers.Metrics) error { return s.log.Write(m.CSVRecord(s.extras)) }
+
+// Train runs a fresh run into dir and writes its files. On divergence it
+// still writes the summary (diverged: true) and returns the *DivergedError.
+func Train(ctx context.Context, cfg Config, b backends.Backend, dir string, opt Options) (*Summary, error) {
+	setup, err := Prepare(cfg, b, opt)
+	if err != nil {
+		return nil, err
+	}
+	return setup.Train(ctx, b, dir, opt)
+}
+
+// Train runs the prepared setup into dir.
+func (s *Setup) Train(ctx context.Context, b backends.Backend, dir string, opt Options) (*Summary, error) {
+	if err := PrepareOutDir(dir); err != nil {
+		return nil, Input(err)
+	}
+	p := s.Problem
+	for _, f := range []struct {
+		name   string
+		values []float64
+		dims   []int
+	}{
+		{XFile, p.X, []int{p.N, p.D}}, {YFile, p.Y, []int{p.N}}, {WFile, p.W, []int{p.M}}, {Theta0File, s.Theta0, []int{p.M, p.D}},
+	} {
+		if err := runio.WriteNpy(filepath.Join(dir, f.name), f.values, f.dims...); err != nil {
+			return nil, Input(fmt.Errorf("--out: %w", err))
+		}
+	}
+	extras := s.Trainer.Extras()
+	log, err := runio.CreateCSVLog(filepath.Join(dir, MetricsFile), trainers.CSVHeader(p, extras))
+	if err != nil {
+		return nil, Input(fmt.Errorf("--out: %w", err))
+	}
+	defer log.Close()
+	state, err := trainers.NewState(p, s.Theta0, s.Config.Seed)
+	if err != nil {
+		return nil, Input(err)
+	}
+	res, runErr := trainers.Run(ctx, s.Trainer, s.Evaluator, state, trainers.LoopConfig{
+		Steps: s.Config.Steps, LogEvery: s.Config.LogEvery, MaxLoss: s.Config.MaxLoss, Fresh: true, Progress: opt.Progress,
+	}, &csvSink{log: log, extras: extras})
+	if err := log.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	var div *trainers.DivergedError
+	if runErr != nil && !errors.As(runErr, &div) {
+		return nil, runErr
+	}
+	sum := &Summary{
+		Trainer: s.Trainer.Name(), Steps: state.Step, WallSeconds: res.Wall.Seconds(), Config: s.Config,
+		Final: res.Final, Diverged: div != nil, Interrupted: res.Interrupted, Backend: b.Name(), Version: Version,
+	}
+	if div != nil {
+		sum.Error = div.Error()
+	}
+	theta := state.ThetaValues()
+	if finite(theta) {
+		if err := runio.WriteNpy(filepath.Join(dir, ThetaFile), theta, p.M, p.D); err != nil {
+			return sum, err
+		}
+	}
+	if err := runio.WriteJSON(filepath.Join(dir, SummaryFile), sum); err != nil {
+		return sum, err
+	}
+	return sum, runErr
+}
+
+func finite(v []float64) bool {
+	for _, x := range v {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// DefaultOutDir names a fresh run directory under runs/.
+func DefaultOutDir(trainer string) string {
+	return filepath.Join("runs", fmt.Sprintf("%s-%s", trainer, time.Now().Format("20060102-150405.000")))
+}
