@@ -99,7 +99,10 @@ func (a *OddActivation) Eval(z *Node, order int) *Node {
 	checkOrder(order)
 	var sum *Node
 	for _, t := range a.terms(order) {
-		term := MulScalar(intPow(z, int(t[1])), t[0])
+		term := intPow(z, int(t[1]))
+		if t[0] != 1 {
+			term = MulScalar(term, t[0])
+		}
 		if sum == nil {
 			sum = term
 		} else {

@@ -56,7 +56,7 @@ type Forward struct {
 func (net *Net) Forward(theta *Node) *Forward {
 	fw := &Forward{Net: net, Theta: theta}
 	fw.Z = net.Features(theta)
-	fw.F = ReduceSum(Mul(fw.Phi(0), lead(net.W, fw.Z.Rank())), -1)
+	fw.F = ReduceSum(net.weigh(fw.Phi(0)), -1)
 	fw.R = Sub(fw.F, lead(net.Y, fw.F.Rank()))
 	return fw
 }
@@ -72,7 +72,7 @@ func (fw *Forward) Phi(order int) *Node {
 // A returns A_ij = w_j φ'(z_ij), the coefficients of the Jacobian: ∂f_i/∂θ_j = A_ij x_i.
 func (fw *Forward) A() *Node {
 	if fw.a == nil {
-		fw.a = Mul(fw.Phi(1), lead(fw.Net.W, fw.Z.Rank()))
+		fw.a = fw.Net.weigh(fw.Phi(1))
 	}
 	return fw.a
 }
@@ -103,6 +103,15 @@ func (fw *Forward) JJT() *Node {
 	aat := fastdot.DotGeneral(a, []int{1}, nil, a, []int{1}, nil)
 	xxt := fastdot.DotGeneral(fw.Net.X, []int{1}, nil, fw.Net.X, []int{1}, nil)
 	return Mul(xxt, aat)
+}
+
+// weigh multiplies v [.., n, m] by w along its last axis; with w = 1 (the
+// paper's setting) it is v itself, which saves an op per use on small graphs.
+func (net *Net) weigh(v *Node) *Node {
+	if net.Problem.UnitWeights() {
+		return v
+	}
+	return Mul(v, lead(net.W, v.Rank()))
 }
 
 // lead prepends unit axes to x until it has the given rank, for broadcasting.

@@ -54,6 +54,9 @@ type tangentPoint struct {
 	grad  *tensors.Tensor
 	jg    []float64
 	jjt   []float64
+
+	projected *tensors.Tensor // P∇F, once computed
+	projNorm  float64
 }
 
 func (ts *tangentSpace) at(theta *tensors.Tensor) (*tangentPoint, error) {
@@ -68,6 +71,9 @@ func (ts *tangentSpace) at(theta *tensors.Tensor) (*tangentPoint, error) {
 // project returns P∇F and its norm ‖grad_M F‖, computed as ∇F − Jᵀc (not
 // through ‖∇F‖² − ..., which cancels catastrophically near a stationary point).
 func (tp *tangentPoint) project() (*tensors.Tensor, float64, error) {
+	if tp.projected != nil {
+		return tp.projected, tp.projNorm, nil
+	}
 	c, err := linalg.SolveSPD(tp.jjt, tp.ts.p.N, tp.jg)
 	if err != nil {
 		return nil, math.NaN(), fmt.Errorf("%w: %v", ErrSingularJJT, err)
@@ -76,5 +82,6 @@ func (tp *tangentPoint) project() (*tensors.Tensor, float64, error) {
 	if err != nil {
 		return nil, math.NaN(), err
 	}
-	return out[0], scalar(out[1]), nil
+	tp.projected, tp.projNorm = out[0], scalar(out[1])
+	return tp.projected, tp.projNorm, nil
 }

@@ -71,6 +71,16 @@ func DefaultConfig() Config {
 	return Config{Eta: 0.05, Sigma: 0.03, Rho: 0.05, SAMBatch: 1, Lambda: 0.01, RetractTol: 1e-12}
 }
 
+// DefaultEta is a trainer's default step size: the paper's η = 0.05, except
+// for riemannian, whose η is only the largest step its safeguard may take
+// (it halves η until Tr D²L decreases, then lets it grow back).
+func DefaultEta(trainer string) float64 {
+	if strings.ToLower(trainer) == "riemannian" {
+		return 1
+	}
+	return DefaultConfig().Eta
+}
+
 type constructor func(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error)
 
 var registry = map[string]constructor{}

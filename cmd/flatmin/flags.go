@@ -58,8 +58,12 @@ func problemFlags(fs *pflag.FlagSet, c *runner.Config) {
 // trainerFlags registers the trainer and run flags.
 func trainerFlags(fs *pflag.FlagSet, c *runner.Config) {
 	fs.StringVar(&c.Trainer, "trainer", c.Trainer, "trainer: "+trainerList())
-	fs.Float64Var(&c.Eta, "eta", c.Eta, "step size η")
+	fs.Float64Var(&c.Eta, "eta", c.Eta, "step size η (default 0.05; riemannian: 1, the largest step its safeguard may take)")
 	fs.Float64Var(&c.Sigma, "sigma", c.Sigma, "label-noise standard deviation σ (labelnoise)")
+	fs.Float64Var(&c.Rho, "rho", c.Rho, "1-SAM perturbation radius ρ (sam1)")
+	fs.IntVar(&c.SAMBatch, "sam-batch", c.SAMBatch, "examples per 1-SAM step, each with its own perturbation (sam1)")
+	fs.Float64Var(&c.Lambda, "lambda", c.Lambda, "weight λ of Tr D²L in L + λ Tr D²L (penalty)")
+	fs.Float64Var(&c.RetractTol, "retract-tol", c.RetractTol, "retraction tolerance on ‖f − y‖, relative to ‖y‖ (riemannian)")
 	fs.Int64Var(&c.Steps, "steps", c.Steps, "number of steps")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of Θ₀ and of the trainer's noise")
 	fs.Float64Var(&c.InitScale, "init-scale", c.InitScale, "Θ₀ entries are N(0, init-scale²)")
@@ -68,8 +72,11 @@ func trainerFlags(fs *pflag.FlagSet, c *runner.Config) {
 	fs.Float64Var(&c.MaxLoss, "max-loss", c.MaxLoss, "stop as diverged when the loss exceeds this")
 }
 
-// checkSizes rejects sizes given as ≤ 0: in Config, 0 means "not given".
+// checkSizes rejects sizes and η given as ≤ 0: in Config, 0 means "not given".
 func checkSizes(fs *pflag.FlagSet, c *runner.Config) error {
+	if fs.Changed("eta") && !(c.Eta > 0) {
+		return runner.Input(fmt.Errorf("--eta must be positive, got %v", c.Eta))
+	}
 	for _, s := range []struct {
 		name string
 		v    int

@@ -34,7 +34,7 @@ type Config struct {
 
 	// The run.
 	Trainer    string  `json:"trainer"`
-	Eta        float64 `json:"eta"`
+	Eta        float64 `json:"eta"` // 0 means the trainer's default (trainers.DefaultEta)
 	Sigma      float64 `json:"sigma"`
 	Rho        float64 `json:"rho"`
 	SAMBatch   int     `json:"sam_batch"`
@@ -62,7 +62,7 @@ func DefaultConfig() Config {
 	tc := trainers.DefaultConfig()
 	return Config{
 		Activation: "cubic", Nu: 0, K: 1, Labels: "uniform:0.5,1", DataSeed: 1,
-		Trainer: "labelnoise", Eta: tc.Eta, Sigma: tc.Sigma, Rho: tc.Rho, SAMBatch: tc.SAMBatch,
+		Trainer: "labelnoise", Eta: 0, Sigma: tc.Sigma, Rho: tc.Rho, SAMBatch: tc.SAMBatch,
 		Lambda: tc.Lambda, RetractTol: tc.RetractTol,
 		Steps: DefaultSteps, LogEvery: 2000, Seed: 1, InitScale: 0.5, MaxLoss: trainers.DefaultMaxLoss,
 	}

@@ -83,6 +83,9 @@ func Prepare(cfg Config, b backends.Backend, opt Options) (*Setup, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, Input(err)
 	}
+	if cfg.Eta == 0 {
+		cfg.Eta = trainers.DefaultEta(cfg.Trainer)
+	}
 	p := opt.Problem
 	if p == nil {
 		var err error

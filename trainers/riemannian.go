@@ -1,0 +1,272 @@
+package trainers
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/flatmin/flatmin/internal/linalg"
+	"github.com/flatmin/flatmin/model"
+	"github.com/gomlx/gomlx/backends"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+func init() { register("riemannian", newRiemannian) }
+
+// Riemannian's per-run scalars in State.Extra, logged as metrics columns.
+const (
+	extraEta      = "eta"              // the current step size (halved by the safeguard)
+	extraHalvings = "halvings"         // how many times η was halved so far
+	extraRetract  = "retraction_iters" // Newton iterations of the last retraction
+)
+
+// riemannian is the explicit projected flow of F = Tr D²L on the manifold of
+// zero loss M = {Θ : f(Θ) = y}:
+//
+//	Θ ← R(Θ − η P ∇F),   P v = v − Jᵀ (J Jᵀ)⁻¹ J v,
+//
+// where the retraction R returns to M by Gauss–Newton steps
+// Θ ← Θ − Jᵀ (J Jᵀ)⁻¹ (f − y) until ‖f − y‖ ≤ tol·‖y‖. J is never formed; the
+// n×n systems are solved on the host by Cholesky. The safeguard halves η
+// (and retries the step) when F does not decrease (Armijo) or the retraction
+// does not converge; after each accepted step η grows back by 2%, never
+// beyond the nominal --eta, so η tracks the largest stable step.
+type riemannian struct {
+	p        *model.Problem
+	ts       *tangentSpace
+	residual *Exec // Θ → (r, J Jᵀ)
+	correct  *Exec // (Θ, δ) → (Θ − Jᵀδ, r, J Jᵀ at the new Θ)
+	move     *Exec // (Θ, v, η) → Θ − η v
+	eta      float64
+	tol      float64 // absolute residual tolerance
+
+	// last caches F and ∇F at the current Θ; it saves work only and changes no result.
+	last *tangentPoint
+}
+
+// Retraction limits.
+const (
+	initRetractIters = 200 // from Θ₀, possibly far from M, with backtracking
+	stepRetractIters = 12  // after a step, close to M: Newton converges quadratically
+	maxHalvings      = 60
+	etaRecovery      = 1.02 // growth of η per accepted step, up to the nominal η
+	armijo           = 1e-4 // sufficient-decrease constant c: F must fall by c η ‖P∇F‖²
+)
+
+func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
+	if p.Act.DerivativeSignChanges() {
+		return nil, fmt.Errorf("riemannian needs φ' ≥ 0 with isolated zeros; %s has φ' changing sign (use ν ≥ 0)", p.Act.Name())
+	}
+	if !(cfg.RetractTol > 0) || cfg.RetractTol >= 1 {
+		return nil, fmt.Errorf("--retract-tol must be in (0, 1), got %v", cfg.RetractTol)
+	}
+	ts, err := newTangentSpace(b, p)
+	if err != nil {
+		return nil, err
+	}
+	residual, err := compile(b, func(theta *Node) (*Node, *Node) {
+		fw := model.NewNet(theta.Graph(), p).Forward(theta)
+		return fw.R, fw.JJT()
+	})
+	if err != nil {
+		return nil, err
+	}
+	correct, err := compile(b, func(theta, delta *Node) (*Node, *Node, *Node) {
+		net := model.NewNet(theta.Graph(), p)
+		next := Sub(theta, net.Forward(theta).JTc(delta))
+		fw := net.Forward(next)
+		return next, fw.R, fw.JJT()
+	})
+	if err != nil {
+		return nil, err
+	}
+	move, err := compile(b, func(theta, v, eta *Node) *Node { return Sub(theta, Mul(v, eta)) })
+	if err != nil {
+		return nil, err
+	}
+	yNorm := 0.0
+	for _, y := range p.Y {
+		yNorm += y * y
+	}
+	tol := cfg.RetractTol * math.Max(math.Sqrt(yNorm), 1e-300)
+	return &riemannian{p: p, ts: ts, residual: residual, correct: correct, move: move, eta: cfg.Eta, tol: tol}, nil
+}
+
+func (t *riemannian) Name() string     { return "riemannian" }
+func (t *riemannian) Extras() []string { return []string{extraEta, extraHalvings, extraRetract} }
+
+// Init retracts Θ₀ onto M by damped Gauss–Newton (the step is halved until
+// the residual decreases) and sets the step size.
+func (t *riemannian) Init(s *State) error {
+	theta, iters, err := t.retract(s.Theta, initRetractIters, true)
+	if err != nil {
+		return fmt.Errorf("could not reach the manifold of zero loss from Θ₀: %w", err)
+	}
+	s.Theta = theta
+	s.Extra[extraEta] = t.eta
+	s.Extra[extraHalvings] = 0
+	s.Extra[extraRetract] = float64(iters)
+	return nil
+}
+
+// errNoConvergence is a retraction that did not reach the tolerance.
+var errNoConvergence = errors.New("retraction did not converge")
+
+// retract runs Gauss–Newton from theta until ‖f − y‖ ≤ tol.
+func (t *riemannian) retract(theta *tensors.Tensor, maxIters int, damped bool) (*tensors.Tensor, int, error) {
+	out, err := run(t.residual, theta)
+	if err != nil {
+		return nil, 0, err
+	}
+	r, jjt := tensors.MustCopyFlatData[float64](out[0]), tensors.MustCopyFlatData[float64](out[1])
+	rn := norm(r)
+	for it := 0; ; it++ {
+		if math.IsNaN(rn) || math.IsInf(rn, 0) {
+			return nil, it, fmt.Errorf("%w: the residual is %v", errNoConvergence, rn)
+		}
+		if rn <= t.tol {
+			// One more Newton step takes the residual from the tolerance to
+			// rounding level, at the cost of one solve.
+			if polished, pr, ok := t.polish(theta, r, jjt, rn); ok {
+				return polished, it + 1, nil
+			} else {
+				_ = pr
+			}
+			return theta, it, nil
+		}
+		if it == maxIters {
+			return nil, it, fmt.Errorf("%w: residual %.3g after %d Gauss–Newton steps (tolerance %.3g)", errNoConvergence, rn, it, t.tol)
+		}
+		delta, err := linalg.SolveSPD(jjt, t.p.N, r)
+		if err != nil {
+			return nil, it, fmt.Errorf("%w: %v", ErrSingularJJT, err)
+		}
+		accepted := false
+		for scale := 1.0; scale > 1e-6; scale /= 2 {
+			d := delta
+			if scale != 1 {
+				d = make([]float64, len(delta))
+				for i := range d {
+					d[i] = scale * delta[i]
+				}
+			}
+			out, err := run(t.correct, theta, tensors.FromFlatDataAndDimensions(d, len(d)))
+			if err != nil {
+				return nil, it, err
+			}
+			nr := tensors.MustCopyFlatData[float64](out[1])
+			if n := norm(nr); !damped || n < rn {
+				theta, r, jjt, rn = out[0], nr, tensors.MustCopyFlatData[float64](out[2]), n
+				accepted = true
+				break
+			}
+		}
+		if !accepted {
+			return nil, it, fmt.Errorf("%w: no Gauss–Newton step reduces the residual %.3g", errNoConvergence, rn)
+		}
+	}
+}
+
+// polish tries one Gauss–Newton step from a point already within tolerance
+// and keeps it if it lowers the residual.
+func (t *riemannian) polish(theta *tensors.Tensor, r, jjt []float64, rn float64) (*tensors.Tensor, float64, bool) {
+	if rn == 0 {
+		return nil, 0, false
+	}
+	delta, err := linalg.SolveSPD(jjt, t.p.N, r)
+	if err != nil {
+		return nil, 0, false
+	}
+	out, err := run(t.correct, theta, tensors.FromFlatDataAndDimensions(delta, len(delta)))
+	if err != nil {
+		return nil, 0, false
+	}
+	n := norm(tensors.MustCopyFlatData[float64](out[1]))
+	if n < rn {
+		return out[0], n, true
+	}
+	return nil, 0, false
+}
+
+// Step takes one projected step, halving η until F decreases and the
+// retraction converges. It returns the loss at Θ before the step.
+func (t *riemannian) Step(s *State) (float64, error) {
+	eta := s.Extra[extraEta]
+	if eta == 0 {
+		eta = t.eta
+	}
+	tp := t.last
+	if tp == nil || tp.theta != s.Theta {
+		var err error
+		if tp, err = t.ts.at(s.Theta); err != nil {
+			return math.NaN(), err
+		}
+	}
+	loss, err := t.loss(s.Theta)
+	if err != nil {
+		return math.NaN(), err
+	}
+	v, vnorm, err := tp.project()
+	if err != nil {
+		return math.NaN(), t.singular(s, err)
+	}
+	for range maxHalvings {
+		cand, err := run(t.move, s.Theta, v, tensors.FromScalar(eta))
+		if err != nil {
+			return math.NaN(), err
+		}
+		next, iters, rerr := t.retract(cand[0], stepRetractIters, false)
+		if rerr == nil {
+			np, err := t.ts.at(next)
+			if err != nil {
+				return math.NaN(), err
+			}
+			// Sufficient decrease (Armijo), up to rounding. At the largest such
+			// η, stiff directions may oscillate (‖grad_M F‖ can rise for a few
+			// steps, at the edge of stability) while F keeps falling; the gain
+			// in the slow directions is worth it.
+			if np.F <= tp.F-armijo*eta*vnorm*vnorm+1e-14*math.Abs(tp.F) {
+				s.Theta = next
+				s.Step++
+				s.Extra[extraRetract] = float64(iters)
+				t.last = np
+				// Let η recover toward its nominal value, so that an early
+				// halving (far from the optimum, where F is steep) does not slow
+				// the whole run.
+				s.Extra[extraEta] = math.Min(eta*etaRecovery, t.eta)
+				return loss, nil
+			}
+		} else if errors.Is(rerr, ErrSingularJJT) {
+			return math.NaN(), t.singular(s, rerr)
+		}
+		eta /= 2
+		s.Extra[extraHalvings]++
+	}
+	return math.NaN(), fmt.Errorf("step size η fell below %.3g without decreasing Tr D²L: Θ may be stationary to rounding, or J Jᵀ ill-conditioned", eta)
+}
+
+func (t *riemannian) singular(s *State, err error) error {
+	hint := "e.g. duplicate or collinear data points, or all neurons with φ'(θ_j·x_i) = 0 for some i"
+	if t.p.N > t.p.D {
+		hint = fmt.Sprintf("n = %d > d = %d: check for collinear data points", t.p.N, t.p.D)
+	}
+	return fmt.Errorf("J Jᵀ is singular at step %d (%s): %w", s.Step, hint, err)
+}
+
+func (t *riemannian) loss(theta *tensors.Tensor) (float64, error) {
+	out, err := run(t.residual, theta)
+	if err != nil {
+		return math.NaN(), err
+	}
+	r := norm(tensors.MustCopyFlatData[float64](out[0]))
+	return r * r, nil
+}
+
+func norm(v []float64) float64 {
+	s := 0.0
+	for _, x := range v {
+		s += x * x
+	}
+	return math.Sqrt(s)
+}
