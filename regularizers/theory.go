@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/flatmin/flatmin/internal/linalg"
 	"github.com/flatmin/flatmin/model"
 )
 
@@ -48,4 +49,72 @@ func (o Optimum) TheoryGap(z []float64, n, m int) float64 {
 		}
 	}
 	return gap
+}
+
+// Theory collects what the paper says about a problem: the activation's
+// constants, the data's coherence μ, which assumptions hold, Theorem 2's
+// optimum and Theorem 3's time bound.
+type Theory struct {
+	Activation  string
+	Constants   model.Constants
+	Mu          float64 // λ_min(X Xᵀ)
+	Assumption2 bool    // n ≤ d and the x_i linearly independent (μ > 0)
+	Why2        string
+	Optimum     Optimum
+	// Eps and F0 are Theorem 3's accuracy and F = Tr D²L at the flow's start
+	// on the manifold (NaN if unknown); TimeBound is the flow time after which
+	// ‖grad_M F‖ ≤ ε (NaN unless Assumptions 1–3 hold).
+	Eps, F0, TimeBound float64
+	// Note says what the theory predicts when w is not all ones.
+	Note string
+}
+
+// PredictTheory evaluates the paper's assumptions and predictions for p.
+func PredictTheory(p *model.Problem, eps, f0 float64) Theory {
+	th := Theory{Activation: p.Act.Name(), Constants: p.Act.Constants(), Optimum: PredictOptimum(p), Eps: eps, F0: f0, TimeBound: math.NaN()}
+	gram := make([]float64, p.N*p.N)
+	trace := 0.0
+	for i := range p.N {
+		for k := range p.N {
+			for c := range p.D {
+				gram[i*p.N+k] += p.X[i*p.D+c] * p.X[k*p.D+c]
+			}
+		}
+		trace += gram[i*p.N+i]
+	}
+	th.Mu = math.NaN()
+	if mu, err := linalg.MinEigenSym(gram, p.N); err == nil {
+		th.Mu = math.Max(mu, 0)
+	}
+	switch {
+	case p.N > p.D:
+		th.Why2 = fmt.Sprintf("Assumption 2 fails: n = %d > d = %d, so the x_i cannot be linearly independent (μ = 0); Z cannot become rank one", p.N, p.D)
+		th.Mu = 0
+	case !(th.Mu > 1e-12*trace):
+		th.Why2 = "Assumption 2 fails: the x_i are linearly dependent (μ = λ_min(X Xᵀ) ≈ 0)"
+	default:
+		th.Assumption2 = true
+	}
+	switch {
+	case !p.UnitWeights():
+		th.Note = "w is not all ones: at a stationary point φ''(z_ij) = α_i/w_j, so φ''(Z), not Z, becomes rank one"
+	case p.N > p.D && th.Optimum.OK:
+		th.Note = "n > d: θ_j·x_i = z*_i for all i has no solution in general, so F* is a lower bound Tr D²L does not reach and the theory gap stays positive"
+	}
+	c := th.Constants
+	if c.Assumption1 && c.Assumption3 && th.Assumption2 && eps > 0 && !math.IsNaN(f0) {
+		b2 := c.Beta * c.Beta
+		r := c.Rho1 * c.Rho2
+		th.TimeBound = f0/(th.Mu*b2) + math.Log(math.Max(b2/(r*r*eps*eps), 1))/(r*th.Mu)
+	}
+	return th
+}
+
+// Why lists the reasons the theorems do not apply, empty when they all do.
+func (t Theory) Why() []string {
+	why := append([]string(nil), t.Constants.Why...)
+	if t.Why2 != "" {
+		why = append(why, t.Why2)
+	}
+	return why
 }

@@ -110,6 +110,63 @@ func (m Metrics) Fields() []Field {
 // MarshalJSON writes Fields as one object.
 func (m Metrics) MarshalJSON() ([]byte, error) { return MarshalFields(m.Fields()) }
 
+// UnmarshalJSON reads what MarshalJSON writes; null reads back as NaN and
+// unknown keys as extras.
+func (m *Metrics) UnmarshalJSON(data []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	*m = Metrics{Extra: map[string]float64{}}
+	ptrs := []*float64{nil, &m.Loss, &m.TraceHessian, &m.TraceHessianManifold, &m.TraceMin,
+		&m.TheoryGap, &m.GradNorm, &m.RiemannianGradNorm, &m.EffectiveRank}
+	for i, name := range MetricNames {
+		msg, ok := raw[name]
+		delete(raw, name)
+		if !ok {
+			if i > 0 {
+				*ptrs[i] = math.NaN()
+			}
+			continue
+		}
+		if i == 0 {
+			if err := json.Unmarshal(msg, &m.Step); err != nil {
+				return fmt.Errorf("metrics step: %w", err)
+			}
+			continue
+		}
+		var f JSONFloat
+		if err := json.Unmarshal(msg, &f); err != nil {
+			return fmt.Errorf("metrics %s: %w", name, err)
+		}
+		*ptrs[i] = float64(f)
+	}
+	for name, dst := range map[string]*[]float64{"singular_values_Z": &m.SingularValuesZ, "singular_values_theta": &m.SingularValuesTheta} {
+		var fs []JSONFloat
+		if msg, ok := raw[name]; ok {
+			if err := json.Unmarshal(msg, &fs); err != nil {
+				return fmt.Errorf("metrics %s: %w", name, err)
+			}
+		}
+		delete(raw, name)
+		for _, f := range fs {
+			*dst = append(*dst, float64(f))
+		}
+	}
+	for name, msg := range raw {
+		var f JSONFloat
+		if err := json.Unmarshal(msg, &f); err != nil {
+			return fmt.Errorf("metrics %s: %w", name, err)
+		}
+		if name == "wall_seconds" {
+			m.WallSeconds = float64(f)
+		} else {
+			m.Extra[name] = float64(f)
+		}
+	}
+	return nil
+}
+
 // MarshalFields writes fields as one JSON object, in order.
 func MarshalFields(fields []Field) ([]byte, error) {
 	var buf bytes.Buffer
@@ -141,6 +198,20 @@ func (f JSONFloat) MarshalJSON() ([]byte, error) {
 		return []byte("null"), nil
 	}
 	return []byte(formatFloat(v)), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler: null reads back as NaN.
+func (f *JSONFloat) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		*f = JSONFloat(math.NaN())
+		return nil
+	}
+	var v float64
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*f = JSONFloat(v)
+	return nil
 }
 
 func jsonFloats(vs []float64) []JSONFloat {
@@ -234,8 +305,9 @@ func nanSlice(n int) []float64 {
 // Report is what `flatmin inspect` prints: the metrics of one Θ (without the
 // step and wall time of a run) and optional estimates.
 type Report struct {
-	Metrics    Metrics
-	Hutchinson *HutchinsonReport
+	Metrics       Metrics
+	TopEigenvalue float64 // λ_max of the loss Hessian, NaN if power iteration failed
+	Hutchinson    *HutchinsonReport
 }
 
 // HutchinsonReport is Hutchinson's estimate of Tr D²L.
@@ -245,7 +317,7 @@ type HutchinsonReport struct {
 	Probes   int     `json:"probes"`
 }
 
-// MarshalJSON writes the metrics' fields and "hutchinson" (null when not asked).
+// MarshalJSON writes the metrics' fields, "top_eigenvalue" and "hutchinson" (null when not asked).
 func (r Report) MarshalJSON() ([]byte, error) {
 	var fields []Field
 	for _, f := range r.Metrics.Fields() {
@@ -253,7 +325,7 @@ func (r Report) MarshalJSON() ([]byte, error) {
 			fields = append(fields, f)
 		}
 	}
-	fields = append(fields, Field{"hutchinson", r.Hutchinson})
+	fields = append(fields, Field{"top_eigenvalue", JSONFloat(r.TopEigenvalue)}, Field{"hutchinson", r.Hutchinson})
 	return MarshalFields(fields)
 }
 
@@ -276,4 +348,23 @@ func Hutchinson(b backends.Backend, p *model.Problem, theta *tensors.Tensor, pro
 		return nil, err
 	}
 	return &HutchinsonReport{Estimate: scalar(out[0]), Stderr: scalar(out[1]), Probes: probes}, nil
+}
+
+// TopEigenvalue returns the largest eigenvalue of the loss Hessian at Θ (the
+// sharpness SAM targets), by power iteration on autodiff Hessian-vector products.
+func TopEigenvalue(b backends.Backend, p *model.Problem, theta *tensors.Tensor) (float64, error) {
+	exec, err := compile(b, func(th, v *Node) *Node {
+		net := model.NewNet(th.Graph(), p)
+		return regularizers.HessianVectorProduct(func(x *Node) *Node { return net.Forward(x).Loss() }, th, v)
+	})
+	if err != nil {
+		return math.NaN(), err
+	}
+	return regularizers.TopEigenvalue(func(v []float64) ([]float64, error) {
+		out, err := run(exec, theta, tensors.FromFlatDataAndDimensions(v, p.M, p.D))
+		if err != nil {
+			return nil, err
+		}
+		return tensors.MustCopyFlatData[float64](out[0]), nil
+	}, p.M*p.D, regularizers.PowerOptions{})
 }

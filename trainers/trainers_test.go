@@ -2,6 +2,7 @@ package trainers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"testing"
@@ -289,5 +290,23 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		if _, err := New(c.trainer, b, p, cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+func TestMetricsJSONRoundTrip(t *testing.T) {
+	m := Metrics{Step: 42, Loss: 1.5, TraceHessian: 3, TraceHessianManifold: 2.5, TraceMin: math.NaN(), TheoryGap: 0.25,
+		GradNorm: 1e-3, RiemannianGradNorm: math.Inf(1), EffectiveRank: 1.1, SingularValuesZ: []float64{2, math.NaN()},
+		SingularValuesTheta: []float64{1}, WallSeconds: 0.5, Extra: map[string]float64{"eta": 0.25}}
+	data, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Metrics
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := json.Marshal(back)
+	if string(again) != string(data) || back.Step != 42 || !math.IsNaN(back.TraceMin) || back.Extra["eta"] != 0.25 || !math.IsNaN(back.SingularValuesZ[1]) {
+		t.Errorf("round trip:\n%s\n%s", data, again)
 	}
 }

@@ -6,6 +6,8 @@
 //
 //	flatmin train   [flags]   train one run into a run directory
 //	flatmin inspect [flags]   metrics of a saved Θ, as JSON
+//	flatmin compare [flags]   several trainers side by side
+//	flatmin theory  [flags]   the paper's predictions for a problem
 //	flatmin version           versions and backends
 //
 // `flatmin <command> --help` lists a command's flags.
@@ -43,6 +45,8 @@ func commands() []command {
 	return []command{
 		{"train", "train one run and write metrics.csv, summary.json and theta.npy", cmdTrain},
 		{"inspect", "print the metrics of a saved Θ as one JSON object", cmdInspect},
+		{"compare", "run several trainers on the same data from the same Θ₀ and print one table", cmdCompare},
+		{"theory", "the paper's predictions for a problem: φ⁻¹(y_i/m), F*, constants, assumptions, time bound", cmdTheory},
 		{"version", "print flatmin's version and the backends it can use", cmdVersion},
 	}
 }

@@ -93,6 +93,9 @@ func TestTrainWritesRunAndInspectReproducesIt(t *testing.T) {
 				t.Errorf("%v: singular value %d = %v, run %v", args, i, sv[i], want[i])
 			}
 		}
+		if ev, ok := got["top_eigenvalue"].(float64); !ok || !(ev > 0) {
+			t.Errorf("%v: top_eigenvalue %v", args, got["top_eigenvalue"])
+		}
 		if got["hutchinson"] != nil {
 			t.Errorf("hutchinson without --probes: %v", got["hutchinson"])
 		}
@@ -255,4 +258,14 @@ func TestPureGoBinary(t *testing.T) {
 		t.Errorf("xla in a noxla build: %v, %s", err, out)
 	}
 	_ = runtime.GOOS
+}
+
+func writeNpy(t *testing.T, path string, values []float64, dims ...int) {
+	data, err := runio.EncodeNpy(values, dims...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

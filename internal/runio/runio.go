@@ -81,11 +81,14 @@ func WriteNpy(path string, values []float64, dims ...int) error {
 
 // WriteJSON writes v as indented JSON, atomically.
 func WriteJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, append(data, '\n'))
+	return WriteFileAtomic(path, buf.Bytes())
 }
 
 // CSVLog is an append-only CSV file. Each row goes to the file in one write,

@@ -3,6 +3,7 @@ package runner
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -81,6 +82,9 @@ func Inspect(b backends.Backend, req InspectRequest) (*trainers.Report, error) {
 		return nil, err
 	}
 	report := &trainers.Report{Metrics: m}
+	if report.TopEigenvalue, err = trainers.TopEigenvalue(b, p, t); err != nil {
+		report.TopEigenvalue = math.NaN()
+	}
 	if req.Probes > 0 {
 		if report.Hutchinson, err = trainers.Hutchinson(b, p, t, req.Probes, req.Seed); err != nil {
 			return nil, err

@@ -167,6 +167,9 @@ func (s *Setup) Train(ctx context.Context, b backends.Backend, dir string, opt O
 		runErr = err
 	}
 	var div *trainers.DivergedError
+	if errors.Is(runErr, trainers.ErrSingularJJT) {
+		return nil, Input(runErr) // a property of the data and model the user gave
+	}
 	if runErr != nil && !errors.As(runErr, &div) {
 		return nil, runErr
 	}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flatmin/flatmin/internal/backend"
+	"github.com/flatmin/flatmin/internal/runner"
+)
+
+func cmdCompare(args []string, stdout, stderr io.Writer) error {
+	cfg := runner.DefaultConfig()
+	fs := newFlagSet("compare", "compare --trainers a,b,... [flags]", stdout)
+	list := fs.String("trainers", "labelnoise,sam1,riemannian,penalty,gd", "trainers to run, comma-separated")
+	params := fs.StringArray("param", nil, "per-trainer setting trainer.key=value (keys: eta, sigma, rho, sam_batch, lambda, retract_tol, steps, log_every, seed); repeatable")
+	trainerFlags(fs, &cfg)
+	fs.Lookup("trainer").Hidden = true
+	problemFlags(fs, &cfg)
+	out := fs.String("out", "", "directory to create, one subdirectory per trainer (default runs/compare-<time>)")
+	quiet := fs.Bool("quiet", false, "print nothing but errors")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkSizes(fs, &cfg); err != nil {
+		return err
+	}
+	var ps []runner.Param
+	for _, s := range *params {
+		p, err := runner.ParseParam(s)
+		if err != nil {
+			return runner.Input(err)
+		}
+		ps = append(ps, p)
+	}
+	var names []string
+	for _, n := range strings.Split(*list, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	b, err := backend.Open(cfg.Backend)
+	if err != nil {
+		return runner.Input(err)
+	}
+	cfg.Backend = backend.Resolve(cfg.Backend)
+	dir := *out
+	if dir == "" {
+		dir = filepath.Join("runs", "compare-"+time.Now().Format("20060102-150405.000"))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rows, err := runner.Compare(ctx, cfg, names, ps, b, dir, runner.Options{Progress: terminal(stderr, *quiet)})
+	if len(rows) > 0 && !*quiet {
+		printComparison(stdout, rows, dir)
+	}
+	return err
+}
+
+func printComparison(w io.Writer, rows []runner.CompareRow, dir string) {
+	fmt.Fprintf(w, "%-11s %9s %9s %12s %14s %12s %10s\n", "trainer", "steps", "wall s", "final loss", "TrD²L_M / F*", "theory gap", "σ2/σ1(Z)")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%-11s %9d %9.1f %12.4g %14.10g %12.4g %10.4g", r.Trainer, r.Steps, r.WallSeconds,
+			float64(r.Loss), float64(r.TraceRatio), float64(r.TheoryGap), float64(r.Sigma21))
+		if r.Diverged {
+			fmt.Fprint(w, "  DIVERGED")
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "runs in %s (one subdirectory per trainer; table in %s)\n", dir, runner.CompareFile)
+}

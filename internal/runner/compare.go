@@ -1,0 +1,161 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/trainers"
+	"github.com/gomlx/gomlx/backends"
+)
+
+// CompareFile is the comparison's table, in the comparison's directory.
+const CompareFile = "compare.json"
+
+// Param is one per-trainer override "trainer.key=value".
+type Param struct {
+	Trainer, Key, Value string
+}
+
+// ParseParam reads "trainer.key=value".
+func ParseParam(s string) (Param, error) {
+	lhs, value, ok := strings.Cut(s, "=")
+	trainer, key, ok2 := strings.Cut(lhs, ".")
+	if !ok || !ok2 || trainer == "" || key == "" {
+		return Param{}, fmt.Errorf("--param %q: want trainer.key=value, e.g. riemannian.eta=0.5", s)
+	}
+	return Param{Trainer: trainer, Key: key, Value: value}, nil
+}
+
+// Apply sets one of the run settings a trainer may override.
+func (p Param) Apply(c *Config) error {
+	f := func() (float64, error) { return strconv.ParseFloat(p.Value, 64) }
+	i := func() (int64, error) { return strconv.ParseInt(p.Value, 10, 64) }
+	var err error
+	switch p.Key {
+	case "eta":
+		c.Eta, err = f()
+		if err == nil && !(c.Eta > 0) {
+			err = errors.New("must be positive")
+		}
+	case "sigma":
+		c.Sigma, err = f()
+	case "rho":
+		c.Rho, err = f()
+	case "lambda":
+		c.Lambda, err = f()
+	case "retract_tol":
+		c.RetractTol, err = f()
+	case "sam_batch":
+		var v int64
+		v, err = i()
+		c.SAMBatch = int(v)
+	case "steps":
+		c.Steps, err = i()
+	case "log_every":
+		c.LogEvery, err = i()
+	case "seed":
+		c.Seed, err = strconv.ParseUint(p.Value, 10, 64)
+	default:
+		return fmt.Errorf("--param %s.%s: unknown key %q (use eta, sigma, rho, sam_batch, lambda, retract_tol, steps, log_every, seed)", p.Trainer, p.Key, p.Key)
+	}
+	if err != nil {
+		return fmt.Errorf("--param %s.%s=%s: %v", p.Trainer, p.Key, p.Value, err)
+	}
+	return nil
+}
+
+// CompareRow is one trainer's line of the comparison.
+type CompareRow struct {
+	Trainer     string             `json:"trainer"`
+	Dir         string             `json:"dir"`
+	Steps       int64              `json:"steps"`
+	WallSeconds float64            `json:"wall_seconds"`
+	Loss        trainers.JSONFloat `json:"loss"`
+	TraceRatio  trainers.JSONFloat `json:"trace_ratio"` // trace_hessian_manifold / trace_min
+	TheoryGap   trainers.JSONFloat `json:"theory_gap"`
+	Sigma21     trainers.JSONFloat `json:"sigma2_over_sigma1"` // σ2/σ1 of Z
+	Diverged    bool               `json:"diverged"`
+	Error       string             `json:"error,omitempty"`
+}
+
+// Compare runs each trainer on the same data from the same Θ₀, each into
+// dir/<trainer>, and writes dir/compare.json. A trainer that diverges is
+// reported in its row; bad settings stop everything before any run starts.
+func Compare(ctx context.Context, base Config, names []string, params []Param, b backends.Backend, dir string, opt Options) ([]CompareRow, error) {
+	if len(names) == 0 {
+		return nil, Input(errors.New("--trainers: give at least one trainer"))
+	}
+	for k, n := range names {
+		if slices.Contains(names[:k], n) {
+			return nil, Input(fmt.Errorf("--trainers: %q is listed twice", n))
+		}
+	}
+	for _, p := range params {
+		if !slices.Contains(names, p.Trainer) {
+			return nil, Input(fmt.Errorf("--param %s.%s: %q is not among --trainers", p.Trainer, p.Key, p.Trainer))
+		}
+	}
+	if err := base.Check(); err != nil {
+		return nil, Input(err)
+	}
+	problem, err := base.Problem()
+	if err != nil {
+		return nil, Input(err)
+	}
+	theta0, err := base.Theta0(problem)
+	if err != nil {
+		return nil, Input(err)
+	}
+	opt.Problem, opt.Theta0 = problem, theta0
+	setups := make([]*Setup, len(names))
+	for k, name := range names {
+		cfg := base
+		cfg.Trainer = name
+		for _, p := range params {
+			if p.Trainer == name {
+				if err := p.Apply(&cfg); err != nil {
+					return nil, Input(err)
+				}
+			}
+		}
+		if setups[k], err = Prepare(cfg, b, opt); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if err := PrepareOutDir(dir); err != nil {
+		return nil, Input(err)
+	}
+	var rows []CompareRow
+	for k, s := range setups {
+		sub := filepath.Join(dir, names[k])
+		sum, err := s.Train(ctx, b, sub, opt)
+		row := CompareRow{Trainer: names[k], Dir: sub}
+		var div *trainers.DivergedError
+		switch {
+		case err != nil && !errors.As(err, &div):
+			return rows, fmt.Errorf("%s: %w", names[k], err)
+		case sum != nil:
+			f := sum.Final
+			row.Steps, row.WallSeconds, row.Diverged, row.Error = sum.Steps, sum.WallSeconds, sum.Diverged, sum.Error
+			row.Loss = trainers.JSONFloat(f.Loss)
+			row.TraceRatio = trainers.JSONFloat(f.TraceHessianManifold / f.TraceMin)
+			row.TheoryGap = trainers.JSONFloat(f.TheoryGap)
+			row.Sigma21 = trainers.JSONFloat(math.NaN())
+			if len(f.SingularValuesZ) > 1 {
+				row.Sigma21 = trainers.JSONFloat(f.SingularValuesZ[1] / f.SingularValuesZ[0])
+			}
+		}
+		rows = append(rows, row)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return rows, runio.WriteJSON(filepath.Join(dir, CompareFile), rows)
+}
