@@ -31,6 +31,9 @@ type LoopConfig struct {
 	// is also called at the end of the run, interrupted or not.
 	CheckpointEvery int64
 	Checkpoint      func(s *State, wall time.Duration) error
+	// Snapshots lists steps (ascending) at which Snapshot is called with the state.
+	Snapshots []int64
+	Snapshot  func(s *State) error
 }
 
 // DefaultMaxLoss is the loss above which a run counts as diverged.
@@ -92,7 +95,21 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 	}
 	var last Metrics
 	var err error
+	nextSnap := 0
+	snapshot := func() error {
+		for nextSnap < len(cfg.Snapshots) && cfg.Snapshots[nextSnap] < s.Step {
+			nextSnap++ // already taken before a resume
+		}
+		if nextSnap < len(cfg.Snapshots) && cfg.Snapshots[nextSnap] == s.Step && cfg.Snapshot != nil {
+			nextSnap++
+			return cfg.Snapshot(s)
+		}
+		return nil
+	}
 	if cfg.Fresh {
+		if err := snapshot(); err != nil {
+			return Result{}, err
+		}
 		if last, err = log(); err != nil {
 			return Result{}, err
 		}
@@ -120,6 +137,9 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 			return Result{Final: last, Wall: wall()}, &DivergedError{Step: s.Step - 1, Loss: loss}
 		}
 		bar.add(1)
+		if err := snapshot(); err != nil {
+			return Result{Final: last, Wall: wall()}, err
+		}
 		if s.Step%cfg.LogEvery == 0 || s.Step == cfg.Steps {
 			if last, err = log(); err != nil {
 				return Result{}, err

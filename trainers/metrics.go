@@ -224,10 +224,11 @@ func jsonFloats(vs []float64) []JSONFloat {
 
 // Evaluator computes Metrics for a problem. Its graph is compiled once.
 type Evaluator struct {
-	p    *model.Problem
-	opt  regularizers.Optimum
-	exec *Exec
-	tan  *tangentSpace
+	p        *model.Problem
+	opt      regularizers.Optimum
+	exec     *Exec
+	features *Exec // Θ → Z
+	tan      *tangentSpace
 }
 
 // NewEvaluator compiles the metrics graph for p.
@@ -249,7 +250,20 @@ func NewEvaluator(b backends.Backend, p *model.Problem) (*Evaluator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Evaluator{p: p, opt: regularizers.PredictOptimum(p), exec: exec, tan: tan}, nil
+	features, err := compile(b, func(theta *Node) *Node { return model.NewNet(theta.Graph(), p).Features(theta) })
+	if err != nil {
+		return nil, err
+	}
+	return &Evaluator{p: p, opt: regularizers.PredictOptimum(p), exec: exec, features: features, tan: tan}, nil
+}
+
+// Features returns Z = XΘᵀ (n×m, row-major) at Θ.
+func (e *Evaluator) Features(theta *tensors.Tensor) ([]float64, error) {
+	out, err := run(e.features, theta)
+	if err != nil {
+		return nil, err
+	}
+	return tensors.MustCopyFlatData[float64](out[0]), nil
 }
 
 // Optimum returns the theory's prediction the metrics compare against.

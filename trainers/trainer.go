@@ -38,6 +38,28 @@ func NewState(p *model.Problem, theta0 []float64, seed uint64) (*State, error) {
 	}, nil
 }
 
+// RNGValues copies the RNG state to the host.
+func (s *State) RNGValues() []uint64 { return tensors.MustCopyFlatData[uint64](s.RNG) }
+
+// RestoreState rebuilds a state from saved values (a checkpoint).
+func RestoreState(p *model.Problem, step int64, theta []float64, rng []uint64, extra map[string]float64) (*State, error) {
+	if err := p.CheckTheta(theta); err != nil {
+		return nil, err
+	}
+	if len(rng) != graph.RNGStateShape.Size() {
+		return nil, fmt.Errorf("RNG state has %d values, want %d", len(rng), graph.RNGStateShape.Size())
+	}
+	if extra == nil {
+		extra = map[string]float64{}
+	}
+	return &State{
+		Step:  step,
+		Theta: tensors.FromFlatDataAndDimensions(append([]float64(nil), theta...), p.M, p.D),
+		RNG:   tensors.FromFlatDataAndDimensions(append([]uint64(nil), rng...), graph.RNGStateShape.Dimensions...),
+		Extra: extra,
+	}, nil
+}
+
 // ThetaValues copies Θ to the host.
 func (s *State) ThetaValues() []float64 { return tensors.MustCopyFlatData[float64](s.Theta) }
 

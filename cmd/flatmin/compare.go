@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/flatmin/flatmin/internal/backend"
@@ -54,7 +50,7 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	if dir == "" {
 		dir = filepath.Join("runs", "compare-"+time.Now().Format("20060102-150405.000"))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, _, stop := interruptible()
 	defer stop()
 	rows, err := runner.Compare(ctx, cfg, names, ps, b, dir, runner.Options{Progress: terminal(stderr, *quiet)})
 	if len(rows) > 0 && !*quiet {

@@ -22,11 +22,11 @@ func newFlagSet(name, synopsis string, stdout io.Writer) *pflag.FlagSet {
 	return fs
 }
 
-// parse parses args; --help prints the usage and returns pflag.ErrHelp.
+// parse parses args; --help prints the usage (pflag calls fs.Usage) and
+// returns pflag.ErrHelp.
 func parse(fs *pflag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
-			fs.Usage()
 			return err
 		}
 		return runner.Input(fmt.Errorf("%v (see flatmin %s --help)", err, fs.Name()))

@@ -3,12 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/flatmin/flatmin/internal/runio"
@@ -239,14 +240,46 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 }
 
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// pureGoBinary builds flatmin once with CGO_ENABLED=0 and -tags noxla, the
+// pure-Go build, for the tests that need a real process (signals, SIGKILL).
+func pureGoBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "flatmin-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "flatmin")
+		build := exec.Command("go", "build", "-tags", "noxla", "-o", binPath, ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("CGO_ENABLED=0 go build -tags noxla: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // The pure-Go build: CGO_ENABLED=0 with -tags noxla must build and run.
 func TestPureGoBinary(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "flatmin")
-	build := exec.Command("go", "build", "-tags", "noxla", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("CGO_ENABLED=0 go build -tags noxla: %v\n%s", err, out)
-	}
+	bin := pureGoBinary(t)
 	dir := filepath.Join(t.TempDir(), "run")
 	cmd := exec.Command(bin, "train", "--steps", "200", "--out", dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -257,7 +290,6 @@ func TestPureGoBinary(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "noxla") {
 		t.Errorf("xla in a noxla build: %v, %s", err, out)
 	}
-	_ = runtime.GOOS
 }
 
 func writeNpy(t *testing.T, path string, values []float64, dims ...int) {

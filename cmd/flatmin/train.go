@@ -7,45 +7,139 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/flatmin/flatmin/internal/backend"
 	"github.com/flatmin/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/trainers"
+	"github.com/spf13/pflag"
 )
 
 func trainerList() string { return strings.Join(trainers.Names(), ", ") }
 
-func cmdTrain(args []string, stdout, stderr io.Writer) error {
-	cfg := runner.DefaultConfig()
-	fs := newFlagSet("train", "train [flags]", stdout)
-	trainerFlags(fs, &cfg)
-	problemFlags(fs, &cfg)
-	out := fs.String("out", "", "run directory to create (default runs/<trainer>-<time>)")
-	quiet := fs.Bool("quiet", false, "print nothing but errors")
+// trainRequest is `flatmin train`'s command line, parsed and checked.
+type trainRequest struct {
+	cfg     runner.Config
+	out     string
+	resume  string
+	quiet   bool
+	changed []string // flags given, for a resume's conflict check
+}
+
+// parseTrain parses and checks train's flags without touching files or backends.
+func parseTrain(args []string, stdout io.Writer) (*trainRequest, error) {
+	r := &trainRequest{cfg: runner.DefaultConfig()}
+	cfg := &r.cfg
+	fs := newFlagSet("train", "train [flags] | train --resume DIR [--steps N]", stdout)
+	trainerFlags(fs, cfg)
+	problemFlags(fs, cfg)
+	fs.StringVar(&r.out, "out", "", "run directory to create (default runs/<trainer>-<time>)")
+	fs.StringVar(&r.resume, "resume", "", "continue the run in DIR from its newest valid checkpoint (--steps may raise its budget)")
+	fs.Int64Var(&cfg.CheckpointEvery, "checkpoint-every", cfg.CheckpointEvery, "checkpoint every this many steps (and at the end; 0: only at the end)")
+	fs.IntVar(&cfg.Snapshots, "snapshots", 0, "save this many snapshots of Z and Θ, spread over the run, in DIR/snapshots")
+	fs.BoolVar(&r.quiet, "quiet", false, "print nothing but errors")
 	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	if err := checkSizes(fs, cfg); err != nil {
+		return nil, err
+	}
+	if r.resume != "" && r.out != "" {
+		return nil, runner.Input(fmt.Errorf("--resume DIR continues DIR: give no --out"))
+	}
+	fs.Visit(func(f *pflag.Flag) {
+		if f.Name != "resume" && f.Name != "quiet" {
+			r.changed = append(r.changed, f.Name)
+		}
+	})
+	if r.resume == "" {
+		if err := cfg.Check(); err != nil {
+			return nil, runner.Input(err)
+		}
+	}
+	return r, nil
+}
+
+func cmdTrain(args []string, stdout, stderr io.Writer) error {
+	r, err := parseTrain(args, stdout)
+	if err != nil {
 		return err
 	}
-	if err := checkSizes(fs, &cfg); err != nil {
-		return err
+	cfg := r.cfg
+	if r.resume != "" && !slices.Contains(r.changed, "backend") {
+		saved, err := runner.LoadConfig(r.resume)
+		if err != nil {
+			return runner.Input(fmt.Errorf("--resume: %w", err))
+		}
+		cfg.Backend = saved.Backend
 	}
 	b, err := backend.Open(cfg.Backend)
 	if err != nil {
 		return runner.Input(err)
 	}
 	cfg.Backend = backend.Resolve(cfg.Backend)
-	dir := *out
+	dir := r.out
 	if dir == "" {
 		dir = runner.DefaultOutDir(cfg.Trainer)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, interrupted, stop := interruptible()
 	defer stop()
-	sum, err := runner.Train(ctx, cfg, b, dir, runner.Options{Progress: terminal(stderr, *quiet)})
-	if sum != nil && !*quiet {
+	opt := runner.Options{Progress: terminal(stderr, r.quiet)}
+	var sum *runner.Summary
+	if r.resume != "" {
+		dir = r.resume
+		var warnings []string
+		sum, warnings, err = runner.Resume(ctx, dir, cfg, r.changed, b, opt)
+		for _, w := range warnings {
+			fmt.Fprintf(stderr, "flatmin train: warning: %s\n", w)
+		}
+	} else {
+		sum, err = runner.Train(ctx, cfg, b, dir, opt)
+	}
+	if sum != nil && !r.quiet {
 		printSummary(stdout, sum, dir)
 	}
+	if err == nil && sum != nil && sum.Interrupted {
+		sig, code := interrupted()
+		return &exitStatus{code: code, err: fmt.Errorf("interrupted by %s at step %d; checkpoint, metrics and summary written; continue with: flatmin train --resume %s", sig, sum.Steps, dir)}
+	}
 	return err
+}
+
+// interruptible returns a context cancelled by the first SIGINT or SIGTERM,
+// a function telling which signal came and the exit status it calls for (130
+// or 143), and a function that stops listening. After the first signal a
+// second one gets the default behaviour: immediate exit.
+func interruptible() (ctx context.Context, which func() (string, int), stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	var got atomic.Value
+	go func() {
+		select {
+		case s := <-sigs:
+			got.Store(s)
+			signal.Stop(sigs)
+			cancel()
+		case <-done:
+		}
+	}()
+	which = func() (string, int) {
+		if s, ok := got.Load().(os.Signal); ok && s == syscall.SIGTERM {
+			return "SIGTERM", 143
+		}
+		return "SIGINT", 130
+	}
+	stop = func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
+	return ctx, which, stop
 }
 
 // terminal returns w for a progress bar when it is a terminal.

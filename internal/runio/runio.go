@@ -162,3 +162,16 @@ func ReadCSVLog(path string) (header []string, rows [][]string, err error) {
 	}
 	return recs[0], recs[1:], nil
 }
+
+// RewriteCSVLog replaces a log's content by header and rows, atomically.
+func RewriteCSVLog(path string, header []string, rows [][]string) error {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	if err := w.Write(header); err != nil {
+		return err
+	}
+	if err := w.WriteAll(rows); err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, buf.Bytes())
+}

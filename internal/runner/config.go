@@ -47,6 +47,9 @@ type Config struct {
 	Theta0Path string  `json:"theta0,omitempty"`
 	MaxLoss    float64 `json:"max_loss"`
 	Backend    string  `json:"backend"`
+	// CheckpointEvery and Snapshots do not change the trajectory.
+	CheckpointEvery int64 `json:"checkpoint_every"`
+	Snapshots       int   `json:"snapshots"` // neuron snapshots spread over the run, 0 for none
 }
 
 // Defaults for sizes no flag or file gives: the paper's Figure 1a.
@@ -65,6 +68,7 @@ func DefaultConfig() Config {
 		Trainer: "labelnoise", Eta: 0, Sigma: tc.Sigma, Rho: tc.Rho, SAMBatch: tc.SAMBatch,
 		Lambda: tc.Lambda, RetractTol: tc.RetractTol,
 		Steps: DefaultSteps, LogEvery: 2000, Seed: 1, InitScale: 0.5, MaxLoss: trainers.DefaultMaxLoss,
+		CheckpointEvery: DefaultCheckpointEvery,
 	}
 }
 
@@ -79,6 +83,9 @@ const (
 	// DefaultSteps is Figure 1a's run in about 15 s on 2 cores.
 	DefaultSteps = 1_000_000
 )
+
+// DefaultCheckpointEvery is the default checkpoint cadence in steps.
+const DefaultCheckpointEvery = 100_000
 
 // TrainerConfig extracts the trainers' hyperparameters.
 func (c *Config) TrainerConfig() trainers.Config {
@@ -96,6 +103,10 @@ func (c *Config) Check() error {
 		return fmt.Errorf("--init-scale must be ≥ 0 and finite, got %v", c.InitScale)
 	case !(c.MaxLoss > 0):
 		return fmt.Errorf("--max-loss must be positive, got %v", c.MaxLoss)
+	case c.CheckpointEvery < 0:
+		return fmt.Errorf("--checkpoint-every must be ≥ 0, got %d", c.CheckpointEvery)
+	case c.Snapshots < 0 || c.Snapshots > 10000:
+		return fmt.Errorf("--snapshots must be between 0 and 10000, got %d", c.Snapshots)
 	case c.M < 0 || c.N < 0 || c.D < 0:
 		return fmt.Errorf("sizes must be positive: m=%d n=%d d=%d", c.M, c.N, c.D)
 	}
@@ -214,7 +225,7 @@ func normalizeRows(x []float64, n, d int) {
 
 // PrepareOutDir makes dir for a new run; a directory that already holds a run is refused.
 func PrepareOutDir(dir string) error {
-	for _, f := range []string{MetricsFile, SummaryFile, CompareFile} {
+	for _, f := range []string{MetricsFile, SummaryFile, CompareFile, ConfigFile} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			return fmt.Errorf("--out %s already holds a run (%s): choose another directory", dir, f)
 		}

@@ -13,42 +13,29 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
-// Run is a run directory read back: its summary and the problem it trained on.
+// Run is a run directory read back: its configuration, summary and problem.
 type Run struct {
 	Dir     string
-	Summary Summary
+	Config  Config
+	Summary Summary // zero until the run has finished
 	Problem *model.Problem
 }
 
-// LoadRun reads dir's summary.json and the data files the run saved.
+// LoadRun reads dir's configuration, the data files the run saved and, when
+// the run has finished, its summary.
 func LoadRun(dir string) (*Run, error) {
-	data, err := os.ReadFile(filepath.Join(dir, SummaryFile))
-	if err != nil {
-		return nil, fmt.Errorf("--run %s: %w", dir, err)
-	}
-	r := &Run{Dir: dir}
-	if err := json.Unmarshal(data, &r.Summary); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, SummaryFile), err)
-	}
-	c := r.Summary.Config
-	act, err := model.NewActivation(c.Activation, c.Nu, c.K)
+	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
 	}
-	x, n, d, err := model.ReadMatrix(filepath.Join(dir, XFile), "x")
-	if err != nil {
-		return nil, err
+	r := &Run{Dir: dir, Config: cfg}
+	if data, err := os.ReadFile(filepath.Join(dir, SummaryFile)); err == nil {
+		if err := json.Unmarshal(data, &r.Summary); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, SummaryFile), err)
+		}
 	}
-	y, err := model.ReadVector(filepath.Join(dir, YFile), "y")
-	if err != nil {
+	if r.Problem, err = loadProblem(dir, cfg); err != nil {
 		return nil, err
-	}
-	w, err := model.ReadVector(filepath.Join(dir, WFile), "w")
-	if err != nil {
-		return nil, err
-	}
-	if r.Problem, err = model.NewProblem(x, n, d, y, w, len(w), act); err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	return r, nil
 }

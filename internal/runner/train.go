@@ -2,13 +2,16 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/flatmin/flatmin/internal/checkpoint"
 	"github.com/flatmin/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
@@ -27,6 +30,7 @@ const (
 	XFile       = "x.npy"        // the data the run used, n×d
 	YFile       = "y.npy"        // its labels
 	WFile       = "w.npy"        // second-layer weights
+	ConfigFile  = "config.json"  // the run's configuration, written at its start
 )
 
 // InputError marks an error in what the user gave (flags, files): exit status 2.
@@ -133,7 +137,7 @@ func Train(ctx context.Context, cfg Config, b backends.Backend, dir string, opt 
 	return setup.Train(ctx, b, dir, opt)
 }
 
-// Train runs the prepared setup into dir.
+// Train runs the prepared setup into a new run directory dir.
 func (s *Setup) Train(ctx context.Context, b backends.Backend, dir string, opt Options) (*Summary, error) {
 	if err := PrepareOutDir(dir); err != nil {
 		return nil, Input(err)
@@ -150,19 +154,46 @@ func (s *Setup) Train(ctx context.Context, b backends.Backend, dir string, opt O
 			return nil, Input(fmt.Errorf("--out: %w", err))
 		}
 	}
-	extras := s.Trainer.Extras()
-	log, err := runio.CreateCSVLog(filepath.Join(dir, MetricsFile), trainers.CSVHeader(p, extras))
+	if err := runio.WriteJSON(filepath.Join(dir, ConfigFile), s.Config); err != nil {
+		return nil, Input(fmt.Errorf("--out: %w", err))
+	}
+	log, err := runio.CreateCSVLog(filepath.Join(dir, MetricsFile), trainers.CSVHeader(p, s.Trainer.Extras()))
 	if err != nil {
 		return nil, Input(fmt.Errorf("--out: %w", err))
 	}
-	defer log.Close()
 	state, err := trainers.NewState(p, s.Theta0, s.Config.Seed)
 	if err != nil {
+		log.Close()
 		return nil, Input(err)
 	}
-	res, runErr := trainers.Run(ctx, s.Trainer, s.Evaluator, state, trainers.LoopConfig{
-		Steps: s.Config.Steps, LogEvery: s.Config.LogEvery, MaxLoss: s.Config.MaxLoss, Fresh: true, Progress: opt.Progress,
-	}, &csvSink{log: log, extras: extras})
+	return s.run(ctx, b, dir, state, log, true, 0, opt)
+}
+
+// run drives the loop from state, appending to log, and writes the
+// checkpoints, snapshots, final Θ and summary. It closes log.
+func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *trainers.State, log *runio.CSVLog,
+	fresh bool, wallOffset time.Duration, opt Options) (*Summary, error) {
+	p := s.Problem
+	cfgJSON, err := json.Marshal(s.Config)
+	if err != nil {
+		log.Close()
+		return nil, err
+	}
+	loop := trainers.LoopConfig{
+		Steps: s.Config.Steps, LogEvery: s.Config.LogEvery, MaxLoss: s.Config.MaxLoss, Fresh: fresh,
+		WallOffset: wallOffset, Progress: opt.Progress, CheckpointEvery: s.Config.CheckpointEvery,
+		Checkpoint: func(st *trainers.State, wall time.Duration) error {
+			return checkpoint.Write(dir, &checkpoint.Checkpoint{
+				Step: st.Step, Theta: st.ThetaValues(), M: p.M, D: p.D, RNG: st.RNGValues(),
+				Extra: st.Extra, WallSeconds: wall.Seconds(), Config: cfgJSON,
+			})
+		},
+	}
+	if s.Config.Snapshots > 0 {
+		loop.Snapshots = SnapshotSteps(s.Config.Snapshots, s.Config.Steps)
+		loop.Snapshot = func(st *trainers.State) error { return s.writeSnapshot(dir, st) }
+	}
+	res, runErr := trainers.Run(ctx, s.Trainer, s.Evaluator, state, loop, &csvSink{log: log, extras: s.Trainer.Extras()})
 	if err := log.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
@@ -190,6 +221,42 @@ func (s *Setup) Train(ctx context.Context, b backends.Backend, dir string, opt O
 		return sum, err
 	}
 	return sum, runErr
+}
+
+// SnapshotDir holds a run's neuron snapshots: z_<step>.npy (Z = XΘᵀ, n×m) and
+// theta_<step>.npy (m×d), with the step zero-padded to 10 digits.
+const SnapshotDir = "snapshots"
+
+// SnapshotSteps spreads k snapshots evenly over a run of the given length,
+// from step 0 to the last step.
+func SnapshotSteps(k int, steps int64) []int64 {
+	if k == 1 {
+		return []int64{steps}
+	}
+	var out []int64
+	for i := range k {
+		st := int64(math.Round(float64(i) * float64(steps) / float64(k-1)))
+		if len(out) == 0 || st > out[len(out)-1] {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+func (s *Setup) writeSnapshot(dir string, st *trainers.State) error {
+	p := s.Problem
+	z, err := s.Evaluator.Features(st.Theta)
+	if err != nil {
+		return err
+	}
+	sd := filepath.Join(dir, SnapshotDir)
+	if err := os.MkdirAll(sd, 0o755); err != nil {
+		return err
+	}
+	if err := runio.WriteNpy(filepath.Join(sd, fmt.Sprintf("z_%010d.npy", st.Step)), z, p.N, p.M); err != nil {
+		return err
+	}
+	return runio.WriteNpy(filepath.Join(sd, fmt.Sprintf("theta_%010d.npy", st.Step)), st.ThetaValues(), p.M, p.D)
 }
 
 func finite(v []float64) bool {

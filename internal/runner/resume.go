@@ -1,0 +1,176 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flatmin/flatmin/internal/checkpoint"
+	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/model"
+	"github.com/flatmin/flatmin/trainers"
+	"github.com/gomlx/gomlx/backends"
+)
+
+// resumeMayChange are the settings a resume may change: none alters the trajectory.
+var resumeMayChange = []string{"steps", "backend", "checkpoint_every"}
+
+// LoadConfig reads a run directory's configuration (config.json).
+func LoadConfig(dir string) (Config, error) {
+	var cfg Config
+	data, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return cfg, fmt.Errorf("%s is not a flatmin run directory (no %s)", dir, ConfigFile)
+		}
+		return cfg, err
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
+	}
+	return cfg, nil
+}
+
+// loadProblem rebuilds a run's problem from the data files it saved.
+func loadProblem(dir string, cfg Config) (*model.Problem, error) {
+	act, err := model.NewActivation(cfg.Activation, cfg.Nu, cfg.K)
+	if err != nil {
+		return nil, err
+	}
+	x, n, d, err := model.ReadMatrix(filepath.Join(dir, XFile), "x")
+	if err != nil {
+		return nil, err
+	}
+	y, err := model.ReadVector(filepath.Join(dir, YFile), "y")
+	if err != nil {
+		return nil, err
+	}
+	w, err := model.ReadVector(filepath.Join(dir, WFile), "w")
+	if err != nil {
+		return nil, err
+	}
+	p, err := model.NewProblem(x, n, d, y, w, len(w), act)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return p, nil
+}
+
+// CheckResumeConflicts compares the settings the user gave again (flag names
+// in changed, values in given) with the run's saved configuration.
+func CheckResumeConflicts(saved, given Config, changed []string) error {
+	a, b := configMap(saved), configMap(given)
+	for _, flag := range changed {
+		key := strings.ReplaceAll(flag, "-", "_")
+		want, known := a[key]
+		if !known || slices.Contains(resumeMayChange, key) {
+			continue
+		}
+		if got := b[key]; string(got) != string(want) {
+			return fmt.Errorf("--resume: --%s %s conflicts with the run's %s = %s (a resume may change only --steps, --backend and --checkpoint-every)",
+				flag, unquote(got), key, unquote(want))
+		}
+	}
+	return nil
+}
+
+func configMap(c Config) map[string]json.RawMessage {
+	data, _ := json.Marshal(c)
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(data, &m)
+	return m
+}
+
+func unquote(raw json.RawMessage) string {
+	if s, err := strconv.Unquote(string(raw)); err == nil {
+		return s
+	}
+	return string(raw)
+}
+
+// Resume continues the run in dir from its newest valid checkpoint, appending
+// to metrics.csv after dropping rows logged past that checkpoint. given and
+// changed are the settings the user passed with --resume (see
+// CheckResumeConflicts). The warnings name checkpoints skipped as damaged.
+func Resume(ctx context.Context, dir string, given Config, changed []string, b backends.Backend, opt Options) (*Summary, []string, error) {
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, nil, Input(fmt.Errorf("--resume: %w", err))
+	}
+	if err := CheckResumeConflicts(cfg, given, changed); err != nil {
+		return nil, nil, Input(err)
+	}
+	for _, flag := range changed {
+		switch flag {
+		case "steps":
+			cfg.Steps = given.Steps
+		case "checkpoint-every":
+			cfg.CheckpointEvery = given.CheckpointEvery
+		case "backend":
+			cfg.Backend = given.Backend
+		}
+	}
+	p, err := loadProblem(dir, cfg)
+	if err != nil {
+		return nil, nil, Input(fmt.Errorf("--resume: %w", err))
+	}
+	ckpt, warnings, err := checkpoint.Latest(dir)
+	if err != nil {
+		return nil, warnings, Input(fmt.Errorf("--resume: %w", err))
+	}
+	if ckpt.Step >= cfg.Steps {
+		return nil, warnings, Input(fmt.Errorf("--resume: the run is complete at step %d; give --steps above %d to continue it", ckpt.Step, ckpt.Step))
+	}
+	setup, err := Prepare(cfg, b, Options{Problem: p, Theta0: ckpt.Theta})
+	if err != nil {
+		return nil, warnings, err
+	}
+	state, err := trainers.RestoreState(p, ckpt.Step, ckpt.Theta, ckpt.RNG, ckpt.Extra)
+	if err != nil {
+		return nil, warnings, Input(fmt.Errorf("--resume: checkpoint at step %d: %w", ckpt.Step, err))
+	}
+	log, err := truncateMetrics(dir, trainers.CSVHeader(p, setup.Trainer.Extras()), ckpt.Step)
+	if err != nil {
+		return nil, warnings, err
+	}
+	if err := runio.WriteJSON(filepath.Join(dir, ConfigFile), setup.Config); err != nil {
+		log.Close()
+		return nil, warnings, err
+	}
+	sum, err := setup.run(ctx, b, dir, state, log, false, time.Duration(ckpt.WallSeconds*float64(time.Second)), opt)
+	return sum, warnings, err
+}
+
+// truncateMetrics keeps metrics.csv's header and the rows up to step (rows
+// logged after the checkpoint will be logged again), then opens it for appending.
+func truncateMetrics(dir string, header []string, step int64) (*runio.CSVLog, error) {
+	path := filepath.Join(dir, MetricsFile)
+	got, rows, err := runio.ReadCSVLog(path)
+	if err != nil {
+		return nil, Input(fmt.Errorf("--resume: %w", err))
+	}
+	if !slices.Equal(got, header) {
+		return nil, Input(errors.New("--resume: metrics.csv's columns do not match the run's configuration"))
+	}
+	var kept [][]string
+	for _, r := range rows {
+		s, err := strconv.ParseInt(r[0], 10, 64)
+		if err != nil {
+			return nil, Input(fmt.Errorf("--resume: metrics.csv has a bad step %q", r[0]))
+		}
+		if s <= step {
+			kept = append(kept, r)
+		}
+	}
+	if err := runio.RewriteCSVLog(path, header, kept); err != nil {
+		return nil, err
+	}
+	return runio.AppendCSVLog(path)
+}
