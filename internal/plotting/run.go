@@ -1,0 +1,95 @@
+package plotting
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/plot"
+)
+
+// PlotRun renders a run directory's figures into it: singular_values, trace,
+// theory_gap (unless the run has no theory gap) and neurons (when
+// dir/snapshots holds z_<step>.npy files), each as PNG and SVG. It returns the
+// paths written, also when a later figure fails.
+func PlotRun(dir string) ([]string, error) {
+	t, err := readMetrics(dir)
+	if err != nil {
+		return nil, err
+	}
+	prefix := ""
+	if name := trainerName(dir); name != "" {
+		prefix = name + ": "
+	}
+	figures := []struct {
+		name  string
+		build func() (*plot.Plot, error)
+	}{
+		{"singular_values", singularValuesFigure(t, prefix).build},
+		{"trace", traceFigure(t, prefix).build},
+		{"theory_gap", theoryGapFigure(t, prefix).build},
+		{"neurons", func() (*plot.Plot, error) { return neuronsFigure(dir, prefix) }},
+	}
+	var written []string
+	for _, f := range figures {
+		paths, err := emit(dir, f.name, f.build)
+		written = append(written, paths...)
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// singularValuesFigure is the paper's Figure 1a / Figure 2: σ_k(Z) solid and
+// σ_k(Θ) dashed in the same colour, on a log axis where rank collapse shows.
+func singularValuesFigure(t *table, prefix string) *lineFigure {
+	f := &lineFigure{
+		title:  prefix + "singular values of Z = XΘᵀ (solid) and of Θ (dashed)",
+		ylabel: "singular value (log scale)",
+		logY:   true,
+	}
+	for k, ys := range t.numbered("sv_z_") {
+		f.lines = append(f.lines, series{label: fmt.Sprintf("σ%d(Z)", k+1), xs: t.steps(), ys: ys, colour: k})
+	}
+	for k, ys := range t.numbered("sv_theta_") {
+		f.lines = append(f.lines, series{label: fmt.Sprintf("σ%d(Θ)", k+1), xs: t.steps(), ys: ys, colour: k, dashes: 1})
+	}
+	return f
+}
+
+// traceFigure shows Tr D²L on the manifold approaching its minimum F*; a log
+// axis keeps both the early large values and the approach to F* readable.
+func traceFigure(t *table, prefix string) *lineFigure {
+	f := &lineFigure{
+		title:  prefix + "Tr D²L on the manifold (2Σ‖Df_i‖²) and its minimum F*",
+		ylabel: "trace (log scale)",
+		logY:   true,
+		lines:  []series{{label: "Tr D²L", xs: t.steps(), ys: t.col("trace_hessian_manifold")}},
+	}
+	if fstar := lastFinite(t.col("trace_min")); finite(fstar) {
+		f.refs = []hline{{label: fmt.Sprintf("F* = %.4g", fstar), y: fstar}}
+	}
+	return f
+}
+
+// theoryGapFigure shows max_ij |z_ij − φ⁻¹(y_i/m)|, the distance to the
+// predicted optimum; the figure is skipped when the column is all NaN.
+// Titles write φ^-1: gonum/plot's default font has no superscript minus.
+func theoryGapFigure(t *table, prefix string) *lineFigure {
+	return &lineFigure{
+		title:  prefix + "theory gap max_ij |z_ij − φ^-1(y_i/m)|",
+		ylabel: "theory gap (log scale)",
+		logY:   true,
+		lines:  []series{{label: "theory gap", xs: t.steps(), ys: t.col("theory_gap")}},
+	}
+}
+
+// lastFinite returns the last finite value of vs, NaN when there is none.
+func lastFinite(vs []float64) float64 {
+	for i := len(vs) - 1; i >= 0; i-- {
+		if finite(vs[i]) {
+			return vs[i]
+		}
+	}
+	return math.NaN()
+}
