@@ -260,48 +260,30 @@ func npyHeader(data []byte) (string, []byte, error) {
 }
 
 func toFloat64(t *tensors.Tensor) ([]float64, error) {
-	out := make([]float64, t.Size())
+	var out []float64
 	var err error
 	t.MustConstFlatData(func(flat any) {
 		switch f := flat.(type) {
 		case []float64:
-			copy(out, f)
+			out = append([]float64(nil), f...)
 		case []float32:
-			for i, v := range f {
-				out[i] = float64(v)
-			}
+			out = widen(f)
 		case []int64:
-			for i, v := range f {
-				out[i] = float64(v)
-			}
+			out = widen(f)
 		case []int32:
-			for i, v := range f {
-				out[i] = float64(v)
-			}
+			out = widen(f)
 		case []int16:
-			for i, v := range f {
-				out[i] = float64(v)
-			}
+			out = widen(f)
 		case []int8:
-			for i, v := range f {
-				out[i] = float64(v)
-			}
+			out = widen(f)
 		case []uint64:
-			for i, v := range f {
-				out[i] = float64(v)
-			}
+			out = widen(f)
 		case []uint32:
-			for i, v := range f {
-				out[i] = float64(v)
-			}
+			out = widen(f)
 		case []uint16:
-			for i, v := range f {
-				out[i] = float64(v)
-			}
+			out = widen(f)
 		case []uint8:
-			for i, v := range f {
-				out[i] = float64(v)
-			}
+			out = widen(f)
 		default:
 			if t.DType() == dtypes.Float16 {
 				err = errors.New("float16 arrays are not supported: save as float32 or float64")
@@ -311,6 +293,14 @@ func toFloat64(t *tensors.Tensor) ([]float64, error) {
 		}
 	})
 	return out, err
+}
+
+func widen[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64 | float32](values []T) []float64 {
+	out := make([]float64, len(values))
+	for i, v := range values {
+		out[i] = float64(v)
+	}
+	return out
 }
 
 // ReadMatrix reads a 2-D .npy array (or 1-D, as one row per value when cols == 1).

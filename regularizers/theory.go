@@ -37,6 +37,35 @@ func PredictOptimum(p *model.Problem) Optimum {
 	return opt
 }
 
+// Theta returns a Θ at the optimum: every neuron the minimum-norm θ with
+// θ·x_i = z*_i for all i (it exists when the x_i are linearly independent).
+func (o Optimum) Theta(p *model.Problem) ([]float64, error) {
+	if !o.OK {
+		return nil, fmt.Errorf("no optimum: %s", o.Why)
+	}
+	gram := make([]float64, p.N*p.N)
+	for i := range p.N {
+		for k := range p.N {
+			for c := range p.D {
+				gram[i*p.N+k] += p.X[i*p.D+c] * p.X[k*p.D+c]
+			}
+		}
+	}
+	alpha, err := linalg.SolveSPD(gram, p.N, o.Z)
+	if err != nil {
+		return nil, fmt.Errorf("θ·x_i = z*_i has no solution for these data: %w", err)
+	}
+	theta := make([]float64, p.M*p.D)
+	for j := range p.M {
+		for i := range p.N {
+			for c := range p.D {
+				theta[j*p.D+c] += alpha[i] * p.X[i*p.D+c]
+			}
+		}
+	}
+	return theta, nil
+}
+
 // TheoryGap returns max_ij |z_ij − z*_i| for Z given as n×m row-major, NaN when the optimum is undefined.
 func (o Optimum) TheoryGap(z []float64, n, m int) float64 {
 	if !o.OK {

@@ -4,36 +4,10 @@ import (
 	"math"
 	"testing"
 
-	"github.com/flatmin/flatmin/internal/linalg"
 	"github.com/flatmin/flatmin/model"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
-
-// optimalTheta puts every neuron at the minimum-norm θ with X θ = z*.
-func optimalTheta(t *testing.T, p *model.Problem, zs []float64) []float64 {
-	gram := make([]float64, p.N*p.N)
-	for i := range p.N {
-		for k := range p.N {
-			for c := range p.D {
-				gram[i*p.N+k] += p.X[i*p.D+c] * p.X[k*p.D+c]
-			}
-		}
-	}
-	alpha, err := linalg.SolveSPD(gram, p.N, zs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	theta := make([]float64, p.M*p.D)
-	for j := range p.M {
-		for i := range p.N {
-			for c := range p.D {
-				theta[j*p.D+c] += alpha[i] * p.X[i*p.D+c]
-			}
-		}
-	}
-	return theta
-}
 
 func TestOptimumHasZeroLossAndTraceMin(t *testing.T) {
 	b := testBackend(t)
@@ -52,7 +26,10 @@ func TestOptimumHasZeroLossAndTraceMin(t *testing.T) {
 		if !opt.OK {
 			t.Fatal(opt.Why)
 		}
-		theta := optimalTheta(t, p, opt.Z)
+		theta, err := opt.Theta(p)
+		if err != nil {
+			t.Fatal(err)
+		}
 		outs := MustExecOnceN(b, func(th *Node) []*Node {
 			fw := model.NewNet(th.Graph(), p).Forward(th)
 			return []*Node{fw.Loss(), TraceHessian(fw), fw.Z}

@@ -8,6 +8,7 @@
 //	flatmin inspect [flags]   metrics of a saved Θ, as JSON
 //	flatmin compare [flags]   several trainers side by side
 //	flatmin theory  [flags]   the paper's predictions for a problem
+//	flatmin repro   FIG       the paper's experiments, figures and report
 //	flatmin plot    DIR       a run's (or comparison's) figures as PNG and SVG
 //	flatmin version           versions and backends
 //
@@ -48,6 +49,7 @@ func commands() []command {
 		{"inspect", "print the metrics of a saved Θ as one JSON object", cmdInspect},
 		{"compare", "run several trainers on the same data from the same Θ₀ and print one table", cmdCompare},
 		{"theory", "the paper's predictions for a problem: φ⁻¹(y_i/m), F*, constants, assumptions, time bound", cmdTheory},
+		{"repro", "rerun the paper's experiments (fig1a, fig2, fig1b) with plots and report.md", cmdRepro},
 		{"plot", "render a run's (or a comparison's) metrics to PNG and SVG", cmdPlot},
 		{"version", "print flatmin's version and the backends it can use", cmdVersion},
 	}
