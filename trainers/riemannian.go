@@ -41,8 +41,10 @@ type riemannian struct {
 	eta      float64
 	tol      float64 // absolute residual tolerance
 
-	// last caches F and ∇F at the current Θ; it saves work only and changes no result.
-	last *tangentPoint
+	// last caches F, ∇F and the loss at the current Θ; it saves work only and
+	// changes no result.
+	last     *tangentPoint
+	lastLoss float64
 }
 
 // Retraction limits.
@@ -99,7 +101,7 @@ func (t *riemannian) Extras() []string { return []string{extraEta, extraHalvings
 // Init retracts Θ₀ onto M by damped Gauss–Newton (the step is halved until
 // the residual decreases) and sets the step size.
 func (t *riemannian) Init(s *State) error {
-	theta, iters, err := t.retract(s.Theta, initRetractIters, true)
+	theta, iters, _, err := t.retract(s.Theta, initRetractIters, true)
 	if err != nil {
 		return fmt.Errorf("could not reach the manifold of zero loss from Θ₀: %w", err)
 	}
@@ -114,33 +116,31 @@ func (t *riemannian) Init(s *State) error {
 var errNoConvergence = errors.New("retraction did not converge")
 
 // retract runs Gauss–Newton from theta until ‖f − y‖ ≤ tol.
-func (t *riemannian) retract(theta *tensors.Tensor, maxIters int, damped bool) (*tensors.Tensor, int, error) {
+func (t *riemannian) retract(theta *tensors.Tensor, maxIters int, damped bool) (*tensors.Tensor, int, float64, error) {
 	out, err := run(t.residual, theta)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	r, jjt := tensors.MustCopyFlatData[float64](out[0]), tensors.MustCopyFlatData[float64](out[1])
 	rn := norm(r)
 	for it := 0; ; it++ {
 		if math.IsNaN(rn) || math.IsInf(rn, 0) {
-			return nil, it, fmt.Errorf("%w: the residual is %v", errNoConvergence, rn)
+			return nil, it, rn, fmt.Errorf("%w: the residual is %v", errNoConvergence, rn)
 		}
 		if rn <= t.tol {
 			// One more Newton step takes the residual from the tolerance to
 			// rounding level, at the cost of one solve.
 			if polished, pr, ok := t.polish(theta, r, jjt, rn); ok {
-				return polished, it + 1, nil
-			} else {
-				_ = pr
+				return polished, it + 1, pr, nil
 			}
-			return theta, it, nil
+			return theta, it, rn, nil
 		}
 		if it == maxIters {
-			return nil, it, fmt.Errorf("%w: residual %.3g after %d Gauss–Newton steps (tolerance %.3g)", errNoConvergence, rn, it, t.tol)
+			return nil, it, rn, fmt.Errorf("%w: residual %.3g after %d Gauss–Newton steps (tolerance %.3g)", errNoConvergence, rn, it, t.tol)
 		}
 		delta, err := linalg.SolveSPD(jjt, t.p.N, r)
 		if err != nil {
-			return nil, it, fmt.Errorf("%w: %v", ErrSingularJJT, err)
+			return nil, it, rn, fmt.Errorf("%w: %v", ErrSingularJJT, err)
 		}
 		accepted := false
 		for scale := 1.0; scale > 1e-6; scale /= 2 {
@@ -153,7 +153,7 @@ func (t *riemannian) retract(theta *tensors.Tensor, maxIters int, damped bool) (
 			}
 			out, err := run(t.correct, theta, tensors.FromFlatDataAndDimensions(d, len(d)))
 			if err != nil {
-				return nil, it, err
+				return nil, it, rn, err
 			}
 			nr := tensors.MustCopyFlatData[float64](out[1])
 			if n := norm(nr); !damped || n < rn {
@@ -163,7 +163,7 @@ func (t *riemannian) retract(theta *tensors.Tensor, maxIters int, damped bool) (
 			}
 		}
 		if !accepted {
-			return nil, it, fmt.Errorf("%w: no Gauss–Newton step reduces the residual %.3g", errNoConvergence, rn)
+			return nil, it, rn, fmt.Errorf("%w: no Gauss–Newton step reduces the residual %.3g", errNoConvergence, rn)
 		}
 	}
 }
@@ -203,9 +203,12 @@ func (t *riemannian) Step(s *State) (float64, error) {
 			return math.NaN(), err
 		}
 	}
-	loss, err := t.loss(s.Theta)
-	if err != nil {
-		return math.NaN(), err
+	loss := t.lastLoss
+	if t.last == nil || t.last.theta != s.Theta {
+		var err error
+		if loss, err = t.loss(s.Theta); err != nil {
+			return math.NaN(), err
+		}
 	}
 	v, vnorm, err := tp.project()
 	if err != nil {
@@ -216,7 +219,7 @@ func (t *riemannian) Step(s *State) (float64, error) {
 		if err != nil {
 			return math.NaN(), err
 		}
-		next, iters, rerr := t.retract(cand[0], stepRetractIters, false)
+		next, iters, rn, rerr := t.retract(cand[0], stepRetractIters, false)
 		if rerr == nil {
 			np, err := t.ts.at(next)
 			if err != nil {
@@ -230,7 +233,7 @@ func (t *riemannian) Step(s *State) (float64, error) {
 				s.Theta = next
 				s.Step++
 				s.Extra[extraRetract] = float64(iters)
-				t.last = np
+				t.last, t.lastLoss = np, rn*rn
 				// Let η recover toward its nominal value, so that an early
 				// halving (far from the optimum, where F is steep) does not slow
 				// the whole run.

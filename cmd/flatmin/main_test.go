@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -56,7 +57,7 @@ func TestTrainWritesRunAndInspectReproducesIt(t *testing.T) {
 		t.Errorf("metrics.csv rows %v", rows)
 	}
 	for _, col := range append(trainers.MetricNames, "sv_z_1", "sv_theta_1", "wall_seconds") {
-		if !contains(header, col) {
+		if !slices.Contains(header, col) {
 			t.Errorf("metrics.csv lacks column %q", col)
 		}
 	}
@@ -113,15 +114,6 @@ func TestTrainWritesRunAndInspectReproducesIt(t *testing.T) {
 	if est, tr := h["estimate"].(float64), got["trace_hessian"].(float64); math.Abs(est-tr) > 5*h["stderr"].(float64) {
 		t.Errorf("Hutchinson %v ± %v is far from the exact trace %v", est, h["stderr"], tr)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -190,7 +182,7 @@ func TestBadInput(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			args := c.args
-			if args[0] == "train" && !contains(args, "--out") {
+			if args[0] == "train" && !slices.Contains(args, "--out") {
 				args = append(args, "--out", out())
 			}
 			stdout, stderr, status := flatmin(t, args...)
@@ -299,5 +291,39 @@ func writeNpy(t *testing.T, path string, values []float64, dims ...int) {
 	}
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// `flatmin train` with no flags (but --out) runs Figure 1a's setting to the
+// end without diverging, and the label noise lowers σ2/σ1 of Z once the data
+// is fitted.
+func TestDefaultTrainRuns(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	if _, stderr, s := flatmin(t, "train", "--out", dir); s != 0 {
+		t.Fatalf("status %d: %s", s, stderr)
+	}
+	sum := readJSON(t, filepath.Join(dir, "summary.json"))
+	cfg := sum["config"].(map[string]any)
+	for key, want := range map[string]float64{"m": 10, "n": 3, "d": 3, "eta": 0.05, "sigma": 0.03} {
+		if cfg[key].(float64) != want {
+			t.Errorf("default %s = %v, the paper's Figure 1a has %v", key, cfg[key], want)
+		}
+	}
+	if sum["diverged"] != false || sum["steps"].(float64) != 1e6 {
+		t.Fatalf("diverged %v after %v steps", sum["diverged"], sum["steps"])
+	}
+	header, rows, err := runio.ReadCSVLog(filepath.Join(dir, "metrics.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ratio := func(r []string) float64 {
+		var s1, s2 float64
+		fmt.Sscan(r[slices.Index(header, "sv_z_1")], &s1)
+		fmt.Sscan(r[slices.Index(header, "sv_z_2")], &s2)
+		return s2 / s1
+	}
+	fitted, last := rows[len(rows)/10], rows[len(rows)-1]
+	if !(ratio(last) < ratio(fitted)) {
+		t.Errorf("σ2/σ1 of Z went from %g (step %s) to %g: no move toward rank one", ratio(fitted), fitted[0], ratio(last))
 	}
 }

@@ -1,0 +1,68 @@
+package runner
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestSnapshotSteps(t *testing.T) {
+	for _, tc := range []struct {
+		k     int
+		steps int64
+		want  []int64
+	}{
+		{1, 100, []int64{100}},
+		{2, 100, []int64{0, 100}},
+		{5, 100, []int64{0, 25, 50, 75, 100}},
+		{4, 2, []int64{0, 1, 2}}, // more snapshots than steps: each step once
+	} {
+		if got := SnapshotSteps(tc.k, tc.steps); !slices.Equal(got, tc.want) {
+			t.Errorf("SnapshotSteps(%d, %d) = %v, want %v", tc.k, tc.steps, got, tc.want)
+		}
+	}
+}
+
+func TestCheckResumeConflicts(t *testing.T) {
+	saved := DefaultConfig()
+	saved.Eta, saved.Trainer = 0.05, "labelnoise"
+	given := DefaultConfig()
+	given.Eta, given.Steps, given.Backend, given.Nu = 0.05, 5, "xla:cpu", 0.7
+	// Equal values and the settings a resume may change are no conflict.
+	if err := CheckResumeConflicts(saved, given, []string{"eta", "steps", "backend", "checkpoint-every"}); err != nil {
+		t.Errorf("no conflict expected: %v", err)
+	}
+	err := CheckResumeConflicts(saved, given, []string{"steps", "nu"})
+	if err == nil || !strings.Contains(err.Error(), "--nu 0.7") || !strings.Contains(err.Error(), "nu = 0.1") {
+		t.Errorf("ν conflict: %v", err)
+	}
+	given.DataSeed = 9
+	if err := CheckResumeConflicts(saved, given, []string{"data-seed"}); err == nil || !strings.Contains(err.Error(), "data_seed") {
+		t.Errorf("data seed conflict: %v", err)
+	}
+}
+
+func TestParamApply(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, s := range []string{"sam1.rho=0.2", "sam1.sam_batch=4", "gd.steps=77", "riemannian.eta=0.5", "x.seed=3"} {
+		p, err := ParseParam(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Apply(&cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cfg.Rho != 0.2 || cfg.SAMBatch != 4 || cfg.Steps != 77 || cfg.Eta != 0.5 || cfg.Seed != 3 {
+		t.Errorf("got %+v", cfg)
+	}
+	for _, s := range []string{"gd.eta=-1", "gd.eta=abc", "gd.momentum=1", "gd.steps=1.5"} {
+		p, err := ParseParam(s)
+		if err == nil {
+			err = p.Apply(&cfg)
+		}
+		if err == nil {
+			t.Errorf("%s accepted", s)
+		}
+	}
+}
