@@ -240,9 +240,9 @@ func (t *riemannian) Step(s *State) (float64, error) {
 				s.Extra[extraEta] = math.Min(eta*etaRecovery, t.eta)
 				return loss, nil
 			}
-		} else if errors.Is(rerr, ErrSingularJJT) {
-			return math.NaN(), t.singular(s, rerr)
 		}
+		// A candidate where the retraction fails (J Jᵀ singular there included:
+		// a long step can saturate neurons) is just a step too long.
 		eta /= 2
 		s.Extra[extraHalvings]++
 	}

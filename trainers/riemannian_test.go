@@ -221,3 +221,27 @@ func TestStochasticTrainersLowerTheTrace(t *testing.T) {
 		}
 	}
 }
+
+// With tanh a long first step saturates neurons and J Jᵀ is singular at the
+// candidate point: that must shorten the step, not end the run.
+func TestRiemannianShortensStepsThatSaturate(t *testing.T) {
+	act, _ := model.NewActivation("tanh", 0, 0)
+	spec, _ := model.ParseLabels("uniform:0.5,1")
+	x, y, _ := model.Synthetic(3, 3, spec, act, 1)
+	p, err := model.NewProblem(x, 3, 3, y, nil, 10, act)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := newTrainer(t, "riemannian", p, Config{Eta: 1, RetractTol: 1e-12})
+	s, _ := NewState(p, model.InitTheta(p.M, p.D, 0.5, 1), 1)
+	if err := tr.Init(s); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := NewEvaluator(testBackend(t), p)
+	m0, _ := ev.Measure(s.Theta)
+	steps(t, tr, s, 200)
+	m, _ := ev.Measure(s.Theta)
+	if s.Extra["halvings"] == 0 || !(m.TraceHessian < m0.TraceHessian) || m.Loss > 1e-20 {
+		t.Errorf("halvings %v, Tr D²L %g → %g, loss %g", s.Extra["halvings"], m0.TraceHessian, m.TraceHessian, m.Loss)
+	}
+}

@@ -166,7 +166,7 @@ func printSummary(w io.Writer, s *runner.Summary, dir string) {
 		s.Trainer, dataName(c), c.M, c.N, c.D, activationName(c), s.Steps, s.WallSeconds, s.Backend)
 	fmt.Fprintf(w, "  loss                     %.4g\n", f.Loss)
 	if !math.IsNaN(f.TraceMin) {
-		fmt.Fprintf(w, "  Tr D²L on the manifold   %.6g   (theory's minimum F* = %.6g, ratio %.6g)\n",
+		fmt.Fprintf(w, "  Tr D²L on the manifold   %.6g   (Theorem 2's F* = %.6g, ratio %.6g)\n",
 			f.TraceHessianManifold, f.TraceMin, f.TraceHessianManifold/f.TraceMin)
 	} else {
 		fmt.Fprintf(w, "  Tr D²L on the manifold   %.6g   (no F*: needs w = 1 and φ⁻¹(y_i/m))\n", f.TraceHessianManifold)
