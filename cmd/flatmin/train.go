@@ -158,33 +158,51 @@ func terminal(w io.Writer, quiet bool) io.Writer {
 	return w
 }
 
-// printSummary is the short human summary of a run: what the paper predicts
-// against where the run ended.
+// printSummary is the short human summary of a run: where it started and
+// ended against what the paper predicts.
 func printSummary(w io.Writer, s *runner.Summary, dir string) {
 	c, f := s.Config, s.Final
+	start := f
+	if s.Initial != nil {
+		start = *s.Initial
+	}
 	fmt.Fprintf(w, "%s on %s data, m=%d n=%d d=%d, activation %s: %d steps in %.1f s (%s)\n",
 		s.Trainer, dataName(c), c.M, c.N, c.D, activationName(c), s.Steps, s.WallSeconds, s.Backend)
-	fmt.Fprintf(w, "  loss                     %.4g\n", f.Loss)
-	if !math.IsNaN(f.TraceMin) {
-		fmt.Fprintf(w, "  Tr D²L on the manifold   %.6g   (Theorem 2's F* = %.6g, ratio %.6g)\n",
-			f.TraceHessianManifold, f.TraceMin, f.TraceHessianManifold/f.TraceMin)
-	} else {
-		fmt.Fprintf(w, "  Tr D²L on the manifold   %.6g   (no F*: needs w = 1 and φ⁻¹(y_i/m))\n", f.TraceHessianManifold)
+	fmt.Fprintf(w, "  %-26s %-24s %s\n", "", "start (step "+fmt.Sprint(start.Step)+")", "end")
+	row := func(name, format string, a, b float64, note string) {
+		line := fmt.Sprintf("  %-26s %-24s %-14s %s", name, fmt.Sprintf(format, a), fmt.Sprintf(format, b), note)
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
-	fmt.Fprintf(w, "  singular values of Z     %s\n", formatList(f.SingularValuesZ))
-	if len(f.SingularValuesZ) > 1 && f.SingularValuesZ[0] > 0 {
-		fmt.Fprintf(w, "  σ2/σ1 of Z               %.3g   (rank one: → 0)\n", f.SingularValuesZ[1]/f.SingularValuesZ[0])
+	row("loss", "%.4g", start.Loss, f.Loss, "")
+	note := "(no F*: it needs w = 1 and φ⁻¹(y_i/m))"
+	if !math.IsNaN(f.TraceMin) {
+		note = fmt.Sprintf("(Theorem 2's F* = %.6g)", f.TraceMin)
+	}
+	row("Tr D²L on the manifold", "%.6g", start.TraceHessianManifold, f.TraceHessianManifold, note)
+	if len(f.SingularValuesZ) > 1 {
+		row("σ2/σ1 of Z", "%.3g", ratio(start.SingularValuesZ, 1), ratio(f.SingularValuesZ, 1), "(rank one: → 0)")
+	}
+	if len(f.SingularValuesZ) > 2 {
+		row("σ3/σ1 of Z", "%.3g", ratio(start.SingularValuesZ, 2), ratio(f.SingularValuesZ, 2), "")
 	}
 	if !math.IsNaN(f.TheoryGap) {
-		fmt.Fprintf(w, "  theory gap               %.3g   (max_ij |θ_j·x_i − φ⁻¹(y_i/m)|: → 0)\n", f.TheoryGap)
+		row("theory gap", "%.3g", start.TheoryGap, f.TheoryGap, "(max_ij |θ_j·x_i − φ⁻¹(y_i/m)|: → 0)")
 	}
+	fmt.Fprintf(w, "  singular values of Z at the end: %s\n", formatList(f.SingularValuesZ))
 	switch {
 	case s.Diverged:
 		fmt.Fprintf(w, "  DIVERGED: %s\n", s.Error)
 	case s.Interrupted:
 		fmt.Fprintf(w, "  interrupted at step %d\n", s.Steps)
 	}
-	fmt.Fprintf(w, "  run directory            %s\n", dir)
+	fmt.Fprintf(w, "  run directory: %s\n", dir)
+}
+
+func ratio(sv []float64, k int) float64 {
+	if len(sv) <= k || sv[0] == 0 {
+		return math.NaN()
+	}
+	return sv[k] / sv[0]
 }
 
 func formatList(v []float64) string {

@@ -58,11 +58,13 @@ type Summary struct {
 	WallSeconds float64          `json:"wall_seconds"`
 	Config      Config           `json:"config"`
 	Final       trainers.Metrics `json:"final"`
-	Diverged    bool             `json:"diverged"`
-	Interrupted bool             `json:"interrupted"`
-	Error       string           `json:"error,omitempty"`
-	Backend     string           `json:"backend"`
-	Version     string           `json:"version"`
+	// Initial holds the metrics at Θ₀ (at the first step logged, for a resumed run).
+	Initial     *trainers.Metrics `json:"initial,omitempty"`
+	Diverged    bool              `json:"diverged"`
+	Interrupted bool              `json:"interrupted"`
+	Error       string            `json:"error,omitempty"`
+	Backend     string            `json:"backend"`
+	Version     string            `json:"version"`
 }
 
 // Options adjust Train for callers other than `flatmin train`.
@@ -123,9 +125,15 @@ func Prepare(cfg Config, b backends.Backend, opt Options) (*Setup, error) {
 type csvSink struct {
 	log    *runio.CSVLog
 	extras []string
+	first  *trainers.Metrics // the first row this run logged
 }
 
-func (s *csvSink) Log(m trainers.Metrics) error { return s.log.Write(m.CSVRecord(s.extras)) }
+func (s *csvSink) Log(m trainers.Metrics) error {
+	if s.first == nil {
+		s.first = &m
+	}
+	return s.log.Write(m.CSVRecord(s.extras))
+}
 
 // Train runs a fresh run into dir and writes its files. On divergence it
 // still writes the summary (diverged: true) and returns the *DivergedError.
@@ -193,7 +201,8 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 		loop.Snapshots = SnapshotSteps(s.Config.Snapshots, s.Config.Steps)
 		loop.Snapshot = func(st *trainers.State) error { return s.writeSnapshot(dir, st) }
 	}
-	res, runErr := trainers.Run(ctx, s.Trainer, s.Evaluator, state, loop, &csvSink{log: log, extras: s.Trainer.Extras()})
+	sink := &csvSink{log: log, extras: s.Trainer.Extras()}
+	res, runErr := trainers.Run(ctx, s.Trainer, s.Evaluator, state, loop, sink)
 	if err := log.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
@@ -206,7 +215,7 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 	}
 	sum := &Summary{
 		Trainer: s.Trainer.Name(), Steps: state.Step, WallSeconds: res.Wall.Seconds(), Config: s.Config,
-		Final: res.Final, Diverged: div != nil, Interrupted: res.Interrupted, Backend: b.Name(), Version: Version,
+		Final: res.Final, Initial: sink.first, Diverged: div != nil, Interrupted: res.Interrupted, Backend: b.Name(), Version: Version,
 	}
 	if div != nil {
 		sum.Error = div.Error()
