@@ -107,3 +107,16 @@ func (p *Problem) CheckTheta(theta []float64) error {
 	}
 	return CheckFinite("Θ", theta)
 }
+
+// Gram returns X Xᵀ (n×n, row-major): x_i·x_k.
+func (p *Problem) Gram() []float64 {
+	g := make([]float64, p.N*p.N)
+	for i := range p.N {
+		for k := range p.N {
+			for c := range p.D {
+				g[i*p.N+k] += p.X[i*p.D+c] * p.X[k*p.D+c]
+			}
+		}
+	}
+	return g
+}

@@ -43,15 +43,7 @@ func (o Optimum) Theta(p *model.Problem) ([]float64, error) {
 	if !o.OK {
 		return nil, fmt.Errorf("no optimum: %s", o.Why)
 	}
-	gram := make([]float64, p.N*p.N)
-	for i := range p.N {
-		for k := range p.N {
-			for c := range p.D {
-				gram[i*p.N+k] += p.X[i*p.D+c] * p.X[k*p.D+c]
-			}
-		}
-	}
-	alpha, err := linalg.SolveSPD(gram, p.N, o.Z)
+	alpha, err := linalg.SolveSPD(p.Gram(), p.N, o.Z)
 	if err != nil {
 		return nil, fmt.Errorf("θ·x_i = z*_i has no solution for these data: %w", err)
 	}
@@ -101,14 +93,9 @@ type Theory struct {
 // PredictTheory evaluates the paper's assumptions and predictions for p.
 func PredictTheory(p *model.Problem, eps, f0 float64) Theory {
 	th := Theory{Activation: p.Act.Name(), Constants: p.Act.Constants(), Optimum: PredictOptimum(p), Eps: eps, F0: f0, TimeBound: math.NaN()}
-	gram := make([]float64, p.N*p.N)
+	gram := p.Gram()
 	trace := 0.0
 	for i := range p.N {
-		for k := range p.N {
-			for c := range p.D {
-				gram[i*p.N+k] += p.X[i*p.D+c] * p.X[k*p.D+c]
-			}
-		}
 		trace += gram[i*p.N+i]
 	}
 	th.Mu = math.NaN()
