@@ -86,7 +86,20 @@ type Config struct {
 	SAMBatch   int     // examples per 1-SAM step, each with its own perturbation (sam1)
 	Lambda     float64 // weight of Tr D²L (penalty)
 	RetractTol float64 // retraction tolerance, relative to ‖y‖ (riemannian)
+	// Engine is how Θ is represented while training: EngineTheta (Θ itself,
+	// the reference), EngineFeature (Θ = Θ₀ − SᵀX, moving only S and Z), or
+	// "" for automatic (EngineFeature where it is cheaper).
+	Engine string
+	// Fuse is how many steps run inside one compiled call; 0 chooses by size,
+	// 1 is one step per call. Results do not depend on it.
+	Fuse int
 }
+
+// Engines.
+const (
+	EngineTheta   = "theta"
+	EngineFeature = "feature"
+)
 
 // DefaultConfig is the paper's Figure 1a step size and noise.
 func DefaultConfig() Config {

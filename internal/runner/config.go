@@ -47,6 +47,9 @@ type Config struct {
 	Theta0Path string  `json:"theta0,omitempty"`
 	MaxLoss    float64 `json:"max_loss"`
 	Backend    string  `json:"backend"`
+	// Engine and Fuse change speed only, not results (beyond rounding for Engine).
+	Engine string `json:"engine,omitempty"`
+	Fuse   int    `json:"fuse,omitempty"`
 	// CheckpointEvery and Snapshots do not change the trajectory.
 	CheckpointEvery int64 `json:"checkpoint_every"`
 	Snapshots       int   `json:"snapshots"` // neuron snapshots spread over the run, 0 for none
@@ -89,7 +92,8 @@ const DefaultCheckpointEvery = 100_000
 
 // TrainerConfig extracts the trainers' hyperparameters.
 func (c *Config) TrainerConfig() trainers.Config {
-	return trainers.Config{Eta: c.Eta, Sigma: c.Sigma, Rho: c.Rho, SAMBatch: c.SAMBatch, Lambda: c.Lambda, RetractTol: c.RetractTol}
+	return trainers.Config{Eta: c.Eta, Sigma: c.Sigma, Rho: c.Rho, SAMBatch: c.SAMBatch, Lambda: c.Lambda, RetractTol: c.RetractTol,
+		Engine: c.Engine, Fuse: c.Fuse}
 }
 
 // Check validates the run settings that do not depend on the data.
