@@ -161,3 +161,21 @@ func run(e *graph.Exec, args ...any) (out []*tensors.Tensor, err error) {
 }
 
 func scalar(t *tensors.Tensor) float64 { return tensors.ToScalar[float64](t) }
+
+// ChooseEngine resolves a requested engine ("" for automatic) for problem p.
+// The feature engine's step costs O(n²m) against the Θ engine's O(nmd), so
+// it is chosen when n < 2d; either can be asked for explicitly.
+func ChooseEngine(requested string, p *model.Problem) (string, error) {
+	switch strings.ToLower(requested) {
+	case "", "auto":
+		if p.N < 2*p.D {
+			return EngineFeature, nil
+		}
+		return EngineTheta, nil
+	case EngineTheta:
+		return EngineTheta, nil
+	case EngineFeature:
+		return EngineFeature, nil
+	}
+	return "", fmt.Errorf("unknown --engine %q: use theta, feature or auto", requested)
+}
