@@ -95,24 +95,43 @@ func (a *OddActivation) terms(order int) [][2]float64 {
 }
 
 // Eval implements Activation.
-func (a *OddActivation) Eval(z *Node, order int) *Node {
+func (a *OddActivation) Eval(z *Node, order int) *Node { return a.evalSq(z, Square(z), order) }
+
+// evalSq evaluates φ^(order) in Horner form in u = z², given u: z^(2k+1)+νz and
+// its derivatives are z^q·P(z²), which costs a few elementwise ops (this is
+// the inner loop of every small step).
+func (a *OddActivation) evalSq(z, u *Node, order int) *Node {
 	checkOrder(order)
-	var sum *Node
-	for _, t := range a.terms(order) {
-		term := intPow(z, int(t[1]))
-		if t[0] != 1 {
-			term = MulScalar(term, t[0])
-		}
-		if sum == nil {
-			sum = term
-		} else {
-			sum = Add(sum, term)
-		}
-	}
-	if sum == nil {
+	terms := a.terms(order)
+	if len(terms) == 0 {
 		return ZerosLike(z)
 	}
-	return sum
+	// All powers share the parity of the first; P(u) = Σ c_t u^((p_t−q)/2).
+	q := int(terms[len(terms)-1][1])
+	coef := map[int]float64{}
+	top := 0
+	for _, t := range terms {
+		e := (int(t[1]) - q) / 2
+		coef[e] += t[0]
+		top = max(top, e)
+	}
+	if top == 0 {
+		return MulScalar(intPow(z, q), coef[0])
+	}
+	poly := scaled(u, coef[top]) // c_top u, then Horner downwards
+	for e := top - 1; e >= 1; e-- {
+		if coef[e] != 0 {
+			poly = AddScalar(poly, coef[e])
+		}
+		poly = Mul(poly, u)
+	}
+	if coef[0] != 0 {
+		poly = AddScalar(poly, coef[0])
+	}
+	if q == 0 {
+		return poly
+	}
+	return Mul(poly, intPow(z, q))
 }
 
 // Host implements Activation.
@@ -284,4 +303,11 @@ func hostIntPow(z float64, p int) float64 {
 		r *= z
 	}
 	return r
+}
+
+func scaled(v *Node, c float64) *Node {
+	if c == 1 {
+		return v
+	}
+	return MulScalar(v, c)
 }

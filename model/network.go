@@ -1,6 +1,8 @@
 package model
 
 import (
+	"fmt"
+
 	"github.com/flatmin/flatmin/internal/fastdot"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -13,6 +15,16 @@ type Net struct {
 	Y       *Node // [n]
 	W       *Node // [m]
 	NormSq  *Node // [n], ‖x_i‖²
+
+	gram *Node
+}
+
+// Gram returns G = X Xᵀ [n, n] as a constant (computed once on the host).
+func (net *Net) Gram() *Node {
+	if net.gram == nil {
+		net.gram = Const(net.X.Graph(), tensors.FromFlatDataAndDimensions(net.Problem.Gram(), net.Problem.N, net.Problem.N))
+	}
+	return net.gram
 }
 
 // NewNet places the problem's data in graph g.
@@ -41,30 +53,90 @@ func (net *Net) Features(theta *Node) *Node {
 
 // Forward is the network evaluated at one Θ inside a graph. Derived nodes are
 // built on first use and shared, so each is computed once per graph.
+//
+// Z is example-major, [.., n, m], when built from Θ, and neuron-major, [m, n],
+// when built from the features themselves (ForwardFeatures, the feature
+// engine's layout). Everything below works in either layout through
+// PerExample, PerNeuron and SumNeurons.
 type Forward struct {
 	Net   *Net
-	Theta *Node // [.., m, d]
-	Z     *Node // [.., n, m]
+	Theta *Node // [.., m, d]; nil when built from features
+	Z     *Node // [.., n, m], or [m, n] when NeuronMajor
 	F     *Node // [.., n] outputs f_i = Σ_j w_j φ(z_ij)
 	R     *Node // [.., n] residuals f − y
+	// NeuronMajor is true when Z is laid out [m, n].
+	NeuronMajor bool
 
 	dphi [4]*Node
 	a    *Node
+	z2   *Node
+}
+
+// squareEvaluator is an activation that evaluates more cheaply given z².
+type squareEvaluator interface {
+	evalSq(z, z2 *Node, order int) *Node
 }
 
 // Forward evaluates the network at Θ.
 func (net *Net) Forward(theta *Node) *Forward {
 	fw := &Forward{Net: net, Theta: theta}
 	fw.Z = net.Features(theta)
-	fw.F = ReduceSum(net.weigh(fw.Phi(0)), -1)
-	fw.R = Sub(fw.F, lead(net.Y, fw.F.Rank()))
+	fw.finish()
 	return fw
+}
+
+// ForwardFeatures evaluates the network from its features, given neuron-major
+// as Zᵀ [m, n] (z_ij at [j, i]): the loss and Tr D²L depend on Θ only through Z.
+func (net *Net) ForwardFeatures(zt *Node) *Forward {
+	p := net.Problem
+	if zt.Rank() != 2 || zt.Shape().Dimensions[0] != p.M || zt.Shape().Dimensions[1] != p.N {
+		panic(fmt.Sprintf("model: features must have shape [m=%d, n=%d], got %s", p.M, p.N, zt.Shape()))
+	}
+	fw := &Forward{Net: net, Z: zt, NeuronMajor: true}
+	fw.finish()
+	return fw
+}
+
+func (fw *Forward) finish() {
+	fw.F = fw.SumNeurons(fw.Net.weigh(fw.Phi(0), fw))
+	fw.R = Sub(fw.F, lead(fw.Net.Y, fw.F.Rank()))
+}
+
+// SumNeurons sums v (shaped like Z) over the neurons, giving [.., n].
+func (fw *Forward) SumNeurons(v *Node) *Node {
+	if fw.NeuronMajor {
+		return ReduceSum(v, 0)
+	}
+	return ReduceSum(v, -1)
+}
+
+// PerExample reshapes c [.., n] to broadcast against Z.
+func (fw *Forward) PerExample(c *Node) *Node {
+	if fw.NeuronMajor {
+		return InsertAxes(c, 0)
+	}
+	return InsertAxes(c, -1)
+}
+
+// PerNeuron reshapes v [m] to broadcast against Z.
+func (fw *Forward) PerNeuron(v *Node) *Node {
+	if fw.NeuronMajor {
+		return InsertAxes(v, -1)
+	}
+	return lead(v, fw.Z.Rank())
 }
 
 // Phi returns φ^(order)(Z).
 func (fw *Forward) Phi(order int) *Node {
 	if fw.dphi[order] == nil {
-		fw.dphi[order] = fw.Net.Problem.Act.Eval(fw.Z, order)
+		if se, ok := fw.Net.Problem.Act.(squareEvaluator); ok {
+			if fw.z2 == nil {
+				fw.z2 = Square(fw.Z)
+			}
+			fw.dphi[order] = se.evalSq(fw.Z, fw.z2, order)
+		} else {
+			fw.dphi[order] = fw.Net.Problem.Act.Eval(fw.Z, order)
+		}
 	}
 	return fw.dphi[order]
 }
@@ -72,7 +144,7 @@ func (fw *Forward) Phi(order int) *Node {
 // A returns A_ij = w_j φ'(z_ij), the coefficients of the Jacobian: ∂f_i/∂θ_j = A_ij x_i.
 func (fw *Forward) A() *Node {
 	if fw.a == nil {
-		fw.a = fw.Net.weigh(fw.Phi(1))
+		fw.a = fw.Net.weigh(fw.Phi(1), fw)
 	}
 	return fw.a
 }
@@ -88,30 +160,41 @@ func (fw *Forward) Jv(v *Node) *Node {
 	return ReduceSum(Mul(fw.A(), fw.Net.Features(v)), -1)
 }
 
-// JTc returns Jᵀ c for c shaped like the outputs: (Jᵀc)_j = Σ_i c_i A_ij x_i.
-func (fw *Forward) JTc(c *Node) *Node {
-	weighted := Mul(fw.A(), InsertAxes(c, -1)) // [.., n, m]
-	if weighted.Rank() == 2 {
-		return fastdot.DotGeneral(weighted, []int{0}, nil, fw.Net.X, []int{0}, nil)
+// Coef returns the per-example coefficients c_i A_ij shaped like Z: Jᵀc is
+// the Θ-shaped Σ_i c_i A_ij x_i, i.e. Coef(c) contracted with X over the examples.
+func (fw *Forward) Coef(c *Node) *Node { return Mul(fw.A(), fw.PerExample(c)) }
+
+// JTc returns Jᵀ c for c shaped like the outputs: (Jᵀc)_j = Σ_i c_i A_ij x_i
+// (Θ-layout forwards only).
+func (fw *Forward) JTc(c *Node) *Node { return fw.Net.ContractX(fw.Coef(c)) }
+
+// ContractX returns Σ_i b_ij x_i for b [.., n, m]: the Θ-shaped [.., m, d]
+// direction whose inner products with the examples are given by b.
+func (net *Net) ContractX(b *Node) *Node {
+	if b.Rank() == 2 {
+		return fastdot.DotGeneral(b, []int{0}, nil, net.X, []int{0}, nil)
 	}
-	return fastdot.DotGeneral(weighted, []int{1}, nil, fw.Net.X, []int{0}, nil) // [K, m, d]
+	return fastdot.DotGeneral(b, []int{1}, nil, net.X, []int{0}, nil) // [K, m, d]
 }
 
 // JJT returns J Jᵀ = (X Xᵀ) ∘ (A Aᵀ), an n×n matrix (only for unbatched Θ).
 func (fw *Forward) JJT() *Node {
 	a := fw.A()
-	aat := fastdot.DotGeneral(a, []int{1}, nil, a, []int{1}, nil)
-	xxt := fastdot.DotGeneral(fw.Net.X, []int{1}, nil, fw.Net.X, []int{1}, nil)
-	return Mul(xxt, aat)
+	neuron := 1
+	if fw.NeuronMajor {
+		neuron = 0
+	}
+	aat := fastdot.DotGeneral(a, []int{neuron}, nil, a, []int{neuron}, nil)
+	return Mul(fw.Net.Gram(), aat)
 }
 
-// weigh multiplies v [.., n, m] by w along its last axis; with w = 1 (the
-// paper's setting) it is v itself, which saves an op per use on small graphs.
-func (net *Net) weigh(v *Node) *Node {
+// weigh multiplies v (shaped like fw.Z) by w along the neurons; with w = 1
+// (the paper's setting) it is v itself, which saves an op per use on small graphs.
+func (net *Net) weigh(v *Node, fw *Forward) *Node {
 	if net.Problem.UnitWeights() {
 		return v
 	}
-	return Mul(v, lead(net.W, v.Rank()))
+	return Mul(v, fw.PerNeuron(net.W))
 }
 
 // lead prepends unit axes to x until it has the given rank, for broadcasting.

@@ -11,17 +11,16 @@ import (
 //
 // valid everywhere, in O(mn) after Z. Scalar, or [K] for a batch of Θ.
 func TraceHessian(fw *model.Forward) *Node {
-	w := leadTo(fw.Net.W, fw.Z.Rank())
-	a := fw.A()                                          // w_j φ'(z_ij)
-	curv := Mul(Mul(fw.Phi(2), w), InsertAxes(fw.R, -1)) // r_i w_j φ''(z_ij)
-	perRow := ReduceSum(Add(Square(a), curv), -1)        // [.., n]
+	a := fw.A()                                                              // w_j φ'(z_ij)
+	curv := Mul(Mul(fw.Phi(2), fw.PerNeuron(fw.Net.W)), fw.PerExample(fw.R)) // r_i w_j φ''(z_ij)
+	perRow := fw.SumNeurons(Add(Square(a), curv))                            // [.., n]
 	return MulScalar(ReduceSum(Mul(perRow, leadTo(fw.Net.NormSq, perRow.Rank())), -1), 2)
 }
 
 // TraceHessianManifold returns 2 Σ_i ‖Df_i‖² = 2 Σ_i ‖x_i‖² Σ_j w_j² φ'(z_ij)²,
 // which equals Tr D²L where the loss is zero.
 func TraceHessianManifold(fw *model.Forward) *Node {
-	perRow := ReduceSum(Square(fw.A()), -1)
+	perRow := fw.SumNeurons(Square(fw.A()))
 	return MulScalar(ReduceSum(Mul(perRow, leadTo(fw.Net.NormSq, perRow.Rank())), -1), 2)
 }
 
@@ -29,6 +28,13 @@ func TraceHessianManifold(fw *model.Forward) *Node {
 // (fw.Theta must be unbatched).
 func TraceHessianGrad(fw *model.Forward) *Node {
 	return Gradient(TraceHessian(fw), fw.Theta)[0]
+}
+
+// TraceHessianFeatureGrad returns ∂ Tr D²L / ∂Z, shaped like fw.Z, by
+// autodiff of TraceHessian: ∇_Θ Tr D²L is it contracted with X (Net.ContractX),
+// and the feature engine moves along it directly (unbatched fw only).
+func TraceHessianFeatureGrad(fw *model.Forward) *Node {
+	return Gradient(TraceHessian(fw), fw.Z)[0]
 }
 
 func leadTo(x *Node, rank int) *Node {

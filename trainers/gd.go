@@ -6,9 +6,7 @@ import (
 
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
-	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
 
 func init() {
@@ -16,28 +14,9 @@ func init() {
 	register("labelnoise", newLabelNoise)
 }
 
-// gradientStep is a trainer whose update is one compiled graph of (Θ, RNG).
-type gradientStep struct {
-	name string
-	exec *Exec // (Θ, rng) → (Θ', rng', L(Θ))
-}
-
-func (t *gradientStep) Name() string      { return t.name }
-func (t *gradientStep) Init(*State) error { return nil }
-func (t *gradientStep) Extras() []string  { return nil }
-func (t *gradientStep) Step(s *State) (float64, error) {
-	out, err := run(t.exec, s.Theta, s.RNG)
-	if err != nil {
-		return math.NaN(), err
-	}
-	s.Theta, s.RNG = out[0], out[1]
-	s.Step++
-	return scalar(out[2]), nil
-}
-
 // newGD is plain gradient descent on L: Θ ← Θ − η ∇L.
 func newGD(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
-	return compileNoisyGD("gd", b, p, cfg.Eta, 0, false)
+	return newFused(b, p, cfg, rule{name: "gd", step: noisyGDStep(cfg.Eta, 0)})
 }
 
 // newLabelNoise is label-noise SGD: Θ ← Θ − η ∇ Σ_i (f_i − y_i + ζ_i)², with
@@ -46,26 +25,25 @@ func newLabelNoise(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 	if !(cfg.Sigma >= 0) || math.IsInf(cfg.Sigma, 0) {
 		return nil, fmt.Errorf("--sigma must be ≥ 0 and finite, got %v", cfg.Sigma)
 	}
-	return compileNoisyGD("labelnoise", b, p, cfg.Eta, cfg.Sigma, true)
+	return newFused(b, p, cfg, rule{
+		name: "labelnoise",
+		draw: func(rng *Node, c int, bulk bool) (*Node, []*Node) { return drawNormal(rng, c, bulk, p.N) },
+		step: noisyGDStep(cfg.Eta, cfg.Sigma),
+	})
 }
 
-// compileNoisyGD builds Θ ← Θ − η 2Jᵀ(r + ζ); without noise it is GD. With
-// noise and σ = 0 the draw still happens, so that path can be checked against GD.
-func compileNoisyGD(name string, b backends.Backend, p *model.Problem, eta, sigma float64, noisy bool) (Trainer, error) {
-	exec, err := compile(b, func(theta, rng *Node) (*Node, *Node, *Node) {
-		fw := model.NewNet(theta.Graph(), p).Forward(theta)
+// noisyGDStep is Θ ← Θ − η 2Jᵀ(r + σζ) (ζ nil: GD). With noise and σ = 0
+// the draw still happens, so that path can be checked against GD.
+func noisyGDStep(eta, sigma float64) func(sp space, net *model.Net, params, z0, zeta *Node) (*Node, *Node) {
+	return func(sp space, net *model.Net, params, z0, zeta *Node) (*Node, *Node) {
+		fw := sp.forward(net, params, z0)
 		r := fw.R
-		if noisy {
-			var noise *Node
-			rng, noise = RandomNormal(rng, shapes.Make(dtypes.Float64, p.N))
-			r = Add(r, MulScalar(noise, sigma))
+		loss := fw.Loss()
+		if zeta != nil {
+			r = Add(r, MulScalar(zeta, sigma))
 		}
-		// ∇ Σ (r_i + ζ_i)² = 2 Jᵀ (r + ζ)
-		grad := fw.JTc(MulScalar(r, 2))
-		return Sub(theta, MulScalar(grad, eta)), rng, fw.Loss()
-	})
-	if err != nil {
-		return nil, err
+		// ∇ Σ (r_i + ζ_i)² = 2 Jᵀ (r + ζ); η is folded into the n-vector.
+		coef := fw.Coef(MulScalar(r, 2*eta))
+		return sp.move(params, sp.direction(fw, coef), 1), loss
 	}
-	return &gradientStep{name: name, exec: exec}, nil
 }

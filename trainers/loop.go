@@ -75,6 +75,9 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 	wall := func() time.Duration { return cfg.WallOffset + time.Since(start) }
 	lastLogged := int64(-1)
 	log := func() (Metrics, error) {
+		if err := tr.Sync(s); err != nil {
+			return Metrics{}, err
+		}
 		m, err := ev.Measure(s.Theta)
 		if err != nil {
 			return m, err
@@ -102,6 +105,9 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 		}
 		if nextSnap < len(cfg.Snapshots) && cfg.Snapshots[nextSnap] == s.Step && cfg.Snapshot != nil {
 			nextSnap++
+			if err := tr.Sync(s); err != nil {
+				return err
+			}
 			return cfg.Snapshot(s)
 		}
 		return nil
@@ -119,24 +125,40 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 	}
 	bar := newBar(cfg.Progress, cfg.Steps-s.Step)
 	defer bar.finish()
+	checkpoint := func() error {
+		if err := tr.Sync(s); err != nil {
+			return err
+		}
+		return cfg.Checkpoint(s, wall())
+	}
 	result := Result{}
+	limit := int64(1)
 	for s.Step < cfg.Steps {
 		if ctx.Err() != nil {
 			result.Interrupted = true
 			break
 		}
-		loss, err := tr.Step(s)
+		k := stride(s.Step, cfg, nextSnap, limit)
+		t0 := time.Now()
+		loss, err := tr.Advance(s, k)
+		// Steps per call grow while a call is short and shrink when it is long,
+		// so that an interrupt is seen within ~0.1 s; results do not depend on it.
+		if el := time.Since(t0); el < 20*time.Millisecond && limit < 1<<20 {
+			limit *= 2
+		} else if el > 100*time.Millisecond && limit > 1 {
+			limit /= 2
+		}
 		if err != nil {
 			return Result{Final: last, Wall: wall()}, fmt.Errorf("step %d: %w", s.Step, err)
 		}
 		if bad(loss, maxLoss) {
-			// The loss was measured before the step: s.Step-1 is where it went wrong.
+			// The loss was measured before the last step: s.Step-1 is where it went wrong.
 			if m, lerr := log(); lerr == nil {
 				last = m
 			}
 			return Result{Final: last, Wall: wall()}, &DivergedError{Step: s.Step - 1, Loss: loss}
 		}
-		bar.add(1)
+		bar.add(k)
 		if err := snapshot(); err != nil {
 			return Result{Final: last, Wall: wall()}, err
 		}
@@ -146,7 +168,7 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 			}
 		}
 		if cfg.CheckpointEvery > 0 && s.Step%cfg.CheckpointEvery == 0 && s.Step < cfg.Steps && cfg.Checkpoint != nil {
-			if err := cfg.Checkpoint(s, wall()); err != nil {
+			if err := checkpoint(); err != nil {
 				return Result{Final: last, Wall: wall()}, err
 			}
 		}
@@ -159,14 +181,33 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 	result.Final = last
 	result.Wall = wall()
 	if cfg.Checkpoint != nil {
-		if err := cfg.Checkpoint(s, result.Wall); err != nil {
+		if err := checkpoint(); err != nil {
 			return result, err
 		}
+	}
+	if err := tr.Sync(s); err != nil {
+		return result, err
 	}
 	if bad(last.Loss, maxLoss) {
 		return result, &DivergedError{Step: s.Step, Loss: last.Loss}
 	}
 	return result, nil
+}
+
+// stride is how many steps the loop can take from step before it must stop
+// to log, checkpoint, snapshot or end the run, at most limit.
+func stride(step int64, cfg LoopConfig, nextSnap int, limit int64) int64 {
+	next := min(cfg.Steps, (step/cfg.LogEvery+1)*cfg.LogEvery)
+	if cfg.CheckpointEvery > 0 {
+		next = min(next, (step/cfg.CheckpointEvery+1)*cfg.CheckpointEvery)
+	}
+	for _, snap := range cfg.Snapshots[min(nextSnap, len(cfg.Snapshots)):] {
+		if snap > step {
+			next = min(next, snap)
+			break
+		}
+	}
+	return max(1, min(next-step, limit))
 }
 
 func bad(loss, maxLoss float64) bool {

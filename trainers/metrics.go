@@ -246,7 +246,7 @@ func NewEvaluator(b backends.Backend, p *model.Problem) (*Evaluator, error) {
 	if err != nil {
 		return nil, err
 	}
-	tan, err := newTangentSpace(b, p)
+	tan, err := newTangentSpace(b, p, &engine{name: EngineTheta, p: p, sp: thetaSpace{}})
 	if err != nil {
 		return nil, err
 	}

@@ -19,13 +19,13 @@ func newPenalty(b backends.Backend, p *model.Problem, cfg Config) (Trainer, erro
 	if !(cfg.Lambda >= 0) || math.IsInf(cfg.Lambda, 0) {
 		return nil, fmt.Errorf("--lambda must be ≥ 0 and finite, got %v", cfg.Lambda)
 	}
-	exec, err := compile(b, func(theta, rng *Node) (*Node, *Node, *Node) {
-		fw := model.NewNet(theta.Graph(), p).Forward(theta)
-		grad := Add(fw.LossGrad(), MulScalar(regularizers.TraceHessianGrad(fw), cfg.Lambda))
-		return Sub(theta, MulScalar(grad, cfg.Eta)), rng, fw.Loss()
+	return newFused(b, p, cfg, rule{
+		name: "penalty",
+		step: func(sp space, net *model.Net, params, z0, _ *Node) (*Node, *Node) {
+			fw := sp.forward(net, params, z0)
+			// ∂(L + λ Tr D²L)/∂Z, then along X: the same in both engines.
+			coef := Add(fw.Coef(MulScalar(fw.R, 2)), MulScalar(regularizers.TraceHessianFeatureGrad(fw), cfg.Lambda))
+			return sp.move(params, sp.direction(fw, coef), cfg.Eta), fw.Loss()
+		},
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &gradientStep{name: "penalty", exec: exec}, nil
 }

@@ -34,10 +34,11 @@ const (
 // beyond the nominal --eta, so η tracks the largest stable step.
 type riemannian struct {
 	p        *model.Problem
+	eng      *engine
 	ts       *tangentSpace
-	residual *Exec // Θ → (r, J Jᵀ)
-	correct  *Exec // (Θ, δ) → (Θ − Jᵀδ, r, J Jᵀ at the new Θ)
-	move     *Exec // (Θ, v, η) → Θ − η v
+	residual *Exec // params → (r, J Jᵀ)
+	correct  *Exec // (params, δ) → (Θ − Jᵀδ, r, J Jᵀ at the new Θ)
+	move     *Exec // (params, v, η) → Θ − η v
 	eta      float64
 	tol      float64 // absolute residual tolerance
 
@@ -54,6 +55,7 @@ const (
 	maxHalvings      = 60
 	etaRecovery      = 1.02 // growth of η per accepted step, up to the nominal η
 	armijo           = 1e-4 // sufficient-decrease constant c: F must fall by c η ‖P∇F‖²
+	rebaseEvery      = 16   // feature engine: fold T into Θ₀ this often, to keep Z = Z₀ − T G exact to rounding
 )
 
 func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
@@ -63,27 +65,38 @@ func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 	if !(cfg.RetractTol > 0) || cfg.RetractTol >= 1 {
 		return nil, fmt.Errorf("--retract-tol must be in (0, 1), got %v", cfg.RetractTol)
 	}
-	ts, err := newTangentSpace(b, p)
+	eng, err := newEngine(b, p, cfg.Engine)
 	if err != nil {
 		return nil, err
 	}
-	residual, err := compile(b, func(theta *Node) (*Node, *Node) {
-		fw := model.NewNet(theta.Graph(), p).Forward(theta)
-		return fw.R, fw.JJT()
+	sp := eng.sp
+	ts, err := newTangentSpace(b, p, eng)
+	if err != nil {
+		return nil, err
+	}
+	residual, err := compile(b, func(in []*Node) []*Node {
+		params, z0, _ := eng.unpack(in)
+		fw := sp.forward(model.NewNet(params.Graph(), p), params, z0)
+		return []*Node{fw.R, fw.JJT()}
 	})
 	if err != nil {
 		return nil, err
 	}
-	correct, err := compile(b, func(theta, delta *Node) (*Node, *Node, *Node) {
-		net := model.NewNet(theta.Graph(), p)
-		next := Sub(theta, net.Forward(theta).JTc(delta))
-		fw := net.Forward(next)
-		return next, fw.R, fw.JJT()
+	correct, err := compile(b, func(in []*Node) []*Node {
+		params, z0, rest := eng.unpack(in)
+		net := model.NewNet(params.Graph(), p)
+		fw := sp.forward(net, params, z0)
+		next := sp.move(params, sp.direction(fw, fw.Coef(rest[0])), 1)
+		fw = sp.forward(net, next, z0)
+		return []*Node{next, fw.R, fw.JJT()}
 	})
 	if err != nil {
 		return nil, err
 	}
-	move, err := compile(b, func(theta, v, eta *Node) *Node { return Sub(theta, Mul(v, eta)) })
+	move, err := compile(b, func(in []*Node) []*Node {
+		params, _, rest := eng.unpack(in)
+		return []*Node{sp.moveBy(params, rest[0], rest[1])}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -92,20 +105,40 @@ func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 		yNorm += y * y
 	}
 	tol := cfg.RetractTol * math.Max(math.Sqrt(yNorm), 1e-300)
-	return &riemannian{p: p, ts: ts, residual: residual, correct: correct, move: move, eta: cfg.Eta, tol: tol}, nil
+	return &riemannian{p: p, eng: eng, ts: ts, residual: residual, correct: correct, move: move, eta: cfg.Eta, tol: tol}, nil
 }
 
-func (t *riemannian) Name() string     { return "riemannian" }
+func (t *riemannian) Name() string        { return "riemannian" }
+func (t *riemannian) Engine() string      { return t.eng.name }
+func (t *riemannian) Sync(s *State) error { return t.eng.sync(s) }
+
+// Advance takes k steps one by one: each needs host solves.
+func (t *riemannian) Advance(s *State, k int64) (float64, error) {
+	loss := math.NaN()
+	for range k {
+		var err error
+		if loss, err = t.Step(s); err != nil {
+			return loss, err
+		}
+	}
+	return loss, nil
+}
 func (t *riemannian) Extras() []string { return []string{extraEta, extraHalvings, extraRetract} }
 
 // Init retracts Θ₀ onto M by damped Gauss–Newton (the step is halved until
 // the residual decreases) and sets the step size.
 func (t *riemannian) Init(s *State) error {
-	theta, iters, _, err := t.retract(s.Theta, initRetractIters, true)
+	if err := t.eng.adopt(s); err != nil {
+		return err
+	}
+	theta, iters, _, err := t.retract(t.eng.current(s), initRetractIters, true)
 	if err != nil {
 		return fmt.Errorf("could not reach the manifold of zero loss from Θ₀: %w", err)
 	}
-	s.Theta = theta
+	t.eng.set(s, theta)
+	if err := t.eng.rebase(s); err != nil {
+		return err
+	}
 	s.Extra[extraEta] = t.eta
 	s.Extra[extraHalvings] = 0
 	s.Extra[extraRetract] = float64(iters)
@@ -117,7 +150,7 @@ var errNoConvergence = errors.New("retraction did not converge")
 
 // retract runs Gauss–Newton from theta until ‖f − y‖ ≤ tol.
 func (t *riemannian) retract(theta *tensors.Tensor, maxIters int, damped bool) (*tensors.Tensor, int, float64, error) {
-	out, err := run(t.residual, theta)
+	out, err := run(t.residual, t.eng.args(theta)...)
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -151,7 +184,7 @@ func (t *riemannian) retract(theta *tensors.Tensor, maxIters int, damped bool) (
 					d[i] = scale * delta[i]
 				}
 			}
-			out, err := run(t.correct, theta, tensors.FromFlatDataAndDimensions(d, len(d)))
+			out, err := run(t.correct, t.eng.args(theta, tensors.FromFlatDataAndDimensions(d, len(d)))...)
 			if err != nil {
 				return nil, it, rn, err
 			}
@@ -178,7 +211,7 @@ func (t *riemannian) polish(theta *tensors.Tensor, r, jjt []float64, rn float64)
 	if err != nil {
 		return nil, 0, false
 	}
-	out, err := run(t.correct, theta, tensors.FromFlatDataAndDimensions(delta, len(delta)))
+	out, err := run(t.correct, t.eng.args(theta, tensors.FromFlatDataAndDimensions(delta, len(delta)))...)
 	if err != nil {
 		return nil, 0, false
 	}
@@ -192,21 +225,25 @@ func (t *riemannian) polish(theta *tensors.Tensor, r, jjt []float64, rn float64)
 // Step takes one projected step, halving η until F decreases and the
 // retraction converges. It returns the loss at Θ before the step.
 func (t *riemannian) Step(s *State) (float64, error) {
+	if err := t.eng.adopt(s); err != nil {
+		return math.NaN(), err
+	}
 	eta := s.Extra[extraEta]
 	if eta == 0 {
 		eta = t.eta
 	}
+	here := t.eng.current(s)
 	tp := t.last
-	if tp == nil || tp.theta != s.Theta {
+	if tp == nil || tp.theta != here {
 		var err error
-		if tp, err = t.ts.at(s.Theta); err != nil {
+		if tp, err = t.ts.at(here); err != nil {
 			return math.NaN(), err
 		}
 	}
 	loss := t.lastLoss
-	if t.last == nil || t.last.theta != s.Theta {
+	if t.last == nil || t.last.theta != here {
 		var err error
-		if loss, err = t.loss(s.Theta); err != nil {
+		if loss, err = t.loss(here); err != nil {
 			return math.NaN(), err
 		}
 	}
@@ -215,7 +252,7 @@ func (t *riemannian) Step(s *State) (float64, error) {
 		return math.NaN(), t.singular(s, err)
 	}
 	for range maxHalvings {
-		cand, err := run(t.move, s.Theta, v, tensors.FromScalar(eta))
+		cand, err := run(t.move, t.eng.args(here, v, tensors.FromScalar(eta))...)
 		if err != nil {
 			return math.NaN(), err
 		}
@@ -230,7 +267,7 @@ func (t *riemannian) Step(s *State) (float64, error) {
 			// steps, at the edge of stability) while F keeps falling; the gain
 			// in the slow directions is worth it.
 			if np.F <= tp.F-armijo*eta*vnorm*vnorm+1e-14*math.Abs(tp.F) {
-				s.Theta = next
+				t.eng.set(s, next)
 				s.Step++
 				s.Extra[extraRetract] = float64(iters)
 				t.last, t.lastLoss = np, rn*rn
@@ -238,6 +275,11 @@ func (t *riemannian) Step(s *State) (float64, error) {
 				// halving (far from the optimum, where F is steep) does not slow
 				// the whole run.
 				s.Extra[extraEta] = math.Min(eta*etaRecovery, t.eta)
+				if s.Step%rebaseEvery == 0 {
+					if err := t.eng.rebase(s); err != nil {
+						return math.NaN(), err
+					}
+				}
 				return loss, nil
 			}
 		}
@@ -258,7 +300,7 @@ func (t *riemannian) singular(s *State, err error) error {
 }
 
 func (t *riemannian) loss(theta *tensors.Tensor) (float64, error) {
-	out, err := run(t.residual, theta)
+	out, err := run(t.residual, t.eng.args(theta)...)
 	if err != nil {
 		return math.NaN(), err
 	}

@@ -59,7 +59,7 @@ func TestRiemannianReachesTheoryOptimum(t *testing.T) {
 		var m Metrics
 		done := false
 		for s.Step < 20000 && !done {
-			if m, err = ev.Measure(s.Theta); err != nil {
+			if m, err = ev.Measure(synced(t, tr, s)); err != nil {
 				t.Fatal(err)
 			}
 			grads = append(grads, m.RiemannianGradNorm)
@@ -196,9 +196,11 @@ func TestStochasticTrainersLowerTheTrace(t *testing.T) {
 	p := syntheticProblem(t, 3, 3, 10, 0.1, "uniform:0.5,1", 1)
 	ev, _ := NewEvaluator(b, p)
 	start, _ := NewState(p, model.InitTheta(p.M, p.D, 0.5, 1), 1)
-	if err := newTrainer(t, "riemannian", p, Config{Eta: 1, RetractTol: 1e-12}).Init(start); err != nil {
+	rt := newTrainer(t, "riemannian", p, Config{Eta: 1, RetractTol: 1e-12})
+	if err := rt.Init(start); err != nil {
 		t.Fatal(err)
 	}
+	synced(t, rt, start)
 	m0, _ := ev.Measure(start.Theta)
 	for _, tc := range []struct {
 		trainer string
@@ -238,7 +240,7 @@ func TestRiemannianShortensStepsThatSaturate(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev, _ := NewEvaluator(testBackend(t), p)
-	m0, _ := ev.Measure(s.Theta)
+	m0, _ := ev.Measure(synced(t, tr, s))
 	steps(t, tr, s, 200)
 	m, _ := ev.Measure(s.Theta)
 	if s.Extra["halvings"] == 0 || !(m.TraceHessian < m0.TraceHessian) || m.Loss > 1e-20 {

@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/flatmin/flatmin/internal/fastdot"
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
-	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
 
 func init() { register("sam1", newSAM1) }
@@ -32,42 +30,51 @@ func newSAM1(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) 
 		return nil, fmt.Errorf("--sam-batch must be at least 1, got %d", cfg.SAMBatch)
 	}
 	batch := cfg.SAMBatch
-	exec, err := compile(b, func(theta, rng *Node) (*Node, *Node, *Node) {
-		var idx *Node
-		rng, idx = RandomIntN(rng, p.N, shapes.Make(dtypes.Int32, batch))
-		next, loss := samStep(model.NewNet(theta.Graph(), p), theta, idx, cfg.Rho, cfg.Eta)
-		return next, rng, loss
+	return newFused(b, p, cfg, rule{
+		name: "sam1",
+		draw: func(rng *Node, c int, bulk bool) (*Node, []*Node) { return drawIndices(rng, c, bulk, batch, p.N) },
+		step: func(sp space, net *model.Net, params, z0, idx *Node) (*Node, *Node) {
+			return samStep(sp, net, params, z0, idx, cfg.Rho, cfg.Eta)
+		},
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &gradientStep{name: "sam1", exec: exec}, nil
 }
 
-// samStep is one 1-SAM update of Θ on the examples idx ([B] int32).
-func samStep(net *model.Net, theta, idx *Node, rho, eta float64) (next, loss *Node) {
+// samStep is one 1-SAM update of the params on the examples idx ([B] int32).
+func samStep(sp space, net *model.Net, params, z0, idx *Node, rho, eta float64) (next, loss *Node) {
+	oneHot := OneHot(idx, net.Problem.N, dtypes.Float64) // [B, n]
+	zb := sp.rows(net, params, z0, idx, oneHot)
+	coef, loss := samCoef(net, zb, idx, rho)
+	v := sp.rowsDirection(net, coef, idx, oneHot)
+	return sp.move(params, v, eta/float64(idx.Shape().Dimensions[0])), loss
+}
+
+// samCoef is one 1-SAM gradient on the examples idx ([B] int32) whose
+// pre-activations are zb [B, m]: the coefficients c [B, m] of the gradient
+// Σ_b Σ_j c_bj x_{i_b} (summed over the batch) and the batch loss estimate.
+func samCoef(net *model.Net, zb, idx *Node, rho float64) (coef, loss *Node) {
 	p := net.Problem
 	at := InsertAxes(idx, -1) // [B, 1] for Gather
-	xb := Gather(net.X, at)   // [B, d]
 	yb := Gather(net.Y, at)   // [B]
 	normSq := Gather(net.NormSq, at)
-	w := InsertAxes(net.W, 0) // [1, m]
 	act := p.Act
-	zb := fastdot.DotGeneral(xb, []int{1}, nil, theta, []int{1}, nil) // [B, m]
-	r := Sub(ReduceSum(Mul(act.Eval(zb, 0), w), -1), yb)
-	a := Mul(act.Eval(zb, 1), w) // A_bj = w_j φ'(z_bj)
+	weigh := func(v *Node) *Node {
+		if p.UnitWeights() {
+			return v
+		}
+		return Mul(v, InsertAxes(net.W, 0))
+	}
+	r := Sub(ReduceSum(weigh(act.Eval(zb, 0)), -1), yb)
+	a := weigh(act.Eval(zb, 1)) // A_bj = w_j φ'(z_bj)
 	// ρ g/‖g‖ moves z_bj by ρ sign(r_b) ‖x_b‖ A_bj/‖A_b‖; g = 0 (r_b = 0 or A_b = 0) moves nothing.
 	aNorm := Sqrt(ReduceSum(Square(a), -1))
 	safe := Where(GreaterThan(aNorm, ZerosLike(aNorm)), aNorm, OnesLike(aNorm))
 	scale := MulScalar(Div(Mul(Sign(r), Sqrt(normSq)), safe), rho) // [B]
 	zt := Add(zb, Mul(a, InsertAxes(scale, -1)))
-	rt := Sub(ReduceSum(Mul(act.Eval(zt, 0), w), -1), yb)
-	at2 := Mul(act.Eval(zt, 1), w)
-	// ∇_{θ_j} ℓ_b(Θ̃) = 2 r̃_b Ã_bj x_b, averaged over the batch.
-	coef := Mul(at2, InsertAxes(MulScalar(rt, 2), -1)) // [B, m]
-	grad := fastdot.DotGeneral(coef, []int{0}, nil, xb, []int{0}, nil)
+	rt := Sub(ReduceSum(weigh(act.Eval(zt, 0)), -1), yb)
+	at2 := weigh(act.Eval(zt, 1))
+	// ∇_{θ_j} ℓ_b(Θ̃) = 2 r̃_b Ã_bj x_b.
+	coef = Mul(at2, InsertAxes(MulScalar(rt, 2), -1)) // [B, m]
 	batch := idx.Shape().Dimensions[0]
-	next = Sub(theta, MulScalar(grad, eta/float64(batch)))
 	loss = MulScalar(ReduceAllSum(Square(r)), float64(p.N)/float64(batch))
-	return next, loss
+	return coef, loss
 }

@@ -7,9 +7,7 @@ import (
 
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/regularizers"
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
-	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
@@ -72,7 +70,7 @@ func TestSAMClosedFormMatchesDefinition(t *testing.T) {
 			for k, i := range tc.idx {
 				idx[k] = int32(i)
 			}
-			fast, _ := samStep(model.NewNet(th.Graph(), p), th, Const(th.Graph(), idx), rho, eta)
+			fast, _ := samStep(thetaSpace{}, model.NewNet(th.Graph(), p), th, nil, Const(th.Graph(), idx), rho, eta)
 			return []*Node{fast, sequentialSAM(p, th, tc.idx, rho, eta)}
 		}, tensors.FromFlatDataAndDimensions(theta, p.M, p.D))
 		fast, want := tensors.MustCopyFlatData[float64](out[0]), tensors.MustCopyFlatData[float64](out[1])
@@ -95,8 +93,8 @@ func TestSAMTrainerStep(t *testing.T) {
 	tr := newTrainer(t, "sam1", p, cfg)
 	s, _ := NewState(p, theta, 5)
 	draw := MustExecOnce(b, func(rng *Node) *Node {
-		_, idx := RandomIntN(rng, p.N, shapes.Make(dtypes.Int32, cfg.SAMBatch))
-		return idx
+		_, idx := drawIndices(rng, 1, true, cfg.SAMBatch, p.N)
+		return idx[0]
 	}, s.RNG)
 	var idx []int
 	for _, i := range tensors.MustCopyFlatData[int32](draw) {
@@ -123,7 +121,7 @@ func TestSAMAtZeroResidual(t *testing.T) {
 	}, tensors.FromFlatDataAndDimensions(theta, p.M, p.D)))
 	p.Y = f
 	out := MustExecOnce(b, func(th *Node) *Node {
-		next, _ := samStep(model.NewNet(th.Graph(), p), th, Const(th.Graph(), []int32{1}), 0.1, 0.1)
+		next, _ := samStep(thetaSpace{}, model.NewNet(th.Graph(), p), th, nil, Const(th.Graph(), []int32{1}), 0.1, 0.1)
 		return next
 	}, tensors.FromFlatDataAndDimensions(theta, p.M, p.D))
 	for k, v := range tensors.MustCopyFlatData[float64](out) {

@@ -22,34 +22,41 @@ var ErrSingularJJT = errors.New("J Jᵀ is singular")
 // runs on the host (gonum Cholesky); J is never formed.
 type tangentSpace struct {
 	p       *model.Problem
-	gradF   *Exec // Θ → (F, ∇F, J∇F, J Jᵀ)
-	project *Exec // (Θ, g, c) → (g − Jᵀc, ‖g − Jᵀc‖)
+	eng     *engine
+	gradF   *Exec // params → (F, ∇F, J∇F, J Jᵀ)
+	project *Exec // (params, g, c) → (g − Jᵀc, ‖g − Jᵀc‖)
 }
 
-func newTangentSpace(b backends.Backend, p *model.Problem) (*tangentSpace, error) {
-	gradF, err := compile(b, func(theta *Node) []*Node {
-		fw := model.NewNet(theta.Graph(), p).Forward(theta)
-		g := regularizers.TraceHessianGrad(fw)
-		return []*Node{regularizers.TraceHessian(fw), g, fw.Jv(g), fw.JJT()}
+// Directions (∇F, P∇F) are in the engine's form: Θ-shaped, or T-shaped for the feature engine.
+func newTangentSpace(b backends.Backend, p *model.Problem, eng *engine) (*tangentSpace, error) {
+	sp := eng.sp
+	gradF, err := compile(b, func(in []*Node) []*Node {
+		params, z0, _ := eng.unpack(in)
+		fw := sp.forward(model.NewNet(params.Graph(), p), params, z0)
+		f := regularizers.TraceHessian(fw)
+		g := sp.direction(fw, regularizers.TraceHessianFeatureGrad(fw))
+		return []*Node{f, g, sp.jv(fw, g), fw.JJT()}
 	})
 	if err != nil {
 		return nil, err
 	}
-	project, err := compile(b, func(theta, g, c *Node) []*Node {
-		fw := model.NewNet(theta.Graph(), p).Forward(theta)
-		pg := Sub(g, fw.JTc(c))
-		return []*Node{pg, Sqrt(ReduceAllSum(Square(pg)))}
+	project, err := compile(b, func(in []*Node) []*Node {
+		params, z0, rest := eng.unpack(in)
+		net := model.NewNet(params.Graph(), p)
+		fw := sp.forward(net, params, z0)
+		pg := Sub(rest[0], sp.direction(fw, fw.Coef(rest[1])))
+		return []*Node{pg, Sqrt(sp.normSq(net, pg))}
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &tangentSpace{p: p, gradF: gradF, project: project}, nil
+	return &tangentSpace{p: p, eng: eng, gradF: gradF, project: project}, nil
 }
 
 // tangentPoint is F and its gradient at one Θ, with J Jᵀ there.
 type tangentPoint struct {
 	ts    *tangentSpace
-	theta *tensors.Tensor
+	theta *tensors.Tensor // the point's params (Θ, or T for the feature engine)
 	F     float64
 	grad  *tensors.Tensor
 	jg    []float64
@@ -60,7 +67,7 @@ type tangentPoint struct {
 }
 
 func (ts *tangentSpace) at(theta *tensors.Tensor) (*tangentPoint, error) {
-	out, err := run(ts.gradF, theta)
+	out, err := run(ts.gradF, ts.eng.args(theta)...)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +85,7 @@ func (tp *tangentPoint) project() (*tensors.Tensor, float64, error) {
 	if err != nil {
 		return nil, math.NaN(), fmt.Errorf("%w: %v", ErrSingularJJT, err)
 	}
-	out, err := run(tp.ts.project, tp.theta, tp.grad, tensors.FromFlatDataAndDimensions(c, len(c)))
+	out, err := run(tp.ts.project, tp.ts.eng.args(tp.theta, tp.grad, tensors.FromFlatDataAndDimensions(c, len(c)))...)
 	if err != nil {
 		return nil, math.NaN(), err
 	}

@@ -16,10 +16,15 @@ import (
 // State is everything that crosses from one step to the next. It is explicit
 // so that a checkpoint of it resumes a run bit for bit.
 type State struct {
-	Step  int64
-	Theta *tensors.Tensor    // [m, d] float64
+	Step int64
+	// Theta is Θ [m, d] float64. Under the feature engine it is nil between
+	// steps until Trainer.Sync forms it from Base and Shift.
+	Theta *tensors.Tensor
 	RNG   *tensors.Tensor    // GoMLX RNG state; used by stochastic trainers
 	Extra map[string]float64 // a trainer's own scalars, e.g. the current step size
+	// The feature engine's representation Θ = Base − Shift·X (Base [m, d],
+	// Shift [m, n]); nil under the Θ engine.
+	Base, Shift *tensors.Tensor
 }
 
 // NewState starts a run at step 0 from Θ₀ (m×d, row-major) with the RNG seeded by seed.
@@ -60,8 +65,22 @@ func RestoreState(p *model.Problem, step int64, theta []float64, rng []uint64, e
 	}, nil
 }
 
-// ThetaValues copies Θ to the host.
+// ThetaValues copies Θ to the host (call Trainer.Sync first under the feature engine).
 func (s *State) ThetaValues() []float64 { return tensors.MustCopyFlatData[float64](s.Theta) }
+
+// SetFeatures restores the feature engine's representation (a checkpoint's
+// Base [m, d] and Shift [m, n]), so that a resumed run continues bit for bit.
+func (s *State) SetFeatures(p *model.Problem, base, shift []float64) error {
+	if err := p.CheckTheta(base); err != nil {
+		return fmt.Errorf("feature base: %w", err)
+	}
+	if len(shift) != p.M*p.N {
+		return fmt.Errorf("feature shift has %d values, want m×n = %d", len(shift), p.M*p.N)
+	}
+	s.Base = tensors.FromFlatDataAndDimensions(append([]float64(nil), base...), p.M, p.D)
+	s.Shift = tensors.FromFlatDataAndDimensions(append([]float64(nil), shift...), p.M, p.N)
+	return nil
+}
 
 // Trainer moves Θ. Implementations compile their update once and keep no
 // state between steps beyond what is in State.
@@ -73,6 +92,14 @@ type Trainer interface {
 	Init(s *State) error
 	// Step advances s by one step and returns the loss at Θ before the step.
 	Step(s *State) (loss float64, err error)
+	// Advance takes k ≥ 1 steps, fused into few compiled calls where the
+	// trainer can, with the same result as k calls of Step; it returns the
+	// loss before the last of them.
+	Advance(s *State, k int64) (loss float64, err error)
+	// Sync makes s.Theta current (the feature engine forms it only when asked).
+	Sync(s *State) error
+	// Engine names the representation in use: EngineTheta or EngineFeature.
+	Engine() string
 	// Extras names the per-run scalars the trainer keeps in State.Extra and
 	// wants logged, in order (nil for none).
 	Extras() []string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"math"
 	"testing"
 	"time"
@@ -79,6 +80,17 @@ func steps(t testing.TB, tr Trainer, s *State, n int) {
 			t.Fatal(err)
 		}
 	}
+	if err := tr.Sync(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// synced returns Θ at s, formed first under the feature engine.
+func synced(t testing.TB, tr Trainer, s *State) *tensors.Tensor {
+	if err := tr.Sync(s); err != nil {
+		t.Fatal(err)
+	}
+	return s.Theta
 }
 
 func TestGDMatchesHostLoops(t *testing.T) {

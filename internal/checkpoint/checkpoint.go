@@ -44,6 +44,10 @@ type Checkpoint struct {
 	Extra       map[string]float64
 	WallSeconds float64
 	Config      json.RawMessage // the run's configuration, as in config.json
+	// The feature engine's representation Θ = Base − Shift·X (Base M×D, Shift
+	// M×N), nil under the Θ engine; with them a resume is bit-identical.
+	Base, Shift []float64
+	N           int
 }
 
 type payload struct {
@@ -53,6 +57,8 @@ type payload struct {
 	Extra       map[string]float64 `json:"extra"`
 	WallSeconds float64            `json:"wall_seconds"`
 	Config      json.RawMessage    `json:"config"`
+	BaseNpy     string             `json:"base_npy,omitempty"`
+	ShiftNpy    string             `json:"shift_npy,omitempty"`
 }
 
 // Encode returns the checkpoint's file contents.
@@ -71,6 +77,22 @@ func Encode(c *Checkpoint) ([]byte, error) {
 	}
 	p := payload{Step: c.Step, ThetaNpy: base64.StdEncoding.EncodeToString(npy), Extra: c.Extra,
 		WallSeconds: c.WallSeconds, Config: c.Config}
+	if c.Shift != nil {
+		if len(c.Base) != c.M*c.D || len(c.Shift) != c.M*c.N {
+			return nil, fmt.Errorf("checkpoint: feature representation has %d and %d values for m=%d d=%d n=%d", len(c.Base), len(c.Shift), c.M, c.D, c.N)
+		}
+		for _, a := range []struct {
+			v    []float64
+			dims []int
+			out  *string
+		}{{c.Base, []int{c.M, c.D}, &p.BaseNpy}, {c.Shift, []int{c.M, c.N}, &p.ShiftNpy}} {
+			b, err := runio.EncodeNpy(a.v, a.dims...)
+			if err != nil {
+				return nil, err
+			}
+			*a.out = base64.StdEncoding.EncodeToString(b)
+		}
+	}
 	for _, r := range c.RNG {
 		p.RNG = append(p.RNG, strconv.FormatUint(r, 10))
 	}
@@ -123,6 +145,19 @@ func Decode(data []byte) (*Checkpoint, error) {
 		return nil, err
 	}
 	c := &Checkpoint{Step: p.Step, Theta: theta, M: dims[0], D: dims[1], Extra: p.Extra, WallSeconds: p.WallSeconds, Config: p.Config}
+	if (p.BaseNpy == "") != (p.ShiftNpy == "") {
+		return nil, errors.New("checkpoint has half a feature representation")
+	}
+	if p.ShiftNpy != "" {
+		if c.Base, _, err = decodeMatrix("base", p.BaseNpy, c.M, c.D); err != nil {
+			return nil, err
+		}
+		var n int
+		if c.Shift, n, err = decodeMatrix("shift", p.ShiftNpy, c.M, -1); err != nil {
+			return nil, err
+		}
+		c.N = n
+	}
 	if c.Extra == nil {
 		c.Extra = map[string]float64{}
 	}
@@ -137,6 +172,25 @@ func Decode(data []byte) (*Checkpoint, error) {
 		c.RNG = append(c.RNG, v)
 	}
 	return c, nil
+}
+
+// decodeMatrix decodes a base64 .npy matrix of rows×cols (cols < 0: any) and returns it with its column count.
+func decodeMatrix(name, b64 string, rows, cols int) ([]float64, int, error) {
+	npy, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, 0, fmt.Errorf("checkpoint %s: %w", name, err)
+	}
+	v, dims, err := model.DecodeNpy(npy)
+	if err != nil {
+		return nil, 0, fmt.Errorf("checkpoint %s: %w", name, err)
+	}
+	if len(dims) != 2 || dims[0] != rows || (cols >= 0 && dims[1] != cols) {
+		return nil, 0, fmt.Errorf("checkpoint %s has shape %v", name, dims)
+	}
+	if err := model.CheckFinite("checkpoint "+name, v); err != nil {
+		return nil, 0, err
+	}
+	return v, dims[1], nil
 }
 
 // fileName orders checkpoints by step.

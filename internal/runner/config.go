@@ -111,6 +111,8 @@ func (c *Config) Check() error {
 		return fmt.Errorf("--checkpoint-every must be ≥ 0, got %d", c.CheckpointEvery)
 	case c.Snapshots < 0 || c.Snapshots > 10000:
 		return fmt.Errorf("--snapshots must be between 0 and 10000, got %d", c.Snapshots)
+	case c.Fuse < 0 || c.Fuse > 4096:
+		return fmt.Errorf("--fuse must be between 0 (automatic) and 4096, got %d", c.Fuse)
 	case c.M < 0 || c.N < 0 || c.D < 0:
 		return fmt.Errorf("sizes must be positive: m=%d n=%d d=%d", c.M, c.N, c.D)
 	}

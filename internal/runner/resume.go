@@ -19,8 +19,9 @@ import (
 	"github.com/gomlx/gomlx/backends"
 )
 
-// resumeMayChange are the settings a resume may change: none alters the trajectory.
-var resumeMayChange = []string{"steps", "backend", "checkpoint_every"}
+// resumeMayChange are the settings a resume may change: none alters the
+// trajectory (a change of engine, only at rounding level).
+var resumeMayChange = []string{"steps", "backend", "checkpoint_every", "engine", "fuse"}
 
 // LoadConfig reads a run directory's configuration (config.json).
 func LoadConfig(dir string) (Config, error) {
@@ -74,7 +75,7 @@ func CheckResumeConflicts(saved, given Config, changed []string) error {
 			continue
 		}
 		if got := b[key]; string(got) != string(want) {
-			return fmt.Errorf("--resume: --%s %s conflicts with the run's %s = %s (a resume may change only --steps, --backend and --checkpoint-every)",
+			return fmt.Errorf("--resume: --%s %s conflicts with the run's %s = %s (a resume may change only --steps, --backend, --engine, --fuse and --checkpoint-every)",
 				flag, unquote(got), key, unquote(want))
 		}
 	}
@@ -115,6 +116,10 @@ func Resume(ctx context.Context, dir string, given Config, changed []string, b b
 			cfg.CheckpointEvery = given.CheckpointEvery
 		case "backend":
 			cfg.Backend = given.Backend
+		case "engine":
+			cfg.Engine = given.Engine
+		case "fuse":
+			cfg.Fuse = given.Fuse
 		}
 	}
 	p, err := loadProblem(dir, cfg)
@@ -133,6 +138,9 @@ func Resume(ctx context.Context, dir string, given Config, changed []string, b b
 		return nil, warnings, err
 	}
 	state, err := trainers.RestoreState(p, ckpt.Step, ckpt.Theta, ckpt.RNG, ckpt.Extra)
+	if err == nil && ckpt.Shift != nil {
+		err = state.SetFeatures(p, ckpt.Base, ckpt.Shift)
+	}
 	if err != nil {
 		return nil, warnings, Input(fmt.Errorf("--resume: checkpoint at step %d: %w", ckpt.Step, err))
 	}

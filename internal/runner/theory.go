@@ -61,7 +61,7 @@ func Theory(cfg Config, b backends.Backend, eps float64) (*TheoryReport, error) 
 		if err != nil {
 			return nil, Input(err)
 		}
-		if tr.Init(s) == nil {
+		if tr.Init(s) == nil && tr.Sync(s) == nil {
 			ev, err := trainers.NewEvaluator(b, p)
 			if err != nil {
 				return nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"io"
 	"math"
 	"os"
@@ -64,6 +65,7 @@ type Summary struct {
 	Interrupted bool              `json:"interrupted"`
 	Error       string            `json:"error,omitempty"`
 	Backend     string            `json:"backend"`
+	Engine      string            `json:"engine"` // the engine in force (Config.Engine may say auto)
 	Version     string            `json:"version"`
 }
 
@@ -191,10 +193,14 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 		Steps: s.Config.Steps, LogEvery: s.Config.LogEvery, MaxLoss: s.Config.MaxLoss, Fresh: fresh,
 		WallOffset: wallOffset, Progress: opt.Progress, CheckpointEvery: s.Config.CheckpointEvery,
 		Checkpoint: func(st *trainers.State, wall time.Duration) error {
-			return checkpoint.Write(dir, &checkpoint.Checkpoint{
+			c := &checkpoint.Checkpoint{
 				Step: st.Step, Theta: st.ThetaValues(), M: p.M, D: p.D, RNG: st.RNGValues(),
 				Extra: st.Extra, WallSeconds: wall.Seconds(), Config: cfgJSON,
-			})
+			}
+			if st.Shift != nil {
+				c.Base, c.Shift, c.N = tensors.MustCopyFlatData[float64](st.Base), tensors.MustCopyFlatData[float64](st.Shift), p.N
+			}
+			return checkpoint.Write(dir, c)
 		},
 	}
 	if s.Config.Snapshots > 0 {
@@ -215,7 +221,7 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 	}
 	sum := &Summary{
 		Trainer: s.Trainer.Name(), Steps: state.Step, WallSeconds: res.Wall.Seconds(), Config: s.Config,
-		Final: res.Final, Initial: sink.first, Diverged: div != nil, Interrupted: res.Interrupted, Backend: b.Name(), Version: Version,
+		Final: res.Final, Initial: sink.first, Diverged: div != nil, Interrupted: res.Interrupted, Backend: b.Name(), Engine: s.Trainer.Engine(), Version: Version,
 	}
 	if div != nil {
 		sum.Error = div.Error()

@@ -1,0 +1,167 @@
+package trainers
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/flatmin/flatmin/model"
+)
+
+// runEngine trains p from the same Θ₀ and seed with one engine and fusion
+// setting through the loop, and returns the final Θ and the logged metrics.
+func runEngine(t *testing.T, name string, p *model.Problem, cfg Config, steps int64) ([]float64, []Metrics) {
+	t.Helper()
+	tr := newTrainer(t, name, p, cfg)
+	if got, _ := ChooseEngine(cfg.Engine, p); tr.Engine() != got {
+		t.Fatalf("%s: engine %q, asked for %q", name, tr.Engine(), got)
+	}
+	ev, err := NewEvaluator(testBackend(t), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := NewState(p, model.InitTheta(p.M, p.D, 0.5/math.Sqrt(float64(p.D)), 7), 11)
+	sink := &memorySink{}
+	if _, err := Run(context.Background(), tr, ev, s, LoopConfig{Steps: steps, LogEvery: steps / 4, Fresh: true}, sink); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return s.ThetaValues(), sink.rows
+}
+
+func relDiff(a, b []float64) float64 {
+	num, den := 0.0, 0.0
+	for i := range a {
+		num += (a[i] - b[i]) * (a[i] - b[i])
+		den += b[i] * b[i]
+	}
+	return math.Sqrt(num / den)
+}
+
+// The feature engine (Θ = Θ₀ − TX, moving T and Z only) and the Θ engine
+// follow the same trajectory, for every trainer: same seed and noise, Θ equal
+// to 1e-9 relative after many steps, metrics equal too.
+func TestEnginesAgree(t *testing.T) {
+	for _, size := range []struct{ n, d, m int }{{3, 3, 10}, {4, 9, 16}} {
+		p := syntheticProblem(t, size.n, size.d, size.m, 0.1, "uniform:0.5,1", 3)
+		for _, name := range Names() {
+			t.Run(fmt.Sprintf("%s/n=%d,d=%d,m=%d", name, size.n, size.d, size.m), func(t *testing.T) {
+				cfg := DefaultConfig()
+				cfg.Eta = DefaultEta(name)
+				cfg.SAMBatch = 2
+				steps := int64(4000)
+				if name == "riemannian" {
+					steps = 400
+				}
+				cfg.Engine = EngineTheta
+				ref, refRows := runEngine(t, name, p, cfg, steps)
+				cfg.Engine = EngineFeature
+				got, rows := runEngine(t, name, p, cfg, steps)
+				if d := relDiff(got, ref); !(d < 1e-9) {
+					t.Errorf("Θ differs between engines by %.3g relative after %d steps", d, steps)
+				}
+				if len(rows) != len(refRows) {
+					t.Fatalf("%d metrics rows, Θ engine %d", len(rows), len(refRows))
+				}
+				for i := range rows {
+					a, b := rows[i], refRows[i]
+					for _, q := range []struct {
+						what string
+						x, y float64
+					}{{"loss", a.Loss, b.Loss}, {"Tr D²L", a.TraceHessian, b.TraceHessian}, {"theory gap", a.TheoryGap, b.TheoryGap},
+						{"σ1(Z)", a.SingularValuesZ[0], b.SingularValuesZ[0]}} {
+						if math.Abs(q.x-q.y) > 1e-8*(1+math.Abs(q.y)) && !(q.what == "loss" && q.y < 1e-20 && q.x < 1e-20) {
+							t.Errorf("step %d: %s %.15g, Θ engine %.15g", a.Step, q.what, q.x, q.y)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// K steps fused into one compiled call give bit for bit what K single steps
+// give, RNG state included, for every fusable trainer and both engines.
+func TestFusedStepsEqualSingleSteps(t *testing.T) {
+	p := syntheticProblem(t, 3, 4, 10, 0.1, "uniform:0.5,1", 5)
+	theta0 := model.InitTheta(p.M, p.D, 0.3, 2)
+	for _, name := range []string{"gd", "labelnoise", "sam1", "penalty"} {
+		for _, engine := range []string{EngineTheta, EngineFeature} {
+			cfg := DefaultConfig()
+			cfg.Engine, cfg.SAMBatch = engine, 3
+			run := func(fuse int, k int64) ([]float64, []uint64) {
+				cfg.Fuse = fuse
+				tr := newTrainer(t, name, p, cfg)
+				s, _ := NewState(p, theta0, 9)
+				if fuse == 1 {
+					for range k {
+						if _, err := tr.Step(s); err != nil {
+							t.Fatal(err)
+						}
+					}
+				} else if _, err := tr.Advance(s, k); err != nil {
+					t.Fatal(err)
+				}
+				if s.Step != k {
+					t.Fatalf("%s: at step %d after %d steps", name, s.Step, k)
+				}
+				return synced(t, tr, s).Value().([][]float64)[0], s.RNGValues()
+			}
+			const k = 37 // 8+8+8+8 then 4+1: every chunking path
+			single, rng1 := run(1, k)
+			fusedTheta, rng2 := run(8, k)
+			for i := range single {
+				if single[i] != fusedTheta[i] {
+					t.Fatalf("%s/%s: Θ[0][%d] fused %.17g, single steps %.17g", name, engine, i, fusedTheta[i], single[i])
+				}
+			}
+			for i := range rng1 {
+				if rng1[i] != rng2[i] {
+					t.Fatalf("%s/%s: RNG state differs after fused steps", name, engine)
+				}
+			}
+		}
+	}
+}
+
+// Under the feature engine Θ is formed only when asked, and then it is Θ₀ − TX.
+func TestFeatureStateFormsTheta(t *testing.T) {
+	p := syntheticProblem(t, 3, 5, 6, 0.1, "uniform:0.5,1", 1)
+	cfg := DefaultConfig()
+	cfg.Engine = EngineFeature
+	tr := newTrainer(t, "labelnoise", p, cfg)
+	s, _ := NewState(p, model.InitTheta(p.M, p.D, 0.3, 1), 1)
+	steps(t, tr, s, 10)
+	if _, err := tr.Advance(s, 5); err != nil {
+		t.Fatal(err)
+	}
+	if s.Theta != nil {
+		t.Fatal("Θ was formed without being asked for")
+	}
+	theta := synced(t, tr, s).Value().([][]float64)
+	base, shift := s.Base.Value().([][]float64), s.Shift.Value().([][]float64)
+	for j := range p.M {
+		for k := range p.D {
+			want := base[j][k]
+			for i := range p.N {
+				want -= shift[j][i] * p.X[i*p.D+k]
+			}
+			if math.Abs(theta[j][k]-want) > 1e-13 {
+				t.Fatalf("Θ[%d][%d] = %g, Θ₀ − TX gives %g", j, k, theta[j][k], want)
+			}
+		}
+	}
+}
+
+func TestChooseEngine(t *testing.T) {
+	for _, tc := range []struct {
+		n, d     int
+		req, out string
+	}{{3, 3, "", EngineFeature}, {64, 32, "auto", EngineTheta}, {64, 32, "feature", EngineFeature}, {3, 3, "THETA", EngineTheta}, {3, 3, "bogus", ""}} {
+		p := &model.Problem{N: tc.n, D: tc.d}
+		got, err := ChooseEngine(tc.req, p)
+		if got != tc.out || (err != nil) != (tc.out == "") {
+			t.Errorf("n=%d d=%d %q: %q, %v", tc.n, tc.d, tc.req, got, err)
+		}
+	}
+}
