@@ -3,6 +3,7 @@ package trainers
 import (
 	"fmt"
 
+	"github.com/flatmin/flatmin/internal/linalg"
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
@@ -10,60 +11,64 @@ import (
 )
 
 // Every trainer here moves Θ by something of the form Σ_i b_ij x_i (a
-// "direction" built from coefficients b shaped like Z), because L and Tr D²L
+// "direction" given by coefficients b shaped like Z), because L and Tr D²L
 // depend on Θ only through Z = XΘᵀ. The Θ engine applies such moves to Θ
-// itself; the feature engine keeps Θ = Θ₀ − T X with T [m, n] and moves T,
-// so that Zᵀ = Z₀ᵀ − T G with G = X Xᵀ: a step costs O(n²m) instead of
-// O(nmd), and Θ is formed only when asked for (Sync).
+// itself. The feature engine keeps the features Zᵀ [m, n] and Θ₀: a move by
+// V X (V [m, n]) is Zᵀ ← Zᵀ − V G with G = X Xᵀ, so a step costs O(n²m)
+// instead of O(nmd), and Θ = Θ₀ − S X with S = (Z₀ᵀ − Zᵀ) G⁺ is formed only
+// when asked for (Sync). Carrying Zᵀ rather than S spares a step two passes
+// over [m, n] (one a broadcast) and keeps Z as exact as the Θ engine's.
 //
 // space is what a compiled graph needs to know about the representation.
-// Inside graphs, "params" is Θ [m, d] (Θ engine) or T [m, n] (feature
-// engine), and a direction is Θ-shaped [m, d] or T-shaped [m, n] likewise.
+// Inside graphs, "params" is Θ [m, d] (Θ engine) or Zᵀ [m, n] (feature
+// engine), and a direction is Θ-shaped [m, d] or V [m, n] likewise.
 type space interface {
-	// forward evaluates the network at params; z0 is Z₀ᵀ (nil for the Θ engine).
-	forward(net *model.Net, params, z0 *Node) *model.Forward
+	// forward evaluates the network at params.
+	forward(net *model.Net, params *Node) *model.Forward
 	// direction returns the direction Σ_i b_ij x_i for coefficients b shaped like fw.Z.
 	direction(fw *model.Forward, b *Node) *Node
 	// move returns params moved to Θ − scale·v for a direction v.
-	move(params, v *Node, scale float64) *Node
+	move(net *model.Net, params, v *Node, scale float64) *Node
 	// moveBy is move with a scale given as a scalar node.
-	moveBy(params, v, scale *Node) *Node
+	moveBy(net *model.Net, params, v, scale *Node) *Node
+	// moveJT returns params moved to Θ − Jᵀc for c [n], at the point of fw.
+	moveJT(fw *model.Forward, params, c *Node) *Node
 	// jv returns J v [n] for a direction v.
 	jv(fw *model.Forward, v *Node) *Node
 	// normSq returns ‖v‖² (Frobenius norm of the Θ-shaped direction).
 	normSq(net *model.Net, v *Node) *Node
-	// rows returns z_{i_b, j} [B, m] for example indices idx [B] (one-hot
-	// rows oneHot [B, n] of idx are given too).
-	rows(net *model.Net, params, z0, idx, oneHot *Node) *Node
-	// rowsDirection returns the direction Σ_b c_bj x_{i_b} for c [B, m].
-	rowsDirection(net *model.Net, c, idx, oneHot *Node) *Node
+	// rows returns z_{i_b, j} [B, m] for example indices idx [B], given
+	// also as one-hot rows oneHot [B, n].
+	rows(net *model.Net, params, idx, oneHot *Node) *Node
+	// moveRows returns params moved to Θ − scale·Σ_b c_bj x_{i_b} for c [B, m].
+	moveRows(net *model.Net, params, c, idx *Node, scale float64) *Node
 }
 
 // thetaSpace is the reference engine: params are Θ.
 type thetaSpace struct{}
 
-func (thetaSpace) forward(net *model.Net, theta, _ *Node) *model.Forward { return net.Forward(theta) }
-func (thetaSpace) direction(fw *model.Forward, b *Node) *Node            { return fw.Net.ContractX(b) }
-func (thetaSpace) move(theta, v *Node, scale float64) *Node              { return Sub(theta, scaled(v, scale)) }
-func (thetaSpace) moveBy(theta, v, scale *Node) *Node                    { return Sub(theta, Mul(v, scale)) }
-func (thetaSpace) jv(fw *model.Forward, v *Node) *Node                   { return fw.Jv(v) }
-func (thetaSpace) normSq(_ *model.Net, v *Node) *Node                    { return ReduceAllSum(Square(v)) }
-func (thetaSpace) rows(net *model.Net, theta, _, idx, _ *Node) *Node {
+func (thetaSpace) forward(net *model.Net, theta *Node) *model.Forward { return net.Forward(theta) }
+func (thetaSpace) direction(fw *model.Forward, b *Node) *Node         { return fw.Net.ContractX(b) }
+func (thetaSpace) move(_ *model.Net, theta, v *Node, scale float64) *Node {
+	return Sub(theta, scaled(v, scale))
+}
+func (thetaSpace) moveBy(_ *model.Net, theta, v, scale *Node) *Node { return Sub(theta, Mul(v, scale)) }
+func (thetaSpace) moveJT(fw *model.Forward, theta, c *Node) *Node   { return Sub(theta, fw.JTc(c)) }
+func (thetaSpace) jv(fw *model.Forward, v *Node) *Node              { return fw.Jv(v) }
+func (thetaSpace) normSq(_ *model.Net, v *Node) *Node               { return ReduceAllSum(Square(v)) }
+func (thetaSpace) rows(net *model.Net, theta, idx, _ *Node) *Node {
 	xb := Gather(net.X, InsertAxes(idx, -1))
 	return DotGeneral(xb, []int{1}, nil, theta, []int{1}, nil)
 }
-func (thetaSpace) rowsDirection(net *model.Net, c, idx, _ *Node) *Node {
+func (thetaSpace) moveRows(net *model.Net, theta, c, idx *Node, scale float64) *Node {
 	xb := Gather(net.X, InsertAxes(idx, -1))
-	return DotGeneral(c, []int{0}, nil, xb, []int{0}, nil)
+	return Sub(theta, scaled(DotGeneral(c, []int{0}, nil, xb, []int{0}, nil), scale))
 }
 
-// featureSpace keeps Θ = Θ₀ − T X; params are T [m, n], directions are
-// coefficient matrices V [m, n] standing for V X.
+// featureSpace: params are Zᵀ [m, n]; a direction V [m, n] stands for V X.
 type featureSpace struct{}
 
-func (featureSpace) forward(net *model.Net, t, z0 *Node) *model.Forward {
-	return net.ForwardFeatures(Sub(z0, Dot(t, net.Gram())))
-}
+func (featureSpace) forward(net *model.Net, zt *Node) *model.Forward { return net.ForwardFeatures(zt) }
 
 func (featureSpace) direction(fw *model.Forward, b *Node) *Node {
 	if !fw.NeuronMajor {
@@ -71,8 +76,23 @@ func (featureSpace) direction(fw *model.Forward, b *Node) *Node {
 	}
 	return b
 }
-func (featureSpace) move(t, v *Node, scale float64) *Node { return Add(t, scaled(v, scale)) }
-func (featureSpace) moveBy(t, v, scale *Node) *Node       { return Add(t, Mul(v, scale)) }
+
+// move: Θ − s V X has features Zᵀ − s V G.
+func (featureSpace) move(net *model.Net, zt, v *Node, scale float64) *Node {
+	return Sub(zt, Dot(scaled(v, scale), net.Gram()))
+}
+func (featureSpace) moveBy(net *model.Net, zt, v, scale *Node) *Node {
+	return Sub(zt, Mul(Dot(v, net.Gram()), scale))
+}
+
+// moveJT: Jᵀc = (A ∘ 1cᵀ) X, so Zᵀ − (A ∘ 1cᵀ) G = Zᵀ − A (diag(c) G): the
+// broadcast is over G's n×n rows, not over A's m×n.
+func (featureSpace) moveJT(fw *model.Forward, zt, c *Node) *Node {
+	if !fw.Net.Problem.UnitWeights() {
+		return Sub(zt, Dot(fw.Coef(c), fw.Net.Gram()))
+	}
+	return Sub(zt, Dot(fw.A(), Mul(fw.Net.Gram(), InsertAxes(c, -1))))
+}
 
 // jv: (J V X)_i = Σ_j A_ij (V G)_ji.
 func (featureSpace) jv(fw *model.Forward, v *Node) *Node {
@@ -84,15 +104,14 @@ func (featureSpace) normSq(net *model.Net, v *Node) *Node {
 	return ReduceAllSum(Mul(Dot(v, net.Gram()), v))
 }
 
-// rows: z_{i_b} = Z₀ᵀ[:, i_b] − (T G)[:, i_b], with G's rows gathered.
-func (featureSpace) rows(net *model.Net, t, z0, idx, oneHot *Node) *Node {
-	gb := Gather(net.Gram(), InsertAxes(idx, -1))                    // [B, n]
-	z0b := DotGeneral(oneHot, []int{1}, nil, z0, []int{1}, nil)      // [B, m]
-	return Sub(z0b, DotGeneral(gb, []int{1}, nil, t, []int{1}, nil)) // [B, m]
+func (featureSpace) rows(_ *model.Net, zt, _, oneHot *Node) *Node {
+	return DotGeneral(oneHot, []int{1}, nil, zt, []int{1}, nil) // [B, m]
 }
 
-func (featureSpace) rowsDirection(_ *model.Net, c, _, oneHot *Node) *Node {
-	return DotGeneral(c, []int{0}, nil, oneHot, []int{0}, nil) // [m, n]
+// moveRows: Σ_b c_bj x_{i_b} changes Zᵀ by cᵀ G[idx] ([m, B]·[B, n]).
+func (featureSpace) moveRows(net *model.Net, zt, c, idx *Node, scale float64) *Node {
+	gb := Gather(net.Gram(), InsertAxes(idx, -1)) // [B, n]
+	return Sub(zt, scaled(DotGeneral(c, []int{0}, nil, gb, []int{0}, nil), scale))
 }
 
 func scaled(v *Node, scale float64) *Node {
@@ -108,9 +127,8 @@ type engine struct {
 	p    *model.Problem
 	sp   space
 
-	z0Exec    *Exec // Θ₀ → Z₀ᵀ = Θ₀ Xᵀ [m, n]
-	thetaExec *Exec // (Θ₀, T) → Θ₀ − T X
-	z0, z0Of  *tensors.Tensor
+	featuresExec *Exec // Θ → Zᵀ = Θ Xᵀ [m, n]
+	thetaExec    *Exec // (Θ₀, Zᵀ) → Θ₀ − (Θ₀Xᵀ − Zᵀ) G⁺ X, refined
 }
 
 func newEngine(b backends.Backend, p *model.Problem, requested string) (*engine, error) {
@@ -123,15 +141,27 @@ func newEngine(b backends.Backend, p *model.Problem, requested string) (*engine,
 		return e, nil
 	}
 	e.sp = featureSpace{}
-	if e.z0Exec, err = compile(b, func(base *Node) *Node {
-		net := model.NewNet(base.Graph(), p)
-		return DotGeneral(base, []int{1}, nil, net.X, []int{1}, nil)
+	pinv, err := linalg.PseudoInverseSym(p.Gram(), p.N)
+	if err != nil {
+		return nil, fmt.Errorf("feature engine: %w", err)
+	}
+	if e.featuresExec, err = compile(b, func(theta *Node) *Node {
+		net := model.NewNet(theta.Graph(), p)
+		return DotGeneral(theta, []int{1}, nil, net.X, []int{1}, nil)
 	}); err != nil {
 		return nil, err
 	}
-	if e.thetaExec, err = compile(b, func(base, t *Node) *Node {
+	if e.thetaExec, err = compile(b, func(base, zt *Node) *Node {
 		net := model.NewNet(base.Graph(), p)
-		return Sub(base, Dot(t, net.X))
+		gPinv := Const(base.Graph(), tensors.FromFlatDataAndDimensions(pinv, p.N, p.N))
+		// Θ ← Θ − (ΘXᵀ − Zᵀ) G⁺ X from Θ₀, then once more: the second pass
+		// removes what G⁺'s rounding (∝ cond G) left, so XΘᵀ = Z to rounding.
+		theta := base
+		for range 2 {
+			gap := Sub(DotGeneral(theta, []int{1}, nil, net.X, []int{1}, nil), zt)
+			theta = Sub(theta, Dot(Dot(gap, gPinv), net.X))
+		}
+		return theta
 	}); err != nil {
 		return nil, err
 	}
@@ -142,55 +172,37 @@ func newEngine(b backends.Backend, p *model.Problem, requested string) (*engine,
 func (e *engine) feature() bool { return e.name == EngineFeature }
 
 // adopt puts s in this engine's representation: a Θ-engine state entering the
-// feature engine starts T = 0 at Θ₀ = Θ; a feature state entering the Θ
-// engine is synced and drops T.
+// feature engine starts at Θ₀ = Θ with Zᵀ = Θ Xᵀ; a feature state entering
+// the Θ engine is synced and drops its features.
 func (e *engine) adopt(s *State) error {
 	if !e.feature() {
-		if s.Shift != nil {
+		if s.Features != nil {
 			if err := e.sync(s); err != nil {
 				return err
 			}
-			s.Base, s.Shift = nil, nil
+			s.Base, s.Features = nil, nil
 		}
 		return nil
 	}
-	if s.Shift == nil {
+	if s.Features == nil {
 		if s.Theta == nil {
-			return fmt.Errorf("trainers: state has neither Θ nor a feature representation")
+			return fmt.Errorf("trainers: state has neither Θ nor features")
 		}
-		s.Base = s.Theta
-		s.Shift = tensors.FromFlatDataAndDimensions(make([]float64, e.p.M*e.p.N), e.p.M, e.p.N)
-	}
-	if e.z0Of != s.Base {
-		out, err := run(e.z0Exec, s.Base)
+		out, err := run(e.featuresExec, s.Theta)
 		if err != nil {
 			return err
 		}
-		e.z0, e.z0Of = out[0], s.Base
+		s.Base, s.Features = s.Theta, out[0]
 	}
 	return nil
 }
 
-// rebase folds T into Θ₀ (Θ₀ ← Θ, T ← 0). Z = Z₀ − T G loses precision as T
-// grows (Z₀ and T G cancel); the Riemannian flow, which compares Tr D²L
-// values to rounding level near its optimum, rebases every few steps.
-func (e *engine) rebase(s *State) error {
-	if !e.feature() {
-		return nil
-	}
-	if err := e.sync(s); err != nil {
-		return err
-	}
-	s.Shift = nil
-	return e.adopt(s)
-}
-
 // sync makes s.Theta current.
 func (e *engine) sync(s *State) error {
-	if s.Theta != nil || s.Shift == nil {
+	if s.Theta != nil || s.Features == nil {
 		return nil
 	}
-	out, err := run(e.thetaExec, s.Base, s.Shift)
+	out, err := run(e.thetaExec, s.Base, s.Features)
 	if err != nil {
 		return err
 	}
@@ -198,46 +210,24 @@ func (e *engine) sync(s *State) error {
 	return nil
 }
 
-// params returns the graph inputs standing for Θ: Θ, or (T, Z₀ᵀ).
-func (e *engine) params(s *State) []any { return e.args(e.current(s)) }
+// current returns the tensor standing for Θ in graphs: Θ, or Zᵀ.
+func (e *engine) current(s *State) *tensors.Tensor {
+	if e.feature() {
+		return s.Features
+	}
+	return s.Theta
+}
 
-// args returns the graph inputs for the point params (Θ or T), then rest.
+// args returns graph inputs: the point params (Θ or Zᵀ), then rest.
 func (e *engine) args(params *tensors.Tensor, rest ...any) []any {
-	if e.feature() {
-		return append([]any{params, e.z0}, rest...)
-	}
 	return append([]any{params}, rest...)
-}
-
-// nParams is len(params(s)).
-func (e *engine) nParams() int {
-	if e.feature() {
-		return 2
-	}
-	return 1
-}
-
-// unpack splits graph inputs made from params(s) + rest.
-func (e *engine) unpack(in []*Node) (params, z0 *Node, rest []*Node) {
-	if e.feature() {
-		return in[0], in[1], in[2:]
-	}
-	return in[0], nil, in[1:]
 }
 
 // set stores new params in s.
 func (e *engine) set(s *State, params *tensors.Tensor) {
 	if e.feature() {
-		s.Shift, s.Theta = params, nil
+		s.Features, s.Theta = params, nil
 		return
 	}
 	s.Theta = params
-}
-
-// current returns the tensor holding s's params (to recognise a state).
-func (e *engine) current(s *State) *tensors.Tensor {
-	if e.feature() {
-		return s.Shift
-	}
-	return s.Theta
 }

@@ -124,33 +124,89 @@ func TestFusedStepsEqualSingleSteps(t *testing.T) {
 	}
 }
 
-// Under the feature engine Θ is formed only when asked, and then it is Θ₀ − TX.
+// Under the feature engine Θ is formed only when asked, and then it has the
+// engine's features, XΘᵀ = Z, and differs from Θ₀ by a combination of the x_i.
 func TestFeatureStateFormsTheta(t *testing.T) {
-	p := syntheticProblem(t, 3, 5, 6, 0.1, "uniform:0.5,1", 1)
-	cfg := DefaultConfig()
-	cfg.Engine = EngineFeature
-	tr := newTrainer(t, "labelnoise", p, cfg)
-	s, _ := NewState(p, model.InitTheta(p.M, p.D, 0.3, 1), 1)
-	steps(t, tr, s, 10)
-	if _, err := tr.Advance(s, 5); err != nil {
-		t.Fatal(err)
-	}
-	if s.Theta != nil {
-		t.Fatal("Θ was formed without being asked for")
-	}
-	theta := synced(t, tr, s).Value().([][]float64)
-	base, shift := s.Base.Value().([][]float64), s.Shift.Value().([][]float64)
-	for j := range p.M {
-		for k := range p.D {
-			want := base[j][k]
+	for _, size := range []struct{ n, d int }{{3, 5}, {3, 3}, {5, 3}} {
+		p := syntheticProblem(t, size.n, size.d, 6, 0.1, "uniform:0.5,1", 1)
+		cfg := DefaultConfig()
+		cfg.Engine = EngineFeature
+		tr := newTrainer(t, "labelnoise", p, cfg)
+		s, _ := NewState(p, model.InitTheta(p.M, p.D, 0.3, 1), 1)
+		steps(t, tr, s, 10)
+		if _, err := tr.Advance(s, 5); err != nil {
+			t.Fatal(err)
+		}
+		if s.Theta != nil {
+			t.Fatal("Θ was formed without being asked for")
+		}
+		theta := synced(t, tr, s).Value().([][]float64)
+		base, zt := s.Base.Value().([][]float64), s.Features.Value().([][]float64)
+		for j := range p.M {
 			for i := range p.N {
-				want -= shift[j][i] * p.X[i*p.D+k]
+				z := 0.0
+				for k := range p.D {
+					z += theta[j][k] * p.X[i*p.D+k]
+				}
+				if math.Abs(z-zt[j][i]) > 1e-12 {
+					t.Fatalf("n=%d d=%d: (XΘᵀ)[%d][%d] = %.15g, features %.15g", p.N, p.D, i, j, z, zt[j][i])
+				}
 			}
-			if math.Abs(theta[j][k]-want) > 1e-13 {
-				t.Fatalf("Θ[%d][%d] = %g, Θ₀ − TX gives %g", j, k, theta[j][k], want)
+			if p.N >= p.D {
+				continue // the x_i span every direction
+			}
+			// Θ − Θ₀ lies in the span of the x_i: its part orthogonal to them is zero.
+			delta := make([]float64, p.D)
+			for k := range p.D {
+				delta[k] = theta[j][k] - base[j][k]
+			}
+			if r := residualOffSpan(p, delta); r > 1e-12 {
+				t.Fatalf("n=%d d=%d: row %d of Θ − Θ₀ has %.3g outside the span of the data", p.N, p.D, j, r)
 			}
 		}
 	}
+}
+
+// residualOffSpan returns the norm of v minus its projection on the rows of X (Gram–Schmidt).
+func residualOffSpan(p *model.Problem, v []float64) float64 {
+	var basis [][]float64
+	for i := range p.N {
+		u := append([]float64(nil), p.X[i*p.D:(i+1)*p.D]...)
+		for _, b := range basis {
+			dot := 0.0
+			for k := range u {
+				dot += u[k] * b[k]
+			}
+			for k := range u {
+				u[k] -= dot * b[k]
+			}
+		}
+		norm := 0.0
+		for _, x := range u {
+			norm += x * x
+		}
+		if norm = math.Sqrt(norm); norm > 1e-10 {
+			for k := range u {
+				u[k] /= norm
+			}
+			basis = append(basis, u)
+		}
+	}
+	r := append([]float64(nil), v...)
+	for _, b := range basis {
+		dot := 0.0
+		for k := range r {
+			dot += r[k] * b[k]
+		}
+		for k := range r {
+			r[k] -= dot * b[k]
+		}
+	}
+	n := 0.0
+	for _, x := range r {
+		n += x * x
+	}
+	return math.Sqrt(n)
 }
 
 func TestChooseEngine(t *testing.T) {

@@ -19,9 +19,9 @@ type rule struct {
 	// draw returns the new RNG state and the random inputs of c consecutive
 	// steps (nil entries when the rule draws nothing). bulk draws all c at
 	// once; it must give the same values as c draws of one step.
-	draw func(rng *Node, c int, bulk bool) (*Node, []*Node)
+	draw func(net *model.Net, rng *Node, c int, bulk bool) (*Node, []*Node)
 	// step builds one step: the next params and the loss before the step.
-	step func(sp space, net *model.Net, params, z0, rnd *Node) (next, loss *Node)
+	step func(sp space, net *model.Net, params, rnd *Node) (next, loss *Node)
 }
 
 // fused runs a rule, c steps per compiled call (unrolled), the RNG state
@@ -98,7 +98,7 @@ func (f *fused) Advance(s *State, k int64) (float64, error) {
 		if err != nil {
 			return math.NaN(), err
 		}
-		out, err := run(e, append(f.eng.params(s), s.RNG)...)
+		out, err := run(e, f.eng.current(s), s.RNG)
 		if err != nil {
 			return math.NaN(), err
 		}
@@ -116,13 +116,11 @@ func (f *fused) exec(c int) (*Exec, error) {
 	if e, ok := f.execs[c]; ok {
 		return e, nil
 	}
-	e, err := compile(f.b, func(in []*Node) []*Node {
-		params, z0, rest := f.eng.unpack(in)
-		rng := rest[0]
+	e, err := compile(f.b, func(params, rng *Node) []*Node {
 		net := model.NewNet(params.Graph(), f.p)
 		var rnd []*Node
 		if f.draw != nil {
-			rng, rnd = f.draw(rng, c, f.bulk)
+			rng, rnd = f.draw(net, rng, c, f.bulk)
 		}
 		var loss *Node
 		for k := range c {
@@ -130,7 +128,7 @@ func (f *fused) exec(c int) (*Exec, error) {
 			if rnd != nil {
 				r = rnd[k]
 			}
-			params, loss = f.step(f.eng.sp, net, params, z0, r)
+			params, loss = f.step(f.eng.sp, net, params, r)
 		}
 		return []*Node{params, rng, loss}
 	})
@@ -161,12 +159,14 @@ func drawUniform(rng *Node, c int, bulk bool, dims ...int) (*Node, []*Node) {
 }
 
 // drawNormal draws c steps of n standard normal values each, by Box–Muller on
-// pairs of uniforms (as GoMLX's RandomNormal does), one [n] node per step.
-func drawNormal(rng *Node, c int, bulk bool, n int) (*Node, []*Node) {
+// pairs of uniforms (as GoMLX's RandomNormal does), maps them by the
+// elementwise f (on the whole [c, n] block when bulk) and returns one [n]
+// node per step.
+func drawNormal(rng *Node, c int, bulk bool, n int, f func(z *Node) *Node) (*Node, []*Node) {
 	if bulk {
 		var u *Node
 		rng, u = RandomUniform(rng, shapes.Make(dtypes.Float64, c, 2, n))
-		z := boxMuller(u) // [c, n]
+		z := f(boxMuller(u)) // [c, n]
 		out := make([]*Node, c)
 		for k := range c {
 			out[k] = Reshape(Slice(z, AxisElem(k)), n)
@@ -175,7 +175,7 @@ func drawNormal(rng *Node, c int, bulk bool, n int) (*Node, []*Node) {
 	}
 	rng, us := drawUniform(rng, c, false, 2, n)
 	for k, u := range us {
-		us[k] = Reshape(boxMuller(u), n)
+		us[k] = Reshape(f(boxMuller(u)), n)
 	}
 	return rng, us
 }

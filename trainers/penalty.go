@@ -21,11 +21,11 @@ func newPenalty(b backends.Backend, p *model.Problem, cfg Config) (Trainer, erro
 	}
 	return newFused(b, p, cfg, rule{
 		name: "penalty",
-		step: func(sp space, net *model.Net, params, z0, _ *Node) (*Node, *Node) {
-			fw := sp.forward(net, params, z0)
+		step: func(sp space, net *model.Net, params, _ *Node) (*Node, *Node) {
+			fw := sp.forward(net, params)
 			// ∂(L + λ Tr D²L)/∂Z, then along X: the same in both engines.
 			coef := Add(fw.Coef(MulScalar(fw.R, 2)), MulScalar(regularizers.TraceHessianFeatureGrad(fw), cfg.Lambda))
-			return sp.move(params, sp.direction(fw, coef), cfg.Eta), fw.Loss()
+			return sp.move(net, params, sp.direction(fw, coef), cfg.Eta), fw.Loss()
 		},
 	})
 }

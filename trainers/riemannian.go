@@ -55,7 +55,6 @@ const (
 	maxHalvings      = 60
 	etaRecovery      = 1.02 // growth of η per accepted step, up to the nominal η
 	armijo           = 1e-4 // sufficient-decrease constant c: F must fall by c η ‖P∇F‖²
-	rebaseEvery      = 16   // feature engine: fold T into Θ₀ this often, to keep Z = Z₀ − T G exact to rounding
 )
 
 func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
@@ -74,28 +73,24 @@ func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 	if err != nil {
 		return nil, err
 	}
-	residual, err := compile(b, func(in []*Node) []*Node {
-		params, z0, _ := eng.unpack(in)
-		fw := sp.forward(model.NewNet(params.Graph(), p), params, z0)
+	residual, err := compile(b, func(params *Node) []*Node {
+		fw := sp.forward(model.NewNet(params.Graph(), p), params)
 		return []*Node{fw.R, fw.JJT()}
 	})
 	if err != nil {
 		return nil, err
 	}
-	correct, err := compile(b, func(in []*Node) []*Node {
-		params, z0, rest := eng.unpack(in)
+	correct, err := compile(b, func(params, delta *Node) []*Node {
 		net := model.NewNet(params.Graph(), p)
-		fw := sp.forward(net, params, z0)
-		next := sp.move(params, sp.direction(fw, fw.Coef(rest[0])), 1)
-		fw = sp.forward(net, next, z0)
+		next := sp.moveJT(sp.forward(net, params), params, delta)
+		fw := sp.forward(net, next)
 		return []*Node{next, fw.R, fw.JJT()}
 	})
 	if err != nil {
 		return nil, err
 	}
-	move, err := compile(b, func(in []*Node) []*Node {
-		params, _, rest := eng.unpack(in)
-		return []*Node{sp.moveBy(params, rest[0], rest[1])}
+	move, err := compile(b, func(params, v, eta *Node) *Node {
+		return sp.moveBy(model.NewNet(params.Graph(), p), params, v, eta)
 	})
 	if err != nil {
 		return nil, err
@@ -136,9 +131,6 @@ func (t *riemannian) Init(s *State) error {
 		return fmt.Errorf("could not reach the manifold of zero loss from Θ₀: %w", err)
 	}
 	t.eng.set(s, theta)
-	if err := t.eng.rebase(s); err != nil {
-		return err
-	}
 	s.Extra[extraEta] = t.eta
 	s.Extra[extraHalvings] = 0
 	s.Extra[extraRetract] = float64(iters)
@@ -275,11 +267,6 @@ func (t *riemannian) Step(s *State) (float64, error) {
 				// halving (far from the optimum, where F is steep) does not slow
 				// the whole run.
 				s.Extra[extraEta] = math.Min(eta*etaRecovery, t.eta)
-				if s.Step%rebaseEvery == 0 {
-					if err := t.eng.rebase(s); err != nil {
-						return math.NaN(), err
-					}
-				}
 				return loss, nil
 			}
 		}

@@ -32,20 +32,21 @@ func newSAM1(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) 
 	batch := cfg.SAMBatch
 	return newFused(b, p, cfg, rule{
 		name: "sam1",
-		draw: func(rng *Node, c int, bulk bool) (*Node, []*Node) { return drawIndices(rng, c, bulk, batch, p.N) },
-		step: func(sp space, net *model.Net, params, z0, idx *Node) (*Node, *Node) {
-			return samStep(sp, net, params, z0, idx, cfg.Rho, cfg.Eta)
+		draw: func(_ *model.Net, rng *Node, c int, bulk bool) (*Node, []*Node) {
+			return drawIndices(rng, c, bulk, batch, p.N)
+		},
+		step: func(sp space, net *model.Net, params, idx *Node) (*Node, *Node) {
+			return samStep(sp, net, params, idx, cfg.Rho, cfg.Eta)
 		},
 	})
 }
 
 // samStep is one 1-SAM update of the params on the examples idx ([B] int32).
-func samStep(sp space, net *model.Net, params, z0, idx *Node, rho, eta float64) (next, loss *Node) {
+func samStep(sp space, net *model.Net, params, idx *Node, rho, eta float64) (next, loss *Node) {
 	oneHot := OneHot(idx, net.Problem.N, dtypes.Float64) // [B, n]
-	zb := sp.rows(net, params, z0, idx, oneHot)
+	zb := sp.rows(net, params, idx, oneHot)
 	coef, loss := samCoef(net, zb, idx, rho)
-	v := sp.rowsDirection(net, coef, idx, oneHot)
-	return sp.move(params, v, eta/float64(idx.Shape().Dimensions[0])), loss
+	return sp.moveRows(net, params, coef, idx, eta/float64(idx.Shape().Dimensions[0])), loss
 }
 
 // samCoef is one 1-SAM gradient on the examples idx ([B] int32) whose

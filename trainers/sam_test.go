@@ -70,7 +70,7 @@ func TestSAMClosedFormMatchesDefinition(t *testing.T) {
 			for k, i := range tc.idx {
 				idx[k] = int32(i)
 			}
-			fast, _ := samStep(thetaSpace{}, model.NewNet(th.Graph(), p), th, nil, Const(th.Graph(), idx), rho, eta)
+			fast, _ := samStep(thetaSpace{}, model.NewNet(th.Graph(), p), th, Const(th.Graph(), idx), rho, eta)
 			return []*Node{fast, sequentialSAM(p, th, tc.idx, rho, eta)}
 		}, tensors.FromFlatDataAndDimensions(theta, p.M, p.D))
 		fast, want := tensors.MustCopyFlatData[float64](out[0]), tensors.MustCopyFlatData[float64](out[1])
@@ -121,7 +121,7 @@ func TestSAMAtZeroResidual(t *testing.T) {
 	}, tensors.FromFlatDataAndDimensions(theta, p.M, p.D)))
 	p.Y = f
 	out := MustExecOnce(b, func(th *Node) *Node {
-		next, _ := samStep(thetaSpace{}, model.NewNet(th.Graph(), p), th, nil, Const(th.Graph(), []int32{1}), 0.1, 0.1)
+		next, _ := samStep(thetaSpace{}, model.NewNet(th.Graph(), p), th, Const(th.Graph(), []int32{1}), 0.1, 0.1)
 		return next
 	}, tensors.FromFlatDataAndDimensions(theta, p.M, p.D))
 	for k, v := range tensors.MustCopyFlatData[float64](out) {

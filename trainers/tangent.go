@@ -30,9 +30,8 @@ type tangentSpace struct {
 // Directions (∇F, P∇F) are in the engine's form: Θ-shaped, or T-shaped for the feature engine.
 func newTangentSpace(b backends.Backend, p *model.Problem, eng *engine) (*tangentSpace, error) {
 	sp := eng.sp
-	gradF, err := compile(b, func(in []*Node) []*Node {
-		params, z0, _ := eng.unpack(in)
-		fw := sp.forward(model.NewNet(params.Graph(), p), params, z0)
+	gradF, err := compile(b, func(params *Node) []*Node {
+		fw := sp.forward(model.NewNet(params.Graph(), p), params)
 		f := regularizers.TraceHessian(fw)
 		g := sp.direction(fw, regularizers.TraceHessianFeatureGrad(fw))
 		return []*Node{f, g, sp.jv(fw, g), fw.JJT()}
@@ -40,11 +39,10 @@ func newTangentSpace(b backends.Backend, p *model.Problem, eng *engine) (*tangen
 	if err != nil {
 		return nil, err
 	}
-	project, err := compile(b, func(in []*Node) []*Node {
-		params, z0, rest := eng.unpack(in)
+	project, err := compile(b, func(params, g, c *Node) []*Node {
 		net := model.NewNet(params.Graph(), p)
-		fw := sp.forward(net, params, z0)
-		pg := Sub(rest[0], sp.direction(fw, fw.Coef(rest[1])))
+		fw := sp.forward(net, params)
+		pg := Sub(g, sp.direction(fw, fw.Coef(c)))
 		return []*Node{pg, Sqrt(sp.normSq(net, pg))}
 	})
 	if err != nil {

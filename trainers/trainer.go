@@ -22,9 +22,9 @@ type State struct {
 	Theta *tensors.Tensor
 	RNG   *tensors.Tensor    // GoMLX RNG state; used by stochastic trainers
 	Extra map[string]float64 // a trainer's own scalars, e.g. the current step size
-	// The feature engine's representation Θ = Base − Shift·X (Base [m, d],
-	// Shift [m, n]); nil under the Θ engine.
-	Base, Shift *tensors.Tensor
+	// The feature engine's representation: Θ₀ (Base [m, d]) and the features
+	// Zᵀ = Θ Xᵀ (Features [m, n]); nil under the Θ engine.
+	Base, Features *tensors.Tensor
 }
 
 // NewState starts a run at step 0 from Θ₀ (m×d, row-major) with the RNG seeded by seed.
@@ -69,16 +69,16 @@ func RestoreState(p *model.Problem, step int64, theta []float64, rng []uint64, e
 func (s *State) ThetaValues() []float64 { return tensors.MustCopyFlatData[float64](s.Theta) }
 
 // SetFeatures restores the feature engine's representation (a checkpoint's
-// Base [m, d] and Shift [m, n]), so that a resumed run continues bit for bit.
-func (s *State) SetFeatures(p *model.Problem, base, shift []float64) error {
+// Base [m, d] and Features Zᵀ [m, n]), so that a resumed run continues bit for bit.
+func (s *State) SetFeatures(p *model.Problem, base, features []float64) error {
 	if err := p.CheckTheta(base); err != nil {
 		return fmt.Errorf("feature base: %w", err)
 	}
-	if len(shift) != p.M*p.N {
-		return fmt.Errorf("feature shift has %d values, want m×n = %d", len(shift), p.M*p.N)
+	if len(features) != p.M*p.N {
+		return fmt.Errorf("features have %d values, want m×n = %d", len(features), p.M*p.N)
 	}
 	s.Base = tensors.FromFlatDataAndDimensions(append([]float64(nil), base...), p.M, p.D)
-	s.Shift = tensors.FromFlatDataAndDimensions(append([]float64(nil), shift...), p.M, p.N)
+	s.Features = tensors.FromFlatDataAndDimensions(append([]float64(nil), features...), p.M, p.N)
 	return nil
 }
 

@@ -44,10 +44,10 @@ type Checkpoint struct {
 	Extra       map[string]float64
 	WallSeconds float64
 	Config      json.RawMessage // the run's configuration, as in config.json
-	// The feature engine's representation Θ = Base − Shift·X (Base M×D, Shift
-	// M×N), nil under the Θ engine; with them a resume is bit-identical.
-	Base, Shift []float64
-	N           int
+	// The feature engine's representation, Θ₀ (Base, M×D) and the features
+	// Zᵀ (Features, M×N), nil under the Θ engine; with them a resume is bit-identical.
+	Base, Features []float64
+	N              int
 }
 
 type payload struct {
@@ -58,7 +58,7 @@ type payload struct {
 	WallSeconds float64            `json:"wall_seconds"`
 	Config      json.RawMessage    `json:"config"`
 	BaseNpy     string             `json:"base_npy,omitempty"`
-	ShiftNpy    string             `json:"shift_npy,omitempty"`
+	FeaturesNpy string             `json:"features_npy,omitempty"`
 }
 
 // Encode returns the checkpoint's file contents.
@@ -77,15 +77,15 @@ func Encode(c *Checkpoint) ([]byte, error) {
 	}
 	p := payload{Step: c.Step, ThetaNpy: base64.StdEncoding.EncodeToString(npy), Extra: c.Extra,
 		WallSeconds: c.WallSeconds, Config: c.Config}
-	if c.Shift != nil {
-		if len(c.Base) != c.M*c.D || len(c.Shift) != c.M*c.N {
-			return nil, fmt.Errorf("checkpoint: feature representation has %d and %d values for m=%d d=%d n=%d", len(c.Base), len(c.Shift), c.M, c.D, c.N)
+	if c.Features != nil {
+		if len(c.Base) != c.M*c.D || len(c.Features) != c.M*c.N {
+			return nil, fmt.Errorf("checkpoint: feature representation has %d and %d values for m=%d d=%d n=%d", len(c.Base), len(c.Features), c.M, c.D, c.N)
 		}
 		for _, a := range []struct {
 			v    []float64
 			dims []int
 			out  *string
-		}{{c.Base, []int{c.M, c.D}, &p.BaseNpy}, {c.Shift, []int{c.M, c.N}, &p.ShiftNpy}} {
+		}{{c.Base, []int{c.M, c.D}, &p.BaseNpy}, {c.Features, []int{c.M, c.N}, &p.FeaturesNpy}} {
 			b, err := runio.EncodeNpy(a.v, a.dims...)
 			if err != nil {
 				return nil, err
@@ -145,15 +145,15 @@ func Decode(data []byte) (*Checkpoint, error) {
 		return nil, err
 	}
 	c := &Checkpoint{Step: p.Step, Theta: theta, M: dims[0], D: dims[1], Extra: p.Extra, WallSeconds: p.WallSeconds, Config: p.Config}
-	if (p.BaseNpy == "") != (p.ShiftNpy == "") {
+	if (p.BaseNpy == "") != (p.FeaturesNpy == "") {
 		return nil, errors.New("checkpoint has half a feature representation")
 	}
-	if p.ShiftNpy != "" {
+	if p.FeaturesNpy != "" {
 		if c.Base, _, err = decodeMatrix("base", p.BaseNpy, c.M, c.D); err != nil {
 			return nil, err
 		}
 		var n int
-		if c.Shift, n, err = decodeMatrix("shift", p.ShiftNpy, c.M, -1); err != nil {
+		if c.Features, n, err = decodeMatrix("features", p.FeaturesNpy, c.M, -1); err != nil {
 			return nil, err
 		}
 		c.N = n

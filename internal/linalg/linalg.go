@@ -91,3 +91,39 @@ func MinEigenSym(a []float64, n int) (float64, error) {
 	vals := eig.Values(nil)
 	return vals[0], nil
 }
+
+// PseudoInverseSym returns the Moore–Penrose pseudo-inverse of a symmetric
+// positive semi-definite n×n matrix (row-major), dropping eigenvalues below
+// n·ε·λ_max (the null space of a Gram matrix X Xᵀ with n > d).
+func PseudoInverseSym(a []float64, n int) ([]float64, error) {
+	if len(a) != n*n {
+		return nil, fmt.Errorf("linalg: PseudoInverseSym has %d values for n = %d", len(a), n)
+	}
+	sym := mat.NewSymDense(n, nil)
+	for i := range n {
+		for j := i; j < n; j++ {
+			sym.SetSym(i, j, 0.5*(a[i*n+j]+a[j*n+i]))
+		}
+	}
+	var eig mat.EigenSym
+	if !eig.Factorize(sym, true) {
+		return nil, errors.New("linalg: eigen-decomposition did not converge")
+	}
+	vals := eig.Values(nil)
+	var vecs mat.Dense
+	eig.VectorsTo(&vecs)
+	cut := float64(n) * 0x1p-52 * math.Abs(vals[n-1])
+	out := make([]float64, n*n)
+	for k, l := range vals {
+		if l <= cut {
+			continue
+		}
+		for i := range n {
+			vi := vecs.At(i, k) / l
+			for j := range n {
+				out[i*n+j] += vi * vecs.At(j, k)
+			}
+		}
+	}
+	return out, nil
+}

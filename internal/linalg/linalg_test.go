@@ -3,6 +3,7 @@ package linalg
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -53,5 +54,49 @@ func TestMinEigenSym(t *testing.T) {
 	v, err := MinEigenSym([]float64{2, 1, 1, 2}, 2)
 	if err != nil || math.Abs(v-1) > 1e-14 {
 		t.Errorf("got %g, %v; want 1", v, err)
+	}
+}
+
+// A G⁺ A = A and G⁺ A G⁺ = G⁺ for Gram matrices of full and deficient rank.
+func TestPseudoInverseSym(t *testing.T) {
+	for _, tc := range []struct{ n, d int }{{3, 3}, {4, 2}, {5, 8}} {
+		rng := rand.New(rand.NewPCG(uint64(tc.n), uint64(tc.d)))
+		x := make([]float64, tc.n*tc.d)
+		for i := range x {
+			x[i] = rng.NormFloat64()
+		}
+		g := make([]float64, tc.n*tc.n)
+		for i := range tc.n {
+			for k := range tc.n {
+				for j := range tc.d {
+					g[i*tc.n+k] += x[i*tc.d+j] * x[k*tc.d+j]
+				}
+			}
+		}
+		pinv, err := PseudoInverseSym(g, tc.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mul := func(a, b []float64) []float64 {
+			c := make([]float64, tc.n*tc.n)
+			for i := range tc.n {
+				for k := range tc.n {
+					for j := range tc.n {
+						c[i*tc.n+j] += a[i*tc.n+k] * b[k*tc.n+j]
+					}
+				}
+			}
+			return c
+		}
+		for _, chk := range []struct {
+			name      string
+			got, want []float64
+		}{{"G G⁺ G", mul(mul(g, pinv), g), g}, {"G⁺ G G⁺", mul(mul(pinv, g), pinv), pinv}} {
+			for i := range chk.got {
+				if math.Abs(chk.got[i]-chk.want[i]) > 1e-9*(1+math.Abs(chk.want[i])) {
+					t.Fatalf("n=%d d=%d: %s[%d] = %g, want %g", tc.n, tc.d, chk.name, i, chk.got[i], chk.want[i])
+				}
+			}
+		}
 	}
 }

@@ -138,8 +138,8 @@ func Resume(ctx context.Context, dir string, given Config, changed []string, b b
 		return nil, warnings, err
 	}
 	state, err := trainers.RestoreState(p, ckpt.Step, ckpt.Theta, ckpt.RNG, ckpt.Extra)
-	if err == nil && ckpt.Shift != nil {
-		err = state.SetFeatures(p, ckpt.Base, ckpt.Shift)
+	if err == nil && ckpt.Features != nil {
+		err = state.SetFeatures(p, ckpt.Base, ckpt.Features)
 	}
 	if err != nil {
 		return nil, warnings, Input(fmt.Errorf("--resume: checkpoint at step %d: %w", ckpt.Step, err))

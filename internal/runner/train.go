@@ -197,8 +197,8 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 				Step: st.Step, Theta: st.ThetaValues(), M: p.M, D: p.D, RNG: st.RNGValues(),
 				Extra: st.Extra, WallSeconds: wall.Seconds(), Config: cfgJSON,
 			}
-			if st.Shift != nil {
-				c.Base, c.Shift, c.N = tensors.MustCopyFlatData[float64](st.Base), tensors.MustCopyFlatData[float64](st.Shift), p.N
+			if st.Features != nil {
+				c.Base, c.Features, c.N = tensors.MustCopyFlatData[float64](st.Base), tensors.MustCopyFlatData[float64](st.Features), p.N
 			}
 			return checkpoint.Write(dir, c)
 		},
