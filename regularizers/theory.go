@@ -72,6 +72,20 @@ func (o Optimum) TheoryGap(z []float64, n, m int) float64 {
 	return gap
 }
 
+// TheoryGapNeuronMajor is TheoryGap for Zᵀ given m×n (the feature engine's layout).
+func (o Optimum) TheoryGapNeuronMajor(zt []float64, n, m int) float64 {
+	if !o.OK {
+		return math.NaN()
+	}
+	gap := 0.0
+	for j := range m {
+		for i, z := range zt[j*n : (j+1)*n] {
+			gap = math.Max(gap, math.Abs(z-o.Z[i]))
+		}
+	}
+	return gap
+}
+
 // Theory collects what the paper says about a problem: the activation's
 // constants, the data's coherence μ, which assumptions hold, Theorem 2's
 // optimum and Theorem 3's time bound.

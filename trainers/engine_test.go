@@ -221,3 +221,50 @@ func TestChooseEngine(t *testing.T) {
 		}
 	}
 }
+
+// A feature-engine state measured from its features (Θ's singular values by
+// SVD when small, from ΘᵀΘ when large) gives the metrics of its Θ.
+func TestMeasureStateMatchesMeasure(t *testing.T) {
+	p := syntheticProblem(t, 4, 6, 9, 0.1, "uniform:0.5,1", 2)
+	ev, err := NewEvaluator(testBackend(t), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Engine = EngineFeature
+	tr := newTrainer(t, "labelnoise", p, cfg)
+	for _, small := range []int{1 << 20, 0} {
+		s, _ := NewState(p, model.InitTheta(p.M, p.D, 0.4, 3), 3)
+		if _, err := tr.Advance(s, 300); err != nil {
+			t.Fatal(err)
+		}
+		smallTheta = small
+		got, err := ev.MeasureState(s)
+		smallTheta = 1 << 20
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ev.Measure(synced(t, tr, s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		close := func(what string, x, y, tol float64) {
+			if math.Abs(x-y) > tol*(1+math.Abs(y)) {
+				t.Errorf("small=%d: %s from features %.15g, from Θ %.15g", small, what, x, y)
+			}
+		}
+		close("loss", got.Loss, want.Loss, 1e-12)
+		close("Tr D²L", got.TraceHessian, want.TraceHessian, 1e-12)
+		close("manifold trace", got.TraceHessianManifold, want.TraceHessianManifold, 1e-12)
+		close("‖∇L‖", got.GradNorm, want.GradNorm, 1e-10)
+		close("‖grad_M F‖", got.RiemannianGradNorm, want.RiemannianGradNorm, 1e-8)
+		close("theory gap", got.TheoryGap, want.TheoryGap, 1e-12)
+		close("effective rank", got.EffectiveRank, want.EffectiveRank, 1e-12)
+		for k := range want.SingularValuesZ {
+			close(fmt.Sprintf("σ%d(Z)", k+1), got.SingularValuesZ[k], want.SingularValuesZ[k], 1e-12)
+		}
+		for k := range want.SingularValuesTheta {
+			close(fmt.Sprintf("σ%d(Θ)", k+1), got.SingularValuesTheta[k], want.SingularValuesTheta[k], 1e-9)
+		}
+	}
+}

@@ -75,10 +75,7 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 	wall := func() time.Duration { return cfg.WallOffset + time.Since(start) }
 	lastLogged := int64(-1)
 	log := func() (Metrics, error) {
-		if err := tr.Sync(s); err != nil {
-			return Metrics{}, err
-		}
-		m, err := ev.Measure(s.Theta)
+		m, err := ev.MeasureState(s)
 		if err != nil {
 			return m, err
 		}

@@ -224,12 +224,27 @@ func jsonFloats(vs []float64) []JSONFloat {
 
 // Evaluator computes Metrics for a problem. Its graph is compiled once.
 type Evaluator struct {
+	b        backends.Backend
 	p        *model.Problem
 	opt      regularizers.Optimum
 	exec     *Exec
 	features *Exec // Θ → Z
 	tan      *tangentSpace
+	feat     *featureEval // for feature-engine states, compiled on first use
 }
+
+// featureEval measures a feature-engine state from Zᵀ, without forming Θ.
+type featureEval struct {
+	eng  *engine
+	exec *Exec // Zᵀ → loss, Tr D²L, its manifold form, ‖∇L‖
+	tan  *tangentSpace
+	gram *Exec // (Θ₀, Zᵀ) → ΘᵀΘ [d, d]
+}
+
+// smallTheta is the size (m·d) up to which Θ's singular values come from an
+// SVD of Θ itself; above it, from the eigenvalues of ΘᵀΘ, which needs no
+// m×d buffer but resolves singular values only down to ~1e-8·σ₁.
+var smallTheta = 1 << 20
 
 // NewEvaluator compiles the metrics graph for p.
 func NewEvaluator(b backends.Backend, p *model.Problem) (*Evaluator, error) {
@@ -254,7 +269,132 @@ func NewEvaluator(b backends.Backend, p *model.Problem) (*Evaluator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Evaluator{p: p, opt: regularizers.PredictOptimum(p), exec: exec, features: features, tan: tan}, nil
+	return &Evaluator{b: b, p: p, opt: regularizers.PredictOptimum(p), exec: exec, features: features, tan: tan}, nil
+}
+
+func (e *Evaluator) compileFeatures() error {
+	p := e.p
+	eng, err := newEngine(e.b, p, EngineFeature)
+	if err != nil {
+		return err
+	}
+	exec, err := compile(e.b, func(zt *Node) []*Node {
+		net := model.NewNet(zt.Graph(), p)
+		fw := net.ForwardFeatures(zt)
+		grad := fw.Coef(MulScalar(fw.R, 2)) // ∇L = 2Jᵀr as V X
+		return []*Node{fw.Loss(), regularizers.TraceHessian(fw), regularizers.TraceHessianManifold(fw),
+			Sqrt(featureSpace{}.normSq(net, grad))}
+	})
+	if err != nil {
+		return err
+	}
+	tan, err := newTangentSpace(e.b, p, eng)
+	if err != nil {
+		return err
+	}
+	pinv, err := linalg.PseudoInverseSym(p.Gram(), p.N)
+	if err != nil {
+		return err
+	}
+	// Θ = Θ₀ − S X with S = (Θ₀Xᵀ − Zᵀ)G⁺ (refined as in the engine), so
+	// ΘᵀΘ = Θ₀ᵀΘ₀ − (Θ₀ᵀS)X − Xᵀ(SᵀΘ₀) + Xᵀ(SᵀS)X: no m×d temporary.
+	gram, err := compile(e.b, func(base, zt *Node) *Node {
+		net := model.NewNet(base.Graph(), p)
+		gPinv := Const(base.Graph(), tensors.FromFlatDataAndDimensions(pinv, p.N, p.N))
+		z0 := DotGeneral(base, []int{1}, nil, net.X, []int{1}, nil) // [m, n]
+		gap := Sub(z0, zt)
+		s := Dot(gap, gPinv)
+		s = Add(s, Dot(Sub(gap, Dot(s, net.Gram())), gPinv))
+		bs := DotGeneral(base, []int{0}, nil, s, []int{0}, nil) // [d, n]
+		bsx := Dot(bs, net.X)                                   // [d, d]
+		ss := DotGeneral(s, []int{0}, nil, s, []int{0}, nil)    // [n, n]
+		xssx := DotGeneral(net.X, []int{0}, nil, Dot(ss, net.X), []int{0}, nil)
+		btb := DotGeneral(base, []int{0}, nil, base, []int{0}, nil)
+		return Add(Sub(Sub(btb, bsx), Transpose(bsx, 0, 1)), xssx)
+	})
+	if err != nil {
+		return err
+	}
+	e.feat = &featureEval{eng: eng, exec: exec, tan: tan, gram: gram}
+	return nil
+}
+
+// MeasureState computes the metrics at s: Measure(s.Theta) for a Θ-engine
+// state; from the features for a feature-engine state, forming Θ only when
+// small (for its singular values).
+func (e *Evaluator) MeasureState(s *State) (Metrics, error) {
+	if s.Features == nil {
+		return e.Measure(s.Theta)
+	}
+	if e.feat == nil {
+		if err := e.compileFeatures(); err != nil {
+			return Metrics{}, err
+		}
+	}
+	f := e.feat
+	out, err := run(f.exec, s.Features)
+	if err != nil {
+		return Metrics{}, err
+	}
+	m := Metrics{Loss: scalar(out[0]), TraceHessian: scalar(out[1]), TraceHessianManifold: scalar(out[2]), GradNorm: scalar(out[3])}
+	zt := tensors.MustCopyFlatData[float64](s.Features)
+	e.fromFeatures(&m, zt, e.p.M, e.p.N, func(z []float64, n, mm int) float64 { return e.opt.TheoryGapNeuronMajor(z, n, mm) })
+	if tp, err := f.tan.at(s.Features); err == nil {
+		if _, norm, err := tp.project(); err == nil {
+			m.RiemannianGradNorm = norm
+		}
+	}
+	if e.p.M*e.p.D <= smallTheta {
+		if s.Theta == nil {
+			if err := f.eng.sync(s); err != nil {
+				return m, err
+			}
+		}
+		m.SingularValuesTheta = thetaSingularValues(tensors.MustCopyFlatData[float64](s.Theta), e.p.M, e.p.D)
+		return m, nil
+	}
+	out, err = run(f.gram, s.Base, s.Features)
+	if err != nil {
+		return m, err
+	}
+	m.SingularValuesTheta = singularValuesFromGram(tensors.MustCopyFlatData[float64](out[0]), e.p.D, min(e.p.M, e.p.D))
+	return m, nil
+}
+
+// fromFeatures fills the metrics that come from Z given as rows×cols
+// (n×m, or Zᵀ m×n): theory gap, singular values, effective rank.
+func (e *Evaluator) fromFeatures(m *Metrics, z []float64, rows, cols int, gap func(z []float64, n, m int) float64) {
+	m.TraceMin, m.EffectiveRank, m.RiemannianGradNorm = math.NaN(), math.NaN(), math.NaN()
+	if e.opt.OK {
+		m.TraceMin = e.opt.TraceMin
+	}
+	m.TheoryGap = gap(z, e.p.N, e.p.M)
+	if sv, err := linalg.SingularValues(z, rows, cols); err == nil {
+		m.SingularValuesZ = sv
+		m.EffectiveRank = linalg.EffectiveRank(sv)
+	} else {
+		m.SingularValuesZ = nanSlice(min(e.p.N, e.p.M))
+	}
+}
+
+func thetaSingularValues(theta []float64, m, d int) []float64 {
+	if sv, err := linalg.SingularValues(theta, m, d); err == nil {
+		return sv
+	}
+	return nanSlice(min(m, d))
+}
+
+// singularValuesFromGram returns the k largest √λ of a d×d Gram matrix, descending.
+func singularValuesFromGram(g []float64, d, k int) []float64 {
+	vals, err := linalg.EigenvaluesSym(g, d)
+	if err != nil {
+		return nanSlice(k)
+	}
+	out := make([]float64, k)
+	for i := range k {
+		out[i] = math.Sqrt(math.Max(vals[d-1-i], 0))
+	}
+	return out
 }
 
 // Features returns Z = XΘᵀ (n×m, row-major) at Θ.
@@ -280,26 +420,9 @@ func (e *Evaluator) Measure(theta *tensors.Tensor) (Metrics, error) {
 		TraceHessian:         scalar(out[1]),
 		TraceHessianManifold: scalar(out[2]),
 		GradNorm:             scalar(out[3]),
-		TraceMin:             math.NaN(),
-		EffectiveRank:        math.NaN(),
-		RiemannianGradNorm:   math.NaN(),
 	}
-	if e.opt.OK {
-		m.TraceMin = e.opt.TraceMin
-	}
-	z := tensors.MustCopyFlatData[float64](out[4])
-	m.TheoryGap = e.opt.TheoryGap(z, e.p.N, e.p.M)
-	if sv, err := linalg.SingularValues(z, e.p.N, e.p.M); err == nil {
-		m.SingularValuesZ = sv
-		m.EffectiveRank = linalg.EffectiveRank(sv)
-	} else {
-		m.SingularValuesZ = nanSlice(min(e.p.N, e.p.M))
-	}
-	if sv, err := linalg.SingularValues(tensors.MustCopyFlatData[float64](theta), e.p.M, e.p.D); err == nil {
-		m.SingularValuesTheta = sv
-	} else {
-		m.SingularValuesTheta = nanSlice(min(e.p.M, e.p.D))
-	}
+	e.fromFeatures(&m, tensors.MustCopyFlatData[float64](out[4]), e.p.N, e.p.M, e.opt.TheoryGap)
+	m.SingularValuesTheta = thetaSingularValues(tensors.MustCopyFlatData[float64](theta), e.p.M, e.p.D)
 	if tp, err := e.tan.at(theta); err == nil {
 		if _, norm, err := tp.project(); err == nil {
 			m.RiemannianGradNorm = norm

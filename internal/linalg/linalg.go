@@ -78,17 +78,10 @@ func SolveSPD(a []float64, n int, b []float64) ([]float64, error) {
 
 // MinEigenSym returns the smallest eigenvalue of a symmetric n×n matrix (row-major).
 func MinEigenSym(a []float64, n int) (float64, error) {
-	sym := mat.NewSymDense(n, nil)
-	for i := range n {
-		for j := i; j < n; j++ {
-			sym.SetSym(i, j, 0.5*(a[i*n+j]+a[j*n+i]))
-		}
+	vals, err := EigenvaluesSym(a, n)
+	if err != nil {
+		return 0, err
 	}
-	var eig mat.EigenSym
-	if !eig.Factorize(sym, false) {
-		return 0, errors.New("linalg: eigen-decomposition did not converge")
-	}
-	vals := eig.Values(nil)
 	return vals[0], nil
 }
 
@@ -126,4 +119,22 @@ func PseudoInverseSym(a []float64, n int) ([]float64, error) {
 		}
 	}
 	return out, nil
+}
+
+// EigenvaluesSym returns the eigenvalues of a symmetric n×n matrix (row-major), ascending.
+func EigenvaluesSym(a []float64, n int) ([]float64, error) {
+	if len(a) != n*n {
+		return nil, fmt.Errorf("linalg: EigenvaluesSym has %d values for n = %d", len(a), n)
+	}
+	sym := mat.NewSymDense(n, nil)
+	for i := range n {
+		for j := i; j < n; j++ {
+			sym.SetSym(i, j, 0.5*(a[i*n+j]+a[j*n+i]))
+		}
+	}
+	var eig mat.EigenSym
+	if !eig.Factorize(sym, false) {
+		return nil, errors.New("linalg: eigen-decomposition did not converge")
+	}
+	return eig.Values(nil), nil
 }
