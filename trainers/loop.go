@@ -88,6 +88,12 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 		lastLogged = s.Step
 		return m, sink.Log(m)
 	}
+	// However the run ends, s.Theta is current when Run returns.
+	defer func() {
+		if s.Theta == nil {
+			_ = tr.Sync(s)
+		}
+	}()
 	if cfg.Fresh {
 		if err := tr.Init(s); err != nil {
 			return Result{}, err
@@ -181,9 +187,6 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 		if err := checkpoint(); err != nil {
 			return result, err
 		}
-	}
-	if err := tr.Sync(s); err != nil {
-		return result, err
 	}
 	if bad(last.Loss, maxLoss) {
 		return result, &DivergedError{Step: s.Step, Loss: last.Loss}

@@ -10,6 +10,7 @@
 //	flatmin theory  [flags]   the paper's predictions for a problem
 //	flatmin repro   FIG       the paper's experiments, figures and report
 //	flatmin plot    DIR       a run's (or comparison's) figures as PNG and SVG
+//	flatmin bench   [flags]   time steps against PyTorch's figures
 //	flatmin version           versions and backends
 //
 // `flatmin <command> --help` lists a command's flags.
@@ -51,6 +52,7 @@ func commands() []command {
 		{"theory", "the paper's predictions for a problem: φ⁻¹(y_i/m), F*, constants, assumptions, time bound", cmdTheory},
 		{"repro", "rerun the paper's experiments (fig1a, fig2, fig1b) with plots and report.md", cmdRepro},
 		{"plot", "render a run's (or a comparison's) metrics to PNG and SVG", cmdPlot},
+		{"bench", "time training steps and whole runs beside PyTorch's figures", cmdBench},
 		{"version", "print flatmin's version and the backends it can use", cmdVersion},
 	}
 }
@@ -68,6 +70,9 @@ func usage(w io.Writer) {
 func run(args []string, stdout, stderr io.Writer) (status int) {
 	defer func() {
 		if r := recover(); r != nil {
+			if os.Getenv("FLATMIN_TRACE") != "" {
+				panic(r) // a developer asked for the trace
+			}
 			fmt.Fprintf(stderr, "flatmin: internal error: %s\n", oneLine(fmt.Sprint(r)))
 			status = exitFailure
 		}
