@@ -129,6 +129,21 @@ type engine struct {
 
 	featuresExec *Exec // Θ → Zᵀ = Θ Xᵀ [m, n]
 	thetaExec    *Exec // (Θ₀, Zᵀ) → Θ₀ − (Θ₀Xᵀ − Zᵀ) G⁺ X, refined
+	sExec        *Exec // (Θ₀, Zᵀ) → S with Θ = Θ₀ − S X
+	rowsExec     *Exec // (Θ₀, S, rows [thetaBlock]) → those rows of Θ
+	b            backends.Backend
+	pinv         []float64
+}
+
+// thetaBlock is how many rows of Θ StreamTheta forms at a time.
+const thetaBlock = 4096
+
+// shiftOf builds S = (Θ₀Xᵀ − Zᵀ) G⁺ with one refinement step, so that
+// Θ = Θ₀ − S X has XΘᵀ = Z to rounding although G⁺ is rounded ∝ cond G.
+func shiftOf(net *model.Net, base, zt, gPinv *Node) *Node {
+	gap := Sub(DotGeneral(base, []int{1}, nil, net.X, []int{1}, nil), zt)
+	s := Dot(gap, gPinv)
+	return Add(s, Dot(Sub(gap, Dot(s, net.Gram())), gPinv))
 }
 
 func newEngine(b backends.Backend, p *model.Problem, requested string) (*engine, error) {
@@ -145,6 +160,7 @@ func newEngine(b backends.Backend, p *model.Problem, requested string) (*engine,
 	if err != nil {
 		return nil, fmt.Errorf("feature engine: %w", err)
 	}
+	e.b, e.pinv = b, pinv
 	if e.featuresExec, err = compile(b, func(theta *Node) *Node {
 		net := model.NewNet(theta.Graph(), p)
 		return DotGeneral(theta, []int{1}, nil, net.X, []int{1}, nil)
@@ -153,15 +169,8 @@ func newEngine(b backends.Backend, p *model.Problem, requested string) (*engine,
 	}
 	if e.thetaExec, err = compile(b, func(base, zt *Node) *Node {
 		net := model.NewNet(base.Graph(), p)
-		gPinv := Const(base.Graph(), tensors.FromFlatDataAndDimensions(pinv, p.N, p.N))
-		// Θ ← Θ − (ΘXᵀ − Zᵀ) G⁺ X from Θ₀, then once more: the second pass
-		// removes what G⁺'s rounding (∝ cond G) left, so XΘᵀ = Z to rounding.
-		theta := base
-		for range 2 {
-			gap := Sub(DotGeneral(theta, []int{1}, nil, net.X, []int{1}, nil), zt)
-			theta = Sub(theta, Dot(Dot(gap, gPinv), net.X))
-		}
-		return theta
+		s := shiftOf(net, base, zt, Const(base.Graph(), tensors.FromFlatDataAndDimensions(pinv, p.N, p.N)))
+		return Sub(base, Dot(s, net.X))
 	}); err != nil {
 		return nil, err
 	}
@@ -230,4 +239,70 @@ func (e *engine) set(s *State, params *tensors.Tensor) {
 		return
 	}
 	s.Theta = params
+}
+
+// StreamTheta passes Θ at s to emit in row-major pieces. Under the feature
+// engine Θ is formed a block of rows at a time and never whole, so writing
+// a large Θ costs no m×d buffer beyond Θ₀ itself.
+func StreamTheta(tr Trainer, s *State, emit func(values []float64) error) error {
+	if s.Features == nil || s.Theta != nil {
+		var err error
+		if cerr := tensors.ConstFlatData(s.Theta, func(flat []float64) { err = emit(flat) }); cerr != nil {
+			return cerr
+		}
+		return err
+	}
+	eh, ok := tr.(interface{ engine() *engine })
+	if !ok || !eh.engine().feature() {
+		if err := tr.Sync(s); err != nil {
+			return err
+		}
+		return StreamTheta(tr, s, emit)
+	}
+	return eh.engine().stream(s, emit)
+}
+
+func (e *engine) stream(s *State, emit func(values []float64) error) error {
+	p := e.p
+	if e.sExec == nil {
+		var err error
+		if e.sExec, err = compile(e.b, func(base, zt *Node) *Node {
+			net := model.NewNet(base.Graph(), p)
+			return shiftOf(net, base, zt, Const(base.Graph(), tensors.FromFlatDataAndDimensions(e.pinv, p.N, p.N)))
+		}); err != nil {
+			return err
+		}
+		if e.rowsExec, err = compile(e.b, func(base, shift, idx *Node) *Node {
+			net := model.NewNet(base.Graph(), p)
+			at := InsertAxes(idx, -1)
+			return Sub(Gather(base, at), Dot(Gather(shift, at), net.X))
+		}); err != nil {
+			return err
+		}
+	}
+	out, err := run(e.sExec, s.Base, s.Features)
+	if err != nil {
+		return err
+	}
+	shift := out[0]
+	defer shift.FinalizeAll()
+	block := min(thetaBlock, p.M)
+	idx := make([]int32, block)
+	for start := 0; start < p.M; start += block {
+		rows := min(block, p.M-start)
+		for i := range idx {
+			idx[i] = int32(min(start+i, p.M-1)) // the last block repeats the last row
+		}
+		out, err := run(e.rowsExec, s.Base, shift, tensors.FromFlatDataAndDimensions(idx, block))
+		if err != nil {
+			return err
+		}
+		var eerr error
+		tensors.MustConstFlatData(out[0], func(flat []float64) { eerr = emit(flat[:rows*p.D]) })
+		out[0].FinalizeAll()
+		if eerr != nil {
+			return eerr
+		}
+	}
+	return nil
 }

@@ -26,6 +26,7 @@ func runEngine(t *testing.T, name string, p *model.Problem, cfg Config, steps in
 	if _, err := Run(context.Background(), tr, ev, s, LoopConfig{Steps: steps, LogEvery: steps / 4, Fresh: true}, sink); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
+	synced(t, tr, s)
 	return s.ThetaValues(), sink.rows
 }
 
@@ -265,6 +266,44 @@ func TestMeasureStateMatchesMeasure(t *testing.T) {
 		}
 		for k := range want.SingularValuesTheta {
 			close(fmt.Sprintf("σ%d(Θ)", k+1), got.SingularValuesTheta[k], want.SingularValuesTheta[k], 1e-9)
+		}
+	}
+}
+
+// StreamTheta gives Θ block by block, equal to the whole Θ, for both engines
+// and across a partial last block.
+func TestStreamTheta(t *testing.T) {
+	p := syntheticProblem(t, 3, 4, thetaBlock+37, 0.1, "uniform:0.5,1", 1)
+	for _, engine := range []string{EngineFeature, EngineTheta} {
+		cfg := DefaultConfig()
+		cfg.Engine, cfg.Eta = engine, 1e-5
+		tr := newTrainer(t, "labelnoise", p, cfg)
+		s, _ := NewState(p, model.InitTheta(p.M, p.D, 0.1, 1), 1)
+		if _, err := tr.Advance(s, 3); err != nil {
+			t.Fatal(err)
+		}
+		var got []float64
+		pieces := 0
+		if err := StreamTheta(tr, s, func(v []float64) error {
+			got = append(got, v...)
+			pieces++
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want := synced(t, tr, s).Value().([][]float64)
+		if len(got) != p.M*p.D {
+			t.Fatalf("%s: %d values streamed, want %d", engine, len(got), p.M*p.D)
+		}
+		for j := range p.M {
+			for k := range p.D {
+				if math.Abs(got[j*p.D+k]-want[j][k]) > 1e-14*(1+math.Abs(want[j][k])) {
+					t.Fatalf("%s: Θ[%d][%d] streamed %.17g, whole %.17g", engine, j, k, got[j*p.D+k], want[j][k])
+				}
+			}
+		}
+		if engine == EngineFeature && pieces != 2 {
+			t.Errorf("feature engine streamed %d pieces, want 2 blocks", pieces)
 		}
 	}
 }

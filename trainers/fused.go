@@ -76,6 +76,7 @@ func AutoFuse(p *model.Problem, engine string) int {
 }
 
 func (f *fused) Name() string        { return f.name }
+func (f *fused) engine() *engine     { return f.eng }
 func (f *fused) Engine() string      { return f.eng.name }
 func (f *fused) Extras() []string    { return nil }
 func (f *fused) Sync(s *State) error { return f.eng.sync(s) }

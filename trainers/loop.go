@@ -56,7 +56,8 @@ func (e *DivergedError) Error() string {
 	return fmt.Sprintf("diverged at step %d (loss %g): try a smaller --eta (or smaller labels / --init-scale)", e.Step, e.Loss)
 }
 
-// Run is the one training loop. It steps tr from s until cfg.Steps, logging
+// Run is the one training loop. Under the feature engine s.Theta may be nil
+// when it returns: call tr.Sync, or StreamTheta, to have Θ. It steps tr from s until cfg.Steps, logging
 // ev's metrics to sink every cfg.LogEvery steps and at the end, stopping early
 // on divergence (a *DivergedError, after logging what it had) or when ctx is
 // cancelled (at a step boundary; Result.Interrupted). s is updated in place.
@@ -88,12 +89,6 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 		lastLogged = s.Step
 		return m, sink.Log(m)
 	}
-	// However the run ends, s.Theta is current when Run returns.
-	defer func() {
-		if s.Theta == nil {
-			_ = tr.Sync(s)
-		}
-	}()
 	if cfg.Fresh {
 		if err := tr.Init(s); err != nil {
 			return Result{}, err
@@ -128,12 +123,7 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 	}
 	bar := newBar(cfg.Progress, cfg.Steps-s.Step)
 	defer bar.finish()
-	checkpoint := func() error {
-		if err := tr.Sync(s); err != nil {
-			return err
-		}
-		return cfg.Checkpoint(s, wall())
-	}
+	checkpoint := func() error { return cfg.Checkpoint(s, wall()) }
 	result := Result{}
 	limit := int64(1)
 	for s.Step < cfg.Steps {

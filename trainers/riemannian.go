@@ -105,6 +105,7 @@ func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 
 func (t *riemannian) Name() string        { return "riemannian" }
 func (t *riemannian) Engine() string      { return t.eng.name }
+func (t *riemannian) engine() *engine     { return t.eng }
 func (t *riemannian) Sync(s *State) error { return t.eng.sync(s) }
 
 // Advance takes k steps one by one: each needs host solves.

@@ -214,7 +214,7 @@ func TestStochasticTrainersLowerTheTrace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, _ := ev.Measure(s.Theta)
+		m, _ := ev.MeasureState(s)
 		gap0, gap := m0.TraceHessianManifold-m0.TraceMin, m.TraceHessianManifold-m.TraceMin
 		t.Logf("%s: Tr D²L on M %.4f → %.4f (F* %.4f), σ2/σ1 %.3g → %.3g", tc.trainer, m0.TraceHessianManifold,
 			m.TraceHessianManifold, m.TraceMin, m0.SingularValuesZ[1]/m0.SingularValuesZ[0], m.SingularValuesZ[1]/m.SingularValuesZ[0])

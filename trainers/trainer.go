@@ -37,7 +37,7 @@ func NewState(p *model.Problem, theta0 []float64, seed uint64) (*State, error) {
 		return nil, err
 	}
 	return &State{
-		Theta: tensors.FromFlatDataAndDimensions(append([]float64(nil), theta0...), p.M, p.D),
+		Theta: tensors.FromFlatDataAndDimensions(theta0, p.M, p.D), // copies
 		RNG:   rng,
 		Extra: map[string]float64{},
 	}, nil
@@ -46,10 +46,34 @@ func NewState(p *model.Problem, theta0 []float64, seed uint64) (*State, error) {
 // RNGValues copies the RNG state to the host.
 func (s *State) RNGValues() []uint64 { return tensors.MustCopyFlatData[uint64](s.RNG) }
 
-// RestoreState rebuilds a state from saved values (a checkpoint).
-func RestoreState(p *model.Problem, step int64, theta []float64, rng []uint64, extra map[string]float64) (*State, error) {
-	if err := p.CheckTheta(theta); err != nil {
-		return nil, err
+// ThetaValues copies Θ to the host (call Trainer.Sync first under the feature engine).
+func (s *State) ThetaValues() []float64 { return tensors.MustCopyFlatData[float64](s.Theta) }
+
+// RestoreState rebuilds a state from a checkpoint's values: Θ [m, d] for a
+// Θ-engine state, or Θ₀ [m, d] and the features Zᵀ [m, n] (theta nil) for a
+// feature-engine state, so that a resumed run continues bit for bit. The
+// tensors are used as they are, not copied.
+func RestoreState(p *model.Problem, step int64, theta, base, features *tensors.Tensor, rng []uint64, extra map[string]float64) (*State, error) {
+	check := func(name string, t *tensors.Tensor, cols int) error {
+		if d := t.Shape().Dimensions; len(d) != 2 || d[0] != p.M || d[1] != cols {
+			return fmt.Errorf("%s has shape %v, want [%d %d]", name, d, p.M, cols)
+		}
+		return nil
+	}
+	switch {
+	case features != nil && base != nil:
+		if err := check("Θ₀", base, p.D); err != nil {
+			return nil, err
+		}
+		if err := check("features", features, p.N); err != nil {
+			return nil, err
+		}
+	case theta != nil:
+		if err := check("Θ", theta, p.D); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("a state needs Θ or Θ₀ and features")
 	}
 	if len(rng) != graph.RNGStateShape.Size() {
 		return nil, fmt.Errorf("RNG state has %d values, want %d", len(rng), graph.RNGStateShape.Size())
@@ -58,28 +82,10 @@ func RestoreState(p *model.Problem, step int64, theta []float64, rng []uint64, e
 		extra = map[string]float64{}
 	}
 	return &State{
-		Step:  step,
-		Theta: tensors.FromFlatDataAndDimensions(append([]float64(nil), theta...), p.M, p.D),
+		Step: step, Theta: theta, Base: base, Features: features,
 		RNG:   tensors.FromFlatDataAndDimensions(append([]uint64(nil), rng...), graph.RNGStateShape.Dimensions...),
 		Extra: extra,
 	}, nil
-}
-
-// ThetaValues copies Θ to the host (call Trainer.Sync first under the feature engine).
-func (s *State) ThetaValues() []float64 { return tensors.MustCopyFlatData[float64](s.Theta) }
-
-// SetFeatures restores the feature engine's representation (a checkpoint's
-// Base [m, d] and Features Zᵀ [m, n]), so that a resumed run continues bit for bit.
-func (s *State) SetFeatures(p *model.Problem, base, features []float64) error {
-	if err := p.CheckTheta(base); err != nil {
-		return fmt.Errorf("feature base: %w", err)
-	}
-	if len(features) != p.M*p.N {
-		return fmt.Errorf("features have %d values, want m×n = %d", len(features), p.M*p.N)
-	}
-	s.Base = tensors.FromFlatDataAndDimensions(append([]float64(nil), base...), p.M, p.D)
-	s.Features = tensors.FromFlatDataAndDimensions(append([]float64(nil), features...), p.M, p.N)
-	return nil
 }
 
 // Trainer moves Θ. Implementations compile their update once and keep no

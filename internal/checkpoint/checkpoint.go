@@ -1,11 +1,16 @@
 // Package checkpoint writes and reads a run's checkpoints: everything needed
-// to continue it bit for bit (step, Θ, RNG state, the trainer's scalars, wall
-// time, configuration), one self-verifying file per checkpoint.
+// to continue it bit for bit (step, Θ or the feature engine's Θ₀ and
+// features, RNG state, the trainer's scalars, wall time, configuration), one
+// self-verifying file per checkpoint.
 //
 // A file is a short text header — magic line, payload length, SHA-256 of the
-// payload — then a JSON payload with Θ as base64 .npy bytes and the RNG state
-// as decimal strings (uint64 does not fit JSON numbers). A truncated or
-// altered file fails its length or hash check and is never loaded.
+// payload — then the payload: one JSON line (step, RNG state as decimal
+// strings since uint64 does not fit JSON numbers, scalars, configuration, and
+// the list of arrays) followed by the arrays as raw .npy. A truncated or
+// altered file fails its length or hash check and is never loaded. Arrays are
+// streamed from their tensors, twice (hash, then write), so that a checkpoint
+// of a 200 MB Θ costs no second copy of it in memory. Version 1 files (arrays
+// as base64 inside the JSON) are still read.
 package checkpoint
 
 import (
@@ -16,6 +21,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -25,6 +32,8 @@ import (
 
 	"github.com/flatmin/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/model"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/core/tensors/numpy"
 )
 
 // Dir is the checkpoints' folder inside a run directory.
@@ -33,76 +42,152 @@ const Dir = "checkpoints"
 // Keep is how many checkpoints are kept: the newest and one to fall back on.
 const Keep = 2
 
-const magic = "FLATMIN-CHECKPOINT 1"
+const (
+	magic   = "FLATMIN-CHECKPOINT 2"
+	magicV1 = "FLATMIN-CHECKPOINT 1"
+)
 
-// Checkpoint is one saved state of a run.
+// Checkpoint is one saved state of a run. A Θ-engine state has Theta (M×D);
+// a feature-engine state has Base (Θ₀, M×D) and Features (Zᵀ, M×N) instead,
+// from which Θ follows.
 type Checkpoint struct {
-	Step        int64
-	Theta       []float64 // M×D, row-major
-	M, D        int
-	RNG         []uint64
-	Extra       map[string]float64
-	WallSeconds float64
-	Config      json.RawMessage // the run's configuration, as in config.json
-	// The feature engine's representation, Θ₀ (Base, M×D) and the features
-	// Zᵀ (Features, M×N), nil under the Θ engine; with them a resume is bit-identical.
-	Base, Features []float64
-	N              int
+	Step           int64
+	M, D, N        int
+	Theta          *tensors.Tensor
+	Base, Features *tensors.Tensor
+	RNG            []uint64
+	Extra          map[string]float64
+	WallSeconds    float64
+	Config         json.RawMessage // the run's configuration, as in config.json
 }
 
-type payload struct {
+// meta is the payload's JSON line (version 2).
+type meta struct {
 	Step        int64              `json:"step"`
-	ThetaNpy    string             `json:"theta_npy"`
 	RNG         []string           `json:"rng"`
 	Extra       map[string]float64 `json:"extra"`
 	WallSeconds float64            `json:"wall_seconds"`
 	Config      json.RawMessage    `json:"config"`
-	BaseNpy     string             `json:"base_npy,omitempty"`
-	FeaturesNpy string             `json:"features_npy,omitempty"`
+	Arrays      []arrayMeta        `json:"arrays"`
+}
+
+type arrayMeta struct {
+	Name  string `json:"name"`
+	Bytes int64  `json:"bytes"`
+}
+
+// arrays lists c's arrays in file order.
+func (c *Checkpoint) arrays() ([]string, []*tensors.Tensor, error) {
+	switch {
+	case c.Features != nil && c.Base != nil:
+		if err := checkDims("base", c.Base, c.M, c.D); err != nil {
+			return nil, nil, err
+		}
+		if err := checkDims("features", c.Features, c.M, c.N); err != nil {
+			return nil, nil, err
+		}
+		return []string{"base", "features"}, []*tensors.Tensor{c.Base, c.Features}, nil
+	case c.Theta != nil:
+		if err := checkDims("Θ", c.Theta, c.M, c.D); err != nil {
+			return nil, nil, err
+		}
+		return []string{"theta"}, []*tensors.Tensor{c.Theta}, nil
+	}
+	return nil, nil, errors.New("checkpoint: no Θ and no features")
+}
+
+func checkDims(name string, t *tensors.Tensor, rows, cols int) error {
+	if d := t.Shape().Dimensions; len(d) != 2 || d[0] != rows || d[1] != cols {
+		return fmt.Errorf("checkpoint: %s has shape %v, want [%d %d]", name, d, rows, cols)
+	}
+	return nil
+}
+
+// encodeTo writes c's payload to w; sizes are the arrays' .npy sizes (nil: count them).
+func (c *Checkpoint) encodeTo(w io.Writer, names []string, ts []*tensors.Tensor, sizes []int64) error {
+	for k, v := range c.Extra {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("checkpoint: %s is %v", k, v)
+		}
+	}
+	m := meta{Step: c.Step, Extra: c.Extra, WallSeconds: c.WallSeconds, Config: c.Config}
+	for _, r := range c.RNG {
+		m.RNG = append(m.RNG, strconv.FormatUint(r, 10))
+	}
+	for i, name := range names {
+		m.Arrays = append(m.Arrays, arrayMeta{Name: name, Bytes: sizes[i]})
+	}
+	line, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(append(line, '\n')); err != nil {
+		return err
+	}
+	for _, t := range ts {
+		if err := writeArray(w, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeArray streams t as .npy; a local copy made of an on-device tensor to
+// read it is dropped again.
+func writeArray(w io.Writer, t *tensors.Tensor) error {
+	hadLocal := t.IsLocal()
+	err := numpy.ToNpyWriter(t, w)
+	if !hadLocal && !t.IsShared() && t.IsOnAnyDevice() {
+		t.FinalizeLocal()
+	}
+	return err
+}
+
+// counter counts and hashes what is written to it.
+type counter struct {
+	n    int64
+	hash io.Writer
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.hash.Write(p)
+}
+
+// encode writes the whole file to w: a first pass over the arrays measures and
+// hashes the payload, the second writes it.
+func (c *Checkpoint) encode(w io.Writer) error {
+	names, ts, err := c.arrays()
+	if err != nil {
+		return err
+	}
+	sizes := make([]int64, len(ts))
+	for i, t := range ts {
+		cnt := &counter{hash: io.Discard}
+		if err := writeArray(cnt, t); err != nil {
+			return err
+		}
+		sizes[i] = cnt.n
+	}
+	h := sha256.New()
+	cnt := &counter{hash: h}
+	if err := c.encodeTo(cnt, names, ts, sizes); err != nil {
+		return err
+	}
+	header := fmt.Sprintf("%s\nlength %d\nsha256 %s\n\n", magic, cnt.n, hex.EncodeToString(h.Sum(nil)))
+	if _, err := io.WriteString(w, header); err != nil {
+		return err
+	}
+	return c.encodeTo(w, names, ts, sizes)
 }
 
 // Encode returns the checkpoint's file contents.
 func Encode(c *Checkpoint) ([]byte, error) {
-	if len(c.Theta) != c.M*c.D {
-		return nil, fmt.Errorf("checkpoint: Θ has %d values for %d×%d", len(c.Theta), c.M, c.D)
-	}
-	for k, v := range c.Extra {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("checkpoint: %s is %v", k, v)
-		}
-	}
-	npy, err := runio.EncodeNpy(c.Theta, c.M, c.D)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := c.encode(&buf); err != nil {
 		return nil, err
 	}
-	p := payload{Step: c.Step, ThetaNpy: base64.StdEncoding.EncodeToString(npy), Extra: c.Extra,
-		WallSeconds: c.WallSeconds, Config: c.Config}
-	if c.Features != nil {
-		if len(c.Base) != c.M*c.D || len(c.Features) != c.M*c.N {
-			return nil, fmt.Errorf("checkpoint: feature representation has %d and %d values for m=%d d=%d n=%d", len(c.Base), len(c.Features), c.M, c.D, c.N)
-		}
-		for _, a := range []struct {
-			v    []float64
-			dims []int
-			out  *string
-		}{{c.Base, []int{c.M, c.D}, &p.BaseNpy}, {c.Features, []int{c.M, c.N}, &p.FeaturesNpy}} {
-			b, err := runio.EncodeNpy(a.v, a.dims...)
-			if err != nil {
-				return nil, err
-			}
-			*a.out = base64.StdEncoding.EncodeToString(b)
-		}
-	}
-	for _, r := range c.RNG {
-		p.RNG = append(p.RNG, strconv.FormatUint(r, 10))
-	}
-	body, err := json.Marshal(p)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(body)
-	header := fmt.Sprintf("%s\nlength %d\nsha256 %s\n\n", magic, len(body), hex.EncodeToString(sum[:]))
-	return append([]byte(header), body...), nil
+	return buf.Bytes(), nil
 }
 
 // Decode parses and verifies a checkpoint file's contents.
@@ -112,7 +197,7 @@ func Decode(data []byte) (*Checkpoint, error) {
 		return nil, errors.New("not a checkpoint: no header")
 	}
 	lines := strings.Split(string(head), "\n")
-	if len(lines) != 3 || lines[0] != magic {
+	if len(lines) != 3 || (lines[0] != magic && lines[0] != magicV1) {
 		return nil, errors.New("not a flatmin checkpoint (bad header)")
 	}
 	length, err := strconv.Atoi(strings.TrimPrefix(lines[1], "length "))
@@ -126,7 +211,91 @@ func Decode(data []byte) (*Checkpoint, error) {
 	if lines[2] != "sha256 "+hex.EncodeToString(sum[:]) {
 		return nil, errors.New("checkpoint fails its SHA-256 check (corrupted)")
 	}
-	var p payload
+	if lines[0] == magicV1 {
+		return decodeV1(body)
+	}
+	line, rest, ok := bytes.Cut(body, []byte("\n"))
+	if !ok {
+		return nil, errors.New("checkpoint payload: no metadata line")
+	}
+	var m meta
+	if err := json.Unmarshal(line, &m); err != nil {
+		return nil, fmt.Errorf("checkpoint payload: %w", err)
+	}
+	c := &Checkpoint{Step: m.Step, Extra: m.Extra, WallSeconds: m.WallSeconds, Config: m.Config}
+	if err := c.setScalars(m.Step, m.RNG); err != nil {
+		return nil, err
+	}
+	arrays := map[string][]float64{}
+	dims := map[string][]int{}
+	for _, a := range m.Arrays {
+		if a.Bytes < 0 || a.Bytes > int64(len(rest)) {
+			return nil, fmt.Errorf("checkpoint array %s: %d bytes of %d left", a.Name, a.Bytes, len(rest))
+		}
+		v, d, err := model.DecodeNpy(rest[:a.Bytes])
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %w", a.Name, err)
+		}
+		if len(d) != 2 {
+			return nil, fmt.Errorf("checkpoint %s has shape %v", a.Name, d)
+		}
+		if err := model.CheckFinite("checkpoint "+a.Name, v); err != nil {
+			return nil, err
+		}
+		arrays[a.Name], dims[a.Name] = v, d
+		rest = rest[a.Bytes:]
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("checkpoint has %d bytes after its arrays", len(rest))
+	}
+	tensor := func(name string) *tensors.Tensor {
+		return tensors.FromFlatDataAndDimensions(arrays[name], dims[name]...)
+	}
+	switch {
+	case arrays["theta"] != nil && arrays["base"] == nil && arrays["features"] == nil:
+		c.Theta = tensor("theta")
+		c.M, c.D = dims["theta"][0], dims["theta"][1]
+	case arrays["theta"] == nil && arrays["base"] != nil && arrays["features"] != nil:
+		c.Base, c.Features = tensor("base"), tensor("features")
+		c.M, c.D, c.N = dims["base"][0], dims["base"][1], dims["features"][1]
+		if dims["features"][0] != c.M {
+			return nil, fmt.Errorf("checkpoint: features %v do not match Θ₀ %v", dims["features"], dims["base"])
+		}
+	default:
+		return nil, fmt.Errorf("checkpoint: unexpected arrays %v", slices.Sorted(maps.Keys(arrays)))
+	}
+	return c, nil
+}
+
+func (c *Checkpoint) setScalars(step int64, rng []string) error {
+	if c.Extra == nil {
+		c.Extra = map[string]float64{}
+	}
+	if step < 0 {
+		return fmt.Errorf("checkpoint step %d", step)
+	}
+	for _, s := range rng {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("checkpoint RNG state: %w", err)
+		}
+		c.RNG = append(c.RNG, v)
+	}
+	return nil
+}
+
+// payloadV1 is version 1's payload: Θ as base64 .npy inside the JSON.
+type payloadV1 struct {
+	Step        int64              `json:"step"`
+	ThetaNpy    string             `json:"theta_npy"`
+	RNG         []string           `json:"rng"`
+	Extra       map[string]float64 `json:"extra"`
+	WallSeconds float64            `json:"wall_seconds"`
+	Config      json.RawMessage    `json:"config"`
+}
+
+func decodeV1(body []byte) (*Checkpoint, error) {
+	var p payloadV1
 	if err := json.Unmarshal(body, &p); err != nil {
 		return nil, fmt.Errorf("checkpoint payload: %w", err)
 	}
@@ -144,53 +313,12 @@ func Decode(data []byte) (*Checkpoint, error) {
 	if err := model.CheckFinite("checkpoint Θ", theta); err != nil {
 		return nil, err
 	}
-	c := &Checkpoint{Step: p.Step, Theta: theta, M: dims[0], D: dims[1], Extra: p.Extra, WallSeconds: p.WallSeconds, Config: p.Config}
-	if (p.BaseNpy == "") != (p.FeaturesNpy == "") {
-		return nil, errors.New("checkpoint has half a feature representation")
-	}
-	if p.FeaturesNpy != "" {
-		if c.Base, _, err = decodeMatrix("base", p.BaseNpy, c.M, c.D); err != nil {
-			return nil, err
-		}
-		var n int
-		if c.Features, n, err = decodeMatrix("features", p.FeaturesNpy, c.M, -1); err != nil {
-			return nil, err
-		}
-		c.N = n
-	}
-	if c.Extra == nil {
-		c.Extra = map[string]float64{}
-	}
-	if p.Step < 0 {
-		return nil, fmt.Errorf("checkpoint step %d", p.Step)
-	}
-	for _, s := range p.RNG {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("checkpoint RNG state: %w", err)
-		}
-		c.RNG = append(c.RNG, v)
+	c := &Checkpoint{Step: p.Step, Theta: tensors.FromFlatDataAndDimensions(theta, dims...), M: dims[0], D: dims[1],
+		Extra: p.Extra, WallSeconds: p.WallSeconds, Config: p.Config}
+	if err := c.setScalars(p.Step, p.RNG); err != nil {
+		return nil, err
 	}
 	return c, nil
-}
-
-// decodeMatrix decodes a base64 .npy matrix of rows×cols (cols < 0: any) and returns it with its column count.
-func decodeMatrix(name, b64 string, rows, cols int) ([]float64, int, error) {
-	npy, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil {
-		return nil, 0, fmt.Errorf("checkpoint %s: %w", name, err)
-	}
-	v, dims, err := model.DecodeNpy(npy)
-	if err != nil {
-		return nil, 0, fmt.Errorf("checkpoint %s: %w", name, err)
-	}
-	if len(dims) != 2 || dims[0] != rows || (cols >= 0 && dims[1] != cols) {
-		return nil, 0, fmt.Errorf("checkpoint %s has shape %v", name, dims)
-	}
-	if err := model.CheckFinite("checkpoint "+name, v); err != nil {
-		return nil, 0, err
-	}
-	return v, dims[1], nil
 }
 
 // fileName orders checkpoints by step.
@@ -199,15 +327,11 @@ func fileName(step int64) string { return fmt.Sprintf("ckpt-%012d.ckpt", step) }
 // Write saves c in runDir's checkpoint folder (atomically) and removes all but
 // the newest Keep checkpoints. An error leaves the earlier checkpoints as they were.
 func Write(runDir string, c *Checkpoint) error {
-	data, err := Encode(c)
-	if err != nil {
-		return err
-	}
 	dir := filepath.Join(runDir, Dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := runio.WriteFileAtomic(filepath.Join(dir, fileName(c.Step)), data); err != nil {
+	if err := runio.WriteAtomic(filepath.Join(dir, fileName(c.Step)), c.encode); err != nil {
 		return fmt.Errorf("checkpoint at step %d: %w", c.Step, err)
 	}
 	// Temporary files of writes cut short by a crash are garbage now.

@@ -1,18 +1,27 @@
 package checkpoint
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
+
+var sampleTheta = []float64{1, -2.5, math.Pi, 1e-300, -0.0, 7}
 
 func sample(step int64) *Checkpoint {
 	return &Checkpoint{
-		Step: step, M: 2, D: 3, Theta: []float64{1, -2.5, math.Pi, 1e-300, -0.0, 7},
+		Step: step, M: 2, D: 3, Theta: tensors.FromFlatDataAndDimensions(append([]float64(nil), sampleTheta...), 2, 3),
 		RNG:         []uint64{math.MaxUint64, 1 << 63, 12345},
 		Extra:       map[string]float64{"eta": 0.1 / 3, "halvings": 4},
 		WallSeconds: 12.75, Config: json.RawMessage(`{"trainer":"riemannian"}`),
@@ -29,9 +38,10 @@ func TestRoundTripIsExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, v := range c.Theta {
-		if math.Float64bits(v) != math.Float64bits(back.Theta[i]) {
-			t.Errorf("Θ[%d] %v came back as %v", i, v, back.Theta[i])
+	got := tensors.MustCopyFlatData[float64](back.Theta)
+	for i, v := range sampleTheta {
+		if math.Float64bits(v) != math.Float64bits(got[i]) {
+			t.Errorf("Θ[%d] %v came back as %v", i, v, got[i])
 		}
 	}
 	for i, v := range c.RNG {
@@ -91,5 +101,44 @@ func TestWriteKeepsTwoAndLatestSkipsCorrupt(t *testing.T) {
 	}
 	if _, _, err := Latest(t.TempDir()); !errors.Is(err, ErrNone) {
 		t.Errorf("no checkpoints: %v", err)
+	}
+}
+
+// A feature-engine state (Θ₀ and Zᵀ, no Θ) round-trips exactly too.
+func TestFeatureStateRoundTrip(t *testing.T) {
+	base := []float64{1, 2, 3, 4, 5, 6}
+	zt := []float64{0.5, -1e-17, 3, math.MaxFloat64}
+	c := &Checkpoint{Step: 9, M: 2, D: 3, N: 2, Base: tensors.FromFlatDataAndDimensions(base, 2, 3),
+		Features: tensors.FromFlatDataAndDimensions(zt, 2, 2), RNG: []uint64{1, 2}, Config: json.RawMessage(`{}`)}
+	data, err := Encode(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Theta != nil || back.N != 2 || back.M != 2 || back.D != 3 {
+		t.Fatalf("got %+v", back)
+	}
+	if fmt.Sprint(tensors.MustCopyFlatData[float64](back.Base)) != fmt.Sprint(base) ||
+		fmt.Sprint(tensors.MustCopyFlatData[float64](back.Features)) != fmt.Sprint(zt) {
+		t.Fatalf("arrays came back as %v, %v", back.Base, back.Features)
+	}
+}
+
+// Checkpoints of version 1 (Θ as base64 inside the JSON) still load.
+func TestDecodeReadsVersion1(t *testing.T) {
+	npy, _ := runio.EncodeNpy(sampleTheta, 2, 3)
+	body := fmt.Sprintf(`{"step":7,"theta_npy":%q,"rng":["1","2"],"extra":{"eta":0.5},"wall_seconds":3,"config":{}}`,
+		base64.StdEncoding.EncodeToString(npy))
+	sum := sha256.Sum256([]byte(body))
+	file := fmt.Sprintf("FLATMIN-CHECKPOINT 1\nlength %d\nsha256 %s\n\n%s", len(body), hex.EncodeToString(sum[:]), body)
+	c, err := Decode([]byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Step != 7 || c.Extra["eta"] != 0.5 || fmt.Sprint(tensors.MustCopyFlatData[float64](c.Theta)) != fmt.Sprint(sampleTheta) {
+		t.Fatalf("got %+v", c)
 	}
 }

