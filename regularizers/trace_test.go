@@ -153,3 +153,34 @@ func TestTraceGradientMatchesFiniteDifferences(t *testing.T) {
 		}
 	}
 }
+
+// The closed-form ∂ Tr D²L/∂Z equals autodiff of TraceHessian with respect
+// to Z, off the manifold, with and without unit weights, in both layouts.
+func TestTraceFeatureGradMatchesAutodiff(t *testing.T) {
+	b := testBackend(t)
+	for _, act := range activations(t) {
+		for _, unit := range []bool{true, false} {
+			p, theta := testProblem(t, b, act, 3, 4, 3, 5, false)
+			if unit {
+				for i := range p.W {
+					p.W[i] = 1
+				}
+			}
+			out := MustExecOnceN(b, func(th *Node) []*Node {
+				net := model.NewNet(th.Graph(), p)
+				fw := net.Forward(th)
+				ft := net.ForwardFeatures(Transpose(fw.Z, 0, 1))
+				return []*Node{TraceHessianFeatureGrad(fw), Gradient(TraceHessian(fw), fw.Z)[0],
+					TraceHessianFeatureGrad(ft), Gradient(TraceHessian(ft), ft.Z)[0]}
+			}, theta)
+			for pair := 0; pair < 4; pair += 2 {
+				got, want := tensors.MustCopyFlatData[float64](out[pair]), tensors.MustCopyFlatData[float64](out[pair+1])
+				for k := range want {
+					if math.Abs(got[k]-want[k]) > 1e-10*(1+math.Abs(want[k])) {
+						t.Fatalf("%s unit=%v layout %d: ∂F/∂z[%d] closed form %.15g, autodiff %.15g", act.Name(), unit, pair/2, k, got[k], want[k])
+					}
+				}
+			}
+		}
+	}
+}

@@ -79,29 +79,66 @@ func (featureSpace) direction(fw *model.Forward, b *Node) *Node {
 
 // move: Θ − s V X has features Zᵀ − s V G.
 func (featureSpace) move(net *model.Net, zt, v *Node, scale float64) *Node {
-	return Sub(zt, Dot(scaled(v, scale), net.Gram()))
+	return Sub(zt, rowsTimes(scaled(v, scale), net.Gram()))
 }
 func (featureSpace) moveBy(net *model.Net, zt, v, scale *Node) *Node {
-	return Sub(zt, Mul(Dot(v, net.Gram()), scale))
+	return Sub(zt, Mul(rowsTimes(v, net.Gram()), scale))
 }
 
 // moveJT: Jᵀc = (A ∘ 1cᵀ) X, so Zᵀ − (A ∘ 1cᵀ) G = Zᵀ − A (diag(c) G): the
 // broadcast is over G's n×n rows, not over A's m×n.
 func (featureSpace) moveJT(fw *model.Forward, zt, c *Node) *Node {
 	if !fw.Net.Problem.UnitWeights() {
-		return Sub(zt, Dot(fw.Coef(c), fw.Net.Gram()))
+		return Sub(zt, rowsTimes(fw.Coef(c), fw.Net.Gram()))
 	}
-	return Sub(zt, Dot(fw.A(), Mul(fw.Net.Gram(), InsertAxes(c, -1))))
+	return Sub(zt, rowsTimes(fw.A(), Mul(fw.Net.Gram(), InsertAxes(c, -1))))
+}
+
+// rowsTimes returns a [m, n] · b [n, n]. For large m it is one batched
+// product over row blocks: SimpleGo then multiplies block by block (and in
+// parallel) instead of copying a and the output into blocked layouts, which
+// would hold three extra m×n buffers at once.
+func rowsTimes(a, b *Node) *Node { return rowsContract(a, b, 0) }
+
+// rowsContract is rowsTimes contracting a's columns with b's axis bAxis (0:
+// a·b, 1: a·bᵀ).
+func rowsContract(a, b *Node, bAxis int) *Node {
+	m, k := a.Shape().Dimensions[0], a.Shape().Dimensions[1]
+	cols := b.Shape().Dimensions[1-bAxis]
+	batches := rowBatches(m, max(k, cols))
+	if batches == 1 {
+		return DotGeneral(a, []int{1}, nil, b, []int{bAxis}, nil)
+	}
+	ab := Reshape(a, batches, m/batches, k)
+	bb := BroadcastToDims(InsertAxes(b, 0), append([]int{batches}, b.Shape().Dimensions...)...)
+	return Reshape(DotGeneral(ab, []int{2}, []int{0}, bb, []int{bAxis + 1}, []int{0}), m, cols)
+}
+
+// rowBatches picks how many row blocks rowsTimes uses: the fewest that divide
+// m into blocks of at most 2^16 entries, or 1 (no split) for small or awkward m.
+func rowBatches(m, n int) int {
+	if m*n <= 1<<18 {
+		return 1
+	}
+	for batches := 2; batches <= m; batches++ {
+		if m%batches == 0 && (m/batches)*n <= 1<<16 {
+			if batches > 4096 {
+				return 1
+			}
+			return batches
+		}
+	}
+	return 1
 }
 
 // jv: (J V X)_i = Σ_j A_ij (V G)_ji.
 func (featureSpace) jv(fw *model.Forward, v *Node) *Node {
-	return fw.SumNeurons(Mul(fw.A(), Dot(v, fw.Net.Gram())))
+	return fw.SumNeurons(Mul(fw.A(), rowsTimes(v, fw.Net.Gram())))
 }
 
 // normSq: ‖V X‖² = Σ (V G) ∘ V.
 func (featureSpace) normSq(net *model.Net, v *Node) *Node {
-	return ReduceAllSum(Mul(Dot(v, net.Gram()), v))
+	return ReduceAllSum(Mul(rowsTimes(v, net.Gram()), v))
 }
 
 func (featureSpace) rows(_ *model.Net, zt, _, oneHot *Node) *Node {
@@ -141,7 +178,7 @@ const thetaBlock = 4096
 // shiftOf builds S = (Θ₀Xᵀ − Zᵀ) G⁺ with one refinement step, so that
 // Θ = Θ₀ − S X has XΘᵀ = Z to rounding although G⁺ is rounded ∝ cond G.
 func shiftOf(net *model.Net, base, zt, gPinv *Node) *Node {
-	gap := Sub(DotGeneral(base, []int{1}, nil, net.X, []int{1}, nil), zt)
+	gap := Sub(rowsContract(base, net.X, 1), zt)
 	s := Dot(gap, gPinv)
 	return Add(s, Dot(Sub(gap, Dot(s, net.Gram())), gPinv))
 }
@@ -162,8 +199,7 @@ func newEngine(b backends.Backend, p *model.Problem, requested string) (*engine,
 	}
 	e.b, e.pinv = b, pinv
 	if e.featuresExec, err = compile(b, func(theta *Node) *Node {
-		net := model.NewNet(theta.Graph(), p)
-		return DotGeneral(theta, []int{1}, nil, net.X, []int{1}, nil)
+		return rowsContract(theta, model.NewNet(theta.Graph(), p).X, 1)
 	}); err != nil {
 		return nil, err
 	}
@@ -262,7 +298,8 @@ func StreamTheta(tr Trainer, s *State, emit func(values []float64) error) error 
 	return eh.engine().stream(s, emit)
 }
 
-func (e *engine) stream(s *State, emit func(values []float64) error) error {
+// shift returns S [m, n] with Θ = Θ₀ − S X at a feature state.
+func (e *engine) shift(s *State) (*tensors.Tensor, error) {
 	p := e.p
 	if e.sExec == nil {
 		var err error
@@ -270,8 +307,20 @@ func (e *engine) stream(s *State, emit func(values []float64) error) error {
 			net := model.NewNet(base.Graph(), p)
 			return shiftOf(net, base, zt, Const(base.Graph(), tensors.FromFlatDataAndDimensions(e.pinv, p.N, p.N)))
 		}); err != nil {
-			return err
+			return nil, err
 		}
+	}
+	out, err := run(e.sExec, s.Base, s.Features)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+func (e *engine) stream(s *State, emit func(values []float64) error) error {
+	p := e.p
+	if e.rowsExec == nil {
+		var err error
 		if e.rowsExec, err = compile(e.b, func(base, shift, idx *Node) *Node {
 			net := model.NewNet(base.Graph(), p)
 			at := InsertAxes(idx, -1)
@@ -280,11 +329,10 @@ func (e *engine) stream(s *State, emit func(values []float64) error) error {
 			return err
 		}
 	}
-	out, err := run(e.sExec, s.Base, s.Features)
+	shift, err := e.shift(s)
 	if err != nil {
 		return err
 	}
-	shift := out[0]
 	defer shift.FinalizeAll()
 	block := min(thetaBlock, p.M)
 	idx := make([]int32, block)

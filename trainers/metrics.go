@@ -2,8 +2,10 @@ package trainers
 
 import (
 	"bytes"
+
 	"encoding/json"
 	"fmt"
+	"gonum.org/v1/gonum/mat"
 	"maps"
 	"math"
 	"slices"
@@ -238,7 +240,9 @@ type featureEval struct {
 	eng  *engine
 	exec *Exec // Zᵀ → loss, Tr D²L, its manifold form, ‖∇L‖
 	tan  *tangentSpace
-	gram *Exec // (Θ₀, Zᵀ) → ΘᵀΘ [d, d]
+	// Θ₀ᵀΘ₀ for the Θ₀ it was computed at (the costly part of ΘᵀΘ).
+	baseGram *mat.Dense
+	gramOf   *tensors.Tensor
 }
 
 // smallTheta is the size (m·d) up to which Θ's singular values come from an
@@ -292,30 +296,7 @@ func (e *Evaluator) compileFeatures() error {
 	if err != nil {
 		return err
 	}
-	pinv, err := linalg.PseudoInverseSym(p.Gram(), p.N)
-	if err != nil {
-		return err
-	}
-	// Θ = Θ₀ − S X with S = (Θ₀Xᵀ − Zᵀ)G⁺ (refined as in the engine), so
-	// ΘᵀΘ = Θ₀ᵀΘ₀ − (Θ₀ᵀS)X − Xᵀ(SᵀΘ₀) + Xᵀ(SᵀS)X: no m×d temporary.
-	gram, err := compile(e.b, func(base, zt *Node) *Node {
-		net := model.NewNet(base.Graph(), p)
-		gPinv := Const(base.Graph(), tensors.FromFlatDataAndDimensions(pinv, p.N, p.N))
-		z0 := DotGeneral(base, []int{1}, nil, net.X, []int{1}, nil) // [m, n]
-		gap := Sub(z0, zt)
-		s := Dot(gap, gPinv)
-		s = Add(s, Dot(Sub(gap, Dot(s, net.Gram())), gPinv))
-		bs := DotGeneral(base, []int{0}, nil, s, []int{0}, nil) // [d, n]
-		bsx := Dot(bs, net.X)                                   // [d, d]
-		ss := DotGeneral(s, []int{0}, nil, s, []int{0}, nil)    // [n, n]
-		xssx := DotGeneral(net.X, []int{0}, nil, Dot(ss, net.X), []int{0}, nil)
-		btb := DotGeneral(base, []int{0}, nil, base, []int{0}, nil)
-		return Add(Sub(Sub(btb, bsx), Transpose(bsx, 0, 1)), xssx)
-	})
-	if err != nil {
-		return err
-	}
-	e.feat = &featureEval{eng: eng, exec: exec, tan: tan, gram: gram}
+	e.feat = &featureEval{eng: eng, exec: exec, tan: tan}
 	return nil
 }
 
@@ -337,12 +318,30 @@ func (e *Evaluator) MeasureState(s *State) (Metrics, error) {
 		return Metrics{}, err
 	}
 	m := Metrics{Loss: scalar(out[0]), TraceHessian: scalar(out[1]), TraceHessianManifold: scalar(out[2]), GradNorm: scalar(out[3])}
-	zt := tensors.MustCopyFlatData[float64](s.Features)
-	e.fromFeatures(&m, zt, e.p.M, e.p.N, func(z []float64, n, mm int) float64 { return e.opt.TheoryGapNeuronMajor(z, n, mm) })
+	if err := viewOf(s.Features, func(zt []float64) {
+		if e.p.M*e.p.N <= smallTheta {
+			e.fromFeatures(&m, zt, e.p.M, e.p.N, func(z []float64, n, mm int) float64 { return e.opt.TheoryGapNeuronMajor(z, n, mm) })
+			return
+		}
+		// Large Z: singular values from Z Zᵀ (n×n) built on Zᵀ's own memory.
+		m.TraceMin, m.RiemannianGradNorm = math.NaN(), math.NaN()
+		if e.opt.OK {
+			m.TraceMin = e.opt.TraceMin
+		}
+		m.TheoryGap = e.opt.TheoryGapNeuronMajor(zt, e.p.N, e.p.M)
+		v := mat.NewDense(e.p.M, e.p.N, zt)
+		var g mat.Dense
+		g.Mul(v.T(), v)
+		m.SingularValuesZ = singularValuesFromGram(g.RawMatrix().Data, e.p.N, min(e.p.N, e.p.M))
+		m.EffectiveRank = linalg.EffectiveRank(m.SingularValuesZ)
+	}); err != nil {
+		return m, err
+	}
 	if tp, err := f.tan.at(s.Features); err == nil {
 		if _, norm, err := tp.project(); err == nil {
 			m.RiemannianGradNorm = norm
 		}
+		tp.release()
 	}
 	if e.p.M*e.p.D <= smallTheta {
 		if s.Theta == nil {
@@ -353,12 +352,63 @@ func (e *Evaluator) MeasureState(s *State) (Metrics, error) {
 		m.SingularValuesTheta = thetaSingularValues(tensors.MustCopyFlatData[float64](s.Theta), e.p.M, e.p.D)
 		return m, nil
 	}
-	out, err = run(f.gram, s.Base, s.Features)
+	gram, err := f.thetaGram(s)
 	if err != nil {
 		return m, err
 	}
-	m.SingularValuesTheta = singularValuesFromGram(tensors.MustCopyFlatData[float64](out[0]), e.p.D, min(e.p.M, e.p.D))
+	m.SingularValuesTheta = singularValuesFromGram(gram, e.p.D, min(e.p.M, e.p.D))
 	return m, nil
+}
+
+// thetaGram returns ΘᵀΘ (d×d, row-major) of a feature state without forming
+// Θ: with Θ = Θ₀ − S X, ΘᵀΘ = Θ₀ᵀΘ₀ − (Θ₀ᵀS)X − Xᵀ(SᵀΘ₀) + Xᵀ(SᵀS)X. The
+// products over m run on the host (gonum) on Θ₀'s own memory: a graph would
+// transpose-copy the m×d Θ₀ to contract over its rows.
+func (f *featureEval) thetaGram(s *State) ([]float64, error) {
+	p := f.eng.p
+	shiftT, err := f.eng.shift(s)
+	if err != nil {
+		return nil, err
+	}
+	defer shiftT.FinalizeAll()
+	var bs, ss mat.Dense // Θ₀ᵀS (d×n), SᵀS (n×n)
+	err = tensors.ConstFlatData(shiftT, func(sflat []float64) {
+		shift := mat.NewDense(p.M, p.N, sflat)
+		ss.Mul(shift.T(), shift)
+		err = viewOf(s.Base, func(flat []float64) {
+			base := mat.NewDense(p.M, p.D, flat)
+			if f.gramOf != s.Base {
+				f.baseGram = &mat.Dense{}
+				f.baseGram.Mul(base.T(), base)
+				f.gramOf = s.Base
+			}
+			bs.Mul(base.T(), shift)
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	x := mat.NewDense(p.N, p.D, p.X)
+	var bsx, ssx, xssx mat.Dense
+	bsx.Mul(&bs, x)
+	ssx.Mul(&ss, x)
+	xssx.Mul(x.T(), &ssx)
+	var g mat.Dense
+	g.Sub(f.baseGram, &bsx)
+	g.Sub(&g, bsx.T())
+	g.Add(&g, &xssx)
+	return g.RawMatrix().Data, nil
+}
+
+// viewOf passes t's float64 data to fn without keeping a copy: a local copy
+// made to read an on-device tensor is dropped afterwards.
+func viewOf(t *tensors.Tensor, fn func(flat []float64)) error {
+	hadLocal := t.IsLocal()
+	err := tensors.ConstFlatData(t, fn)
+	if !hadLocal && !t.IsShared() && t.IsOnAnyDevice() {
+		t.FinalizeLocal()
+	}
+	return err
 }
 
 // fromFeatures fills the metrics that come from Z given as rows×cols

@@ -90,3 +90,14 @@ func (tp *tangentPoint) project() (*tensors.Tensor, float64, error) {
 	tp.projected, tp.projNorm = out[0], scalar(out[1])
 	return tp.projected, tp.projNorm, nil
 }
+
+// release frees the point's device buffers now rather than at garbage
+// collection (each is m×d or m×n).
+func (tp *tangentPoint) release() {
+	for _, t := range []*tensors.Tensor{tp.grad, tp.projected} {
+		if t != nil {
+			t.FinalizeAll()
+		}
+	}
+	tp.grad, tp.projected = nil, nil
+}

@@ -29,6 +29,14 @@ type State struct {
 
 // NewState starts a run at step 0 from Θ₀ (m×d, row-major) with the RNG seeded by seed.
 func NewState(p *model.Problem, theta0 []float64, seed uint64) (*State, error) {
+	return NewStateOn(nil, p, theta0, seed)
+}
+
+// NewStateOn is NewState with Θ₀ placed in a buffer that backend b shares
+// with the host where it can (nil b: a host tensor), so that a large Θ₀ is
+// not copied again when the first step moves it to the backend; the caller
+// may drop theta0 afterwards.
+func NewStateOn(b backends.Backend, p *model.Problem, theta0 []float64, seed uint64) (*State, error) {
 	if err := p.CheckTheta(theta0); err != nil {
 		return nil, err
 	}
@@ -36,11 +44,15 @@ func NewState(p *model.Problem, theta0 []float64, seed uint64) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &State{
-		Theta: tensors.FromFlatDataAndDimensions(theta0, p.M, p.D), // copies
-		RNG:   rng,
-		Extra: map[string]float64{},
-	}, nil
+	theta := tensors.FromFlatDataAndDimensions(theta0, p.M, p.D) // copies
+	if b != nil && b.HasSharedBuffers() {
+		// Host and backend share the memory (SimpleGo): reading Θ₀ later, e.g.
+		// for Θ's singular values, needs no copy either.
+		if err := theta.MaterializeOnDevice(b, true, 0); err != nil {
+			return nil, err
+		}
+	}
+	return &State{Theta: theta, RNG: rng, Extra: map[string]float64{}}, nil
 }
 
 // RNGValues copies the RNG state to the host.

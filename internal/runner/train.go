@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/flatmin/flatmin/internal/checkpoint"
@@ -119,11 +120,26 @@ func Prepare(cfg Config, b backends.Backend, opt Options) (*Setup, error) {
 	if err != nil {
 		return nil, Input(err)
 	}
+	LimitMemory(p)
 	ev, err := trainers.NewEvaluator(b, p)
 	if err != nil {
 		return nil, err
 	}
 	return &Setup{Config: cfg, Problem: p, Theta0: theta0, Trainer: tr, Evaluator: ev}, nil
+}
+
+// LimitMemory sets a soft memory limit of 2.5× Θ's size for a large problem
+// (Θ ≥ 64 MB), so that the Go heap, which otherwise grows to twice its live
+// data between collections, keeps a run's resident memory below 3× Θ. It
+// only ever lowers the limit.
+func LimitMemory(p *model.Problem) {
+	theta := int64(p.M) * int64(p.D) * 8
+	if theta < 64<<20 {
+		return
+	}
+	if limit := theta * 5 / 2; limit < debug.SetMemoryLimit(-1) {
+		debug.SetMemoryLimit(limit)
+	}
 }
 
 type csvSink struct {
@@ -160,21 +176,18 @@ func (s *Setup) Train(ctx context.Context, b backends.Backend, dir string, opt O
 		values []float64
 		dims   []int
 	}{
-		{XFile, p.X, []int{p.N, p.D}}, {YFile, p.Y, []int{p.N}}, {WFile, p.W, []int{p.M}},
+		{XFile, p.X, []int{p.N, p.D}}, {YFile, p.Y, []int{p.N}}, {WFile, p.W, []int{p.M}}, {Theta0File, s.Theta0, []int{p.M, p.D}},
 	} {
 		if err := runio.WriteNpy(filepath.Join(dir, f.name), f.values, f.dims...); err != nil {
 			return nil, Input(fmt.Errorf("--out: %w", err))
 		}
 	}
-	state, err := trainers.NewState(p, s.Theta0, s.Config.Seed)
+	state, err := trainers.NewStateOn(b, p, s.Theta0, s.Config.Seed)
 	if err != nil {
 		return nil, Input(err)
 	}
 	// The state holds Θ₀ now; a large Θ₀ is not kept twice.
 	s.Theta0 = nil
-	if err := runio.WriteTensorNpy(filepath.Join(dir, Theta0File), state.Theta); err != nil {
-		return nil, Input(fmt.Errorf("--out: %w", err))
-	}
 	if err := runio.WriteJSON(filepath.Join(dir, ConfigFile), s.Config); err != nil {
 		return nil, Input(fmt.Errorf("--out: %w", err))
 	}
