@@ -35,15 +35,15 @@ func Unbatched(loss func(params *Node) *Node) BatchedLoss {
 // params are broadcast to [K, ...], and two reverse passes give all K
 // Hessian-vector products at once. It returns the new RNG state, the estimate
 // and its standard error (the sample standard deviation over √K; 0 for K = 1).
+//
+// The probes are packed random bits (see probeWords): HutchinsonTraceHessian
+// draws the same ones from the same rng, so for the network's loss the two
+// give the same estimate up to rounding.
 func Hutchinson(loss BatchedLoss, params, rng *Node, probes int) (newRNG, estimate, stderr *Node) {
-	if probes < 1 {
-		panic(fmt.Sprintf("Hutchinson needs at least one probe, got %d", probes))
-	}
+	checkProbes(probes)
 	dims := append([]int{probes}, params.Shape().Dimensions...)
 	batch := BroadcastToDims(InsertAxes(params, 0), dims...)
-	newRNG, u := RandomUniform(rng, shapes.Make(dtypes.Float64, dims...))
-	u = ConvertDType(u, params.DType())
-	v := Sub(MulScalar(ConvertDType(GreaterOrEqual(u, ConstAs(u, 0.5)), u.DType()), 2), OnesLike(u)) // ±1
+	newRNG, v := rademacherProbes(rng, probes, params.Shape().Dimensions, params.DType()) // ±1, [K, ...]
 	losses := loss(batch)
 	if !losses.Shape().Equal(shapes.Make(params.DType(), probes)) {
 		panic(fmt.Sprintf("Hutchinson: the batched loss returned shape %s, want [%d]", losses.Shape(), probes))
@@ -54,12 +54,84 @@ func Hutchinson(loss BatchedLoss, params, rng *Node, probes int) (newRNG, estima
 	for quad.Rank() > 1 {
 		quad = ReduceSum(quad, -1)
 	}
-	estimate = ReduceAllMean(quad)
-	if probes == 1 {
-		return newRNG, estimate, ZerosLike(estimate)
-	}
-	dev := Sub(quad, estimate)
-	variance := DivScalar(ReduceAllSum(Square(dev)), float64(probes-1))
-	stderr = Sqrt(DivScalar(variance, float64(probes)))
+	estimate, stderr = meanAndStderr(quad)
 	return newRNG, estimate, stderr
+}
+
+func checkProbes(probes int) {
+	if probes < 1 {
+		panic(fmt.Sprintf("Hutchinson needs at least one probe, got %d", probes))
+	}
+}
+
+// meanAndStderr returns the mean of the K samples q [K] and its standard error
+// (the sample standard deviation over √K; 0 for K = 1).
+func meanAndStderr(q *Node) (mean, stderr *Node) {
+	k := q.Shape().Dimensions[0]
+	mean = ReduceAllMean(q)
+	if k == 1 {
+		return mean, ZerosLike(mean)
+	}
+	variance := DivScalar(ReduceAllSum(Square(Sub(q, mean))), float64(k-1))
+	return mean, Sqrt(DivScalar(variance, float64(k)))
+}
+
+// probeBits is the number of probe entries one random word carries.
+const probeBits = 32
+
+// probeGrid is the rows × cols grid the probes of a parameter with these
+// dimensions are drawn on: the last axis gives the columns and all the others
+// together the rows; a scalar or a vector is a single column.
+func probeGrid(dims []int) (rows, cols int) {
+	switch len(dims) {
+	case 0:
+		return 1, 1
+	case 1:
+		return dims[0], 1
+	}
+	rows = 1
+	for _, d := range dims[:len(dims)-1] {
+		rows *= d
+	}
+	return rows, dims[len(dims)-1]
+}
+
+// probeWords draws the random bits of `probes` Rademacher probes on a
+// rows × cols grid as words [K, W, cols] (uint32, W = ⌈rows/32⌉): entry
+// (r, c) of probe k is +1 where bit r / W of word [k, r mod W, c] is set and
+// −1 where it is clear, so a word holds 32 rows of one column, W rows apart.
+//
+// Packing matters for speed: one 32-bit word per 32 entries costs the RNG a
+// small fraction of a float per entry (on SimpleGo, RandomUniform's float64
+// draw for K = 10 probes of a 1000×64 Θ takes about as long as the whole of
+// HutchinsonTraceHessian). The words are RandomIntN's uniform integers on
+// [0, 2³²), whose bits are fair up to O(2⁻³²).
+func probeWords(rng *Node, probes, rows, cols int) (newRNG, words *Node) {
+	w := (rows + probeBits - 1) / probeBits
+	return RandomIntN(rng, uint64(1)<<probeBits, shapes.Make(dtypes.Uint32, probes, w, cols))
+}
+
+// rademacherProbes draws `probes` Rademacher vectors shaped like dims, as
+// [K, dims...] of ±1 in dtype, from the words of probeWords.
+func rademacherProbes(rng *Node, probes int, dims []int, dtype dtypes.DType) (newRNG, v *Node) {
+	rows, cols := probeGrid(dims)
+	newRNG, words := probeWords(rng, probes, rows, cols) // [K, W, cols]
+	w := words.Shape().Dimensions[1]
+	copies := make([]*Node, probeBits)
+	for b := range copies {
+		copies[b] = words
+	}
+	all := Stack(copies, 1) // [K, 32, W, cols]: bit b of each word at [:, b]
+	masks := make([]uint32, probeBits)
+	for b := range masks {
+		masks[b] = 1 << b
+	}
+	mask := Reshape(Const(rng.Graph(), masks), 1, probeBits, 1, 1)
+	set := NotEqual(BitwiseAnd(all, mask), ScalarZero(rng.Graph(), dtypes.Uint32))
+	v = Sub(MulScalar(ConvertDType(set, dtype), 2), ScalarOne(rng.Graph(), dtype))
+	v = Reshape(v, probes, probeBits*w, cols) // row r = b·W + (r mod W)
+	if probeBits*w != rows {
+		v = Slice(v, AxisRange(), AxisRange(0, rows))
+	}
+	return newRNG, Reshape(v, append([]int{probes}, dims...)...)
 }

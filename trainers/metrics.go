@@ -516,15 +516,16 @@ func (r Report) MarshalJSON() ([]byte, error) {
 	return MarshalFields(fields)
 }
 
-// Hutchinson estimates Tr D²L at Θ with `probes` Rademacher probes seeded by seed.
+// Hutchinson estimates Tr D²L at Θ with `probes` Rademacher probes seeded by
+// seed, by the model's structured estimator (regularizers.HutchinsonTraceHessian:
+// the generic autodiff estimator's probes and estimate, several times faster).
 func Hutchinson(b backends.Backend, p *model.Problem, theta *tensors.Tensor, probes int, seed uint64) (*HutchinsonReport, error) {
 	rng, err := RNGStateFromSeed(int64(seed))
 	if err != nil {
 		return nil, err
 	}
 	exec, err := compile(b, func(th, rng *Node) []*Node {
-		net := model.NewNet(th.Graph(), p)
-		_, est, se := regularizers.Hutchinson(func(batch *Node) *Node { return net.Forward(batch).Loss() }, th, rng, probes)
+		_, est, se := regularizers.HutchinsonTraceHessian(model.NewNet(th.Graph(), p).Forward(th), rng, probes)
 		return []*Node{est, se}
 	})
 	if err != nil {

@@ -71,14 +71,14 @@ func RiemannianFlops(engine string, s Size) float64 {
 	return gradF + project + c.move + residual + r*correct + (r+1)*solve
 }
 
-// HutchinsonFlops is one estimate with K probes (regularizers.Hutchinson on
-// the model's batched loss, Θ-shaped, autodiff): per probe a forward (2nmd +
-// ~5nm), the first reverse pass down to Θ (2nmd + ~10nm), the second reverse
-// pass back through both products (4nmd + ~30nm) and the probe's draw and
-// products (~3md): K(8nmd + 45nm + 3md).
+// HutchinsonFlops is one estimate with K probes (regularizers.
+// HutchinsonTraceHessian): the forward once (2nmd + ~10nm for Z, φ′, φ″, r
+// and the curvature coefficients), then per probe P = V Xᵀ (2nmd), P² and
+// its two contractions over the neurons (5nm); unpacking the probes' random
+// bits is not counted: K(2nmd + 5nm) + 2nmd + 10nm.
 func HutchinsonFlops(probes int, s Size) float64 {
 	m, d, n := float64(s.M), float64(s.D), float64(s.N)
-	return float64(probes) * (8*n*m*d + 45*n*m + 3*m*d)
+	return float64(probes)*(2*n*m*d+5*n*m) + 2*n*m*d + 10*n*m
 }
 
 // StepFlops is the flop count of one step of a row's work with the engine in

@@ -182,13 +182,12 @@ func riemannianJob(b backends.Backend, row Row, opt Options) (*job, error) {
 
 // HutchinsonGraph is the graph the hutchinson row times: (Θ, RNG state) →
 // (new RNG state, estimate of Tr D²L, its standard error), Hutchinson's
-// estimator on the model's batched loss as `flatmin inspect --probes` builds
-// it. A faster estimator goes here.
+// estimator as `flatmin inspect --probes` builds it: the model's structured
+// one (regularizers.HutchinsonTraceHessian), which draws the same probes as
+// the generic autodiff estimator and gives the same estimate.
 func HutchinsonGraph(p *model.Problem, probes int) func(theta, rng *graph.Node) (*graph.Node, *graph.Node, *graph.Node) {
 	return func(theta, rng *graph.Node) (*graph.Node, *graph.Node, *graph.Node) {
-		net := model.NewNet(theta.Graph(), p)
-		loss := func(batch *graph.Node) *graph.Node { return net.Forward(batch).Loss() }
-		return regularizers.Hutchinson(loss, theta, rng, probes)
+		return regularizers.HutchinsonTraceHessian(model.NewNet(theta.Graph(), p).Forward(theta), rng, probes)
 	}
 }
 

@@ -66,8 +66,8 @@ func TestFlopsAgainstHandCounts(t *testing.T) {
 		// gradF 0+900+0+180+180 = 1260, project 0+0+180+300 = 480, move 240,
 		// residual 0+180+240 = 420, 3 corrections (0+0+240+180+450) = 2610, solves 108.
 		{"riemannian feature", RiemannianFlops(trainers.EngineFeature, s), 5118},
-		// K(8nmd + 45nm + 3md) = 10 (720 + 1350 + 90)
-		{"hutchinson", HutchinsonFlops(10, s), 21600},
+		// K(2nmd + 5nm) + 2nmd + 10nm = 10 (180 + 150) + 180 + 300
+		{"hutchinson", HutchinsonFlops(10, s), 3780},
 		{"fig1a is a labelnoise step", StepFlops(Fig1a, trainers.EngineFeature, s, 10), 540},
 		{"tts is a riemannian step", StepFlops(TTS, trainers.EngineTheta, s, 10), 6798},
 		// The reference size: 4·32·1000·64 + 10·32·1000 + 2·1000·64.
