@@ -170,6 +170,7 @@ type engine struct {
 	rowsExec     *Exec // (Θ₀, S, rows [thetaBlock]) → those rows of Θ
 	b            backends.Backend
 	pinv         []float64
+	synced       *tensors.Tensor // the Θ sync formed last, freed when a step replaces it
 }
 
 // thetaBlock is how many rows of Θ StreamTheta forms at a time.
@@ -251,7 +252,7 @@ func (e *engine) sync(s *State) error {
 	if err != nil {
 		return err
 	}
-	s.Theta = out[0]
+	s.Theta, e.synced = out[0], out[0]
 	return nil
 }
 
@@ -271,7 +272,10 @@ func (e *engine) args(params *tensors.Tensor, rest ...any) []any {
 // set stores new params in s.
 func (e *engine) set(s *State, params *tensors.Tensor) {
 	if e.feature() {
-		s.Features, s.Theta = params, nil
+		if s.Theta != nil && s.Theta == e.synced && s.Theta != s.Base {
+			s.Theta.FinalizeAll()
+		}
+		s.Features, s.Theta, e.synced = params, nil, nil
 		return
 	}
 	s.Theta = params

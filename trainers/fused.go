@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
 // rule is one step of a trainer whose update is a closed graph of
@@ -35,6 +36,11 @@ type fused struct {
 	fuse  int
 	bulk  bool
 	execs map[int]*Exec
+	// The params and RNG state this trainer's last call produced: when the
+	// next call replaces them they are freed at once, not at garbage
+	// collection, which never sees a GPU's memory (a large run on CUDA ran
+	// out of it) and lets SimpleGo's pool grow.
+	ownParams, ownRNG *tensors.Tensor
 }
 
 func newFused(b backends.Backend, p *model.Problem, cfg Config, r rule) (*fused, error) {
@@ -99,7 +105,8 @@ func (f *fused) Advance(s *State, k int64) (float64, error) {
 		if err != nil {
 			return math.NaN(), err
 		}
-		out, err := run(e, f.eng.current(s), s.RNG)
+		prevParams, prevRNG := f.eng.current(s), s.RNG
+		out, err := run(e, prevParams, prevRNG)
 		if err != nil {
 			return math.NaN(), err
 		}
@@ -108,6 +115,14 @@ func (f *fused) Advance(s *State, k int64) (float64, error) {
 		s.Step += int64(c)
 		k -= int64(c)
 		loss = scalar(out[2])
+		out[2].FinalizeAll()
+		if prevParams == f.ownParams {
+			prevParams.FinalizeAll()
+		}
+		if prevRNG == f.ownRNG {
+			prevRNG.FinalizeAll()
+		}
+		f.ownParams, f.ownRNG = out[0], out[1]
 	}
 	return loss, nil
 }
