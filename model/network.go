@@ -16,7 +16,27 @@ type Net struct {
 	W       *Node // [m]
 	NormSq  *Node // [n], ‖x_i‖²
 
-	gram *Node
+	gram    *Node
+	gramsBy map[float64]*Node
+}
+
+// GramTimes returns s·G as a constant (scaled on the host), cached per s.
+func (net *Net) GramTimes(s float64) *Node {
+	if s == 1 {
+		return net.Gram()
+	}
+	if g, ok := net.gramsBy[s]; ok {
+		return g
+	}
+	if net.gramsBy == nil {
+		net.gramsBy = map[float64]*Node{}
+	}
+	g := net.Problem.Gram()
+	for i := range g {
+		g[i] *= s
+	}
+	net.gramsBy[s] = Const(net.X.Graph(), tensors.FromFlatDataAndDimensions(g, net.Problem.N, net.Problem.N))
+	return net.gramsBy[s]
 }
 
 // Gram returns G = X Xᵀ [n, n] as a constant (computed once on the host).

@@ -31,8 +31,8 @@ type space interface {
 	move(net *model.Net, params, v *Node, scale float64) *Node
 	// moveBy is move with a scale given as a scalar node.
 	moveBy(net *model.Net, params, v, scale *Node) *Node
-	// moveJT returns params moved to Θ − Jᵀc for c [n], at the point of fw.
-	moveJT(fw *model.Forward, params, c *Node) *Node
+	// moveJT returns params moved to Θ − scale·Jᵀc for c [n], at the point of fw.
+	moveJT(fw *model.Forward, params, c *Node, scale float64) *Node
 	// jv returns J v [n] for a direction v.
 	jv(fw *model.Forward, v *Node) *Node
 	// normSq returns ‖v‖² (Frobenius norm of the Θ-shaped direction).
@@ -53,9 +53,11 @@ func (thetaSpace) move(_ *model.Net, theta, v *Node, scale float64) *Node {
 	return Sub(theta, scaled(v, scale))
 }
 func (thetaSpace) moveBy(_ *model.Net, theta, v, scale *Node) *Node { return Sub(theta, Mul(v, scale)) }
-func (thetaSpace) moveJT(fw *model.Forward, theta, c *Node) *Node   { return Sub(theta, fw.JTc(c)) }
-func (thetaSpace) jv(fw *model.Forward, v *Node) *Node              { return fw.Jv(v) }
-func (thetaSpace) normSq(_ *model.Net, v *Node) *Node               { return ReduceAllSum(Square(v)) }
+func (thetaSpace) moveJT(fw *model.Forward, theta, c *Node, scale float64) *Node {
+	return Sub(theta, fw.JTc(scaled(c, scale)))
+}
+func (thetaSpace) jv(fw *model.Forward, v *Node) *Node { return fw.Jv(v) }
+func (thetaSpace) normSq(_ *model.Net, v *Node) *Node  { return ReduceAllSum(Square(v)) }
 func (thetaSpace) rows(net *model.Net, theta, idx, _ *Node) *Node {
 	xb := Gather(net.X, InsertAxes(idx, -1))
 	return DotGeneral(xb, []int{1}, nil, theta, []int{1}, nil)
@@ -87,11 +89,12 @@ func (featureSpace) moveBy(net *model.Net, zt, v, scale *Node) *Node {
 
 // moveJT: Jᵀc = (A ∘ 1cᵀ) X, so Zᵀ − (A ∘ 1cᵀ) G = Zᵀ − A (diag(c) G): the
 // broadcast is over G's n×n rows, not over A's m×n.
-func (featureSpace) moveJT(fw *model.Forward, zt, c *Node) *Node {
+func (featureSpace) moveJT(fw *model.Forward, zt, c *Node, scale float64) *Node {
 	if !fw.Net.Problem.UnitWeights() {
-		return Sub(zt, rowsTimes(fw.Coef(c), fw.Net.Gram()))
+		return Sub(zt, rowsTimes(fw.Coef(scaled(c, scale)), fw.Net.Gram()))
 	}
-	return Sub(zt, rowsTimes(fw.A(), Mul(fw.Net.Gram(), InsertAxes(c, -1))))
+	// scale·G is a constant: the scale costs no op per step.
+	return Sub(zt, rowsTimes(fw.A(), Mul(fw.Net.GramTimes(scale), InsertAxes(c, -1))))
 }
 
 // rowsTimes returns a [m, n] · b [n, n]. For large m it is one batched
@@ -105,6 +108,14 @@ func rowsTimes(a, b *Node) *Node { return rowsContract(a, b, 0) }
 func rowsContract(a, b *Node, bAxis int) *Node {
 	m, k := a.Shape().Dimensions[0], a.Shape().Dimensions[1]
 	cols := b.Shape().Dimensions[1-bAxis]
+	if m*k*cols <= 1<<10 {
+		// Tiny (Figure 1a): SimpleGo hands even a one-batch product to a
+		// worker goroutine (~1 µs); a broadcast multiply and a sum is cheaper.
+		if bAxis == 1 {
+			b = Transpose(b, 0, 1)
+		}
+		return ReduceSum(Mul(InsertAxes(a, -1), InsertAxes(b, 0)), 1)
+	}
 	batches := rowBatches(m, max(k, cols))
 	if batches == 1 {
 		return DotGeneral(a, []int{1}, nil, b, []int{bAxis}, nil)

@@ -37,25 +37,23 @@ func newLabelNoise(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 	})
 }
 
-// noisyTargets returns 2η(y − σζ) for ζ [.., n]; ζ nil means no noise.
+// noisyTargets returns y − σζ for ζ [.., n]; ζ nil means no noise.
 func noisyTargets(net *model.Net, zeta *Node, sigma, eta float64) *Node {
-	y := net.Y
-	if zeta != nil {
-		y = Sub(InsertAxes(y, 0), MulScalar(zeta, sigma))
+	if zeta == nil {
+		return net.Y
 	}
-	return MulScalar(y, 2*eta)
+	return Sub(InsertAxes(net.Y, 0), MulScalar(zeta, sigma))
 }
 
-// noisyGDStep is Θ ← Θ − η ∇ Σ (f_i − y_i + σζ_i)² = Θ − Jᵀc with
-// c = 2ηf − 2η(y − σζ), the targets given per step (nil: GD's 2ηy). With
-// noise and σ = 0 the draw still happens, so that path can be checked against GD.
+// noisyGDStep is Θ ← Θ − η ∇ Σ (f_i − y_i + σζ_i)² = Θ − 2η Jᵀ(f − t) with
+// the targets t = y − σζ given per step (nil: GD's y). With noise and σ = 0
+// the draw still happens, so that path can be checked against GD.
 func noisyGDStep(eta float64) func(sp space, net *model.Net, params, targets *Node) (*Node, *Node) {
 	return func(sp space, net *model.Net, params, targets *Node) (*Node, *Node) {
 		if targets == nil {
-			targets = noisyTargets(net, nil, 0, eta)
+			targets = net.Y
 		}
 		fw := sp.forward(net, params)
-		c := Sub(MulScalar(fw.F, 2*eta), targets)
-		return sp.moveJT(fw, params, c), fw.Loss()
+		return sp.moveJT(fw, params, Sub(fw.F, targets), 2*eta), fw.Loss()
 	}
 }

@@ -82,7 +82,7 @@ func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 	}
 	correct, err := compile(b, func(params, delta *Node) []*Node {
 		net := model.NewNet(params.Graph(), p)
-		next := sp.moveJT(sp.forward(net, params), params, delta)
+		next := sp.moveJT(sp.forward(net, params), params, delta, 1)
 		fw := sp.forward(net, next)
 		return []*Node{next, fw.R, fw.JJT()}
 	})
