@@ -37,6 +37,12 @@ type space interface {
 	jv(fw *model.Forward, v *Node) *Node
 	// normSq returns ‖v‖² (Frobenius norm of the Θ-shaped direction).
 	normSq(net *model.Net, v *Node) *Node
+	// velocity returns what params change by per unit step along v (v
+	// itself, or V G for the feature engine), so that a line search moves by
+	// params − η·velocity without a matrix product per trial η.
+	velocity(net *model.Net, v *Node) *Node
+	// inner returns ⟨v, u⟩ for a direction v and u = velocity(v): ‖v‖².
+	inner(v, u *Node) *Node
 	// rows returns z_{i_b, j} [B, m] for example indices idx [B], given
 	// also as one-hot rows oneHot [B, n].
 	rows(net *model.Net, params, idx, oneHot *Node) *Node
@@ -56,8 +62,10 @@ func (thetaSpace) moveBy(_ *model.Net, theta, v, scale *Node) *Node { return Sub
 func (thetaSpace) moveJT(fw *model.Forward, theta, c *Node, scale float64) *Node {
 	return Sub(theta, fw.JTc(scaled(c, scale)))
 }
-func (thetaSpace) jv(fw *model.Forward, v *Node) *Node { return fw.Jv(v) }
-func (thetaSpace) normSq(_ *model.Net, v *Node) *Node  { return ReduceAllSum(Square(v)) }
+func (thetaSpace) jv(fw *model.Forward, v *Node) *Node  { return fw.Jv(v) }
+func (thetaSpace) normSq(_ *model.Net, v *Node) *Node   { return ReduceAllSum(Square(v)) }
+func (thetaSpace) velocity(_ *model.Net, v *Node) *Node { return v }
+func (thetaSpace) inner(v, u *Node) *Node               { return ReduceAllSum(Mul(v, u)) }
 func (thetaSpace) rows(net *model.Net, theta, idx, _ *Node) *Node {
 	xb := Gather(net.X, InsertAxes(idx, -1))
 	return DotGeneral(xb, []int{1}, nil, theta, []int{1}, nil)
@@ -125,12 +133,15 @@ func rowsContract(a, b *Node, bAxis int) *Node {
 	return Reshape(DotGeneral(ab, []int{2}, []int{0}, bb, []int{bAxis + 1}, []int{0}), m, cols)
 }
 
-// rowBatches picks how many row blocks rowsTimes uses: the fewest that divide
-// m into blocks of at most 2^16 entries, or 1 (no split) for small or awkward m.
+// rowBatches picks how many row blocks rowsTimes uses: the fewest (at least
+// two) that divide m into blocks of at most 2^16 entries, or 1 (no split)
+// for small or awkward m.
 func rowBatches(m, n int) int {
-	if m*n <= 1<<18 {
+	if m*n < 1<<14 {
 		return 1
 	}
+	// At least two blocks: SimpleGo spreads a batched product's blocks over
+	// its workers (both cores here), a plain one runs on one core.
 	for batches := 2; batches <= m; batches++ {
 		if m%batches == 0 && (m/batches)*n <= 1<<16 {
 			if batches > 4096 {
@@ -146,6 +157,9 @@ func rowBatches(m, n int) int {
 func (featureSpace) jv(fw *model.Forward, v *Node) *Node {
 	return fw.SumNeurons(Mul(fw.A(), rowsTimes(v, fw.Net.Gram())))
 }
+
+func (featureSpace) velocity(net *model.Net, v *Node) *Node { return rowsTimes(v, net.Gram()) }
+func (featureSpace) inner(v, u *Node) *Node                 { return ReduceAllSum(Mul(v, u)) }
 
 // normSq: ‖V X‖² = Σ (V G) ∘ V.
 func (featureSpace) normSq(net *model.Net, v *Node) *Node {

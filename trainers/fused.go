@@ -119,7 +119,9 @@ func (f *fused) Advance(s *State, k int64) (float64, error) {
 		if prevParams == f.ownParams {
 			prevParams.FinalizeAll()
 		}
-		if prevRNG == f.ownRNG {
+		if prevRNG == f.ownRNG && f.draw != nil {
+			// (A rule that draws nothing passes the state through: the
+			// backend may hand back the very buffer it was given.)
 			prevRNG.FinalizeAll()
 		}
 		f.ownParams, f.ownRNG = out[0], out[1]

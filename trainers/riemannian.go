@@ -38,7 +38,7 @@ type riemannian struct {
 	ts       *tangentSpace
 	residual *Exec // params → (r, J Jᵀ)
 	correct  *Exec // (params, δ) → (Θ − Jᵀδ, r, J Jᵀ at the new Θ)
-	move     *Exec // (params, v, η) → Θ − η v
+	move     *Exec // (params, u, η) → (Θ − η v for u = velocity(v), r and J Jᵀ there)
 	eta      float64
 	tol      float64 // absolute residual tolerance
 
@@ -89,8 +89,10 @@ func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 	if err != nil {
 		return nil, err
 	}
-	move, err := compile(b, func(params, v, eta *Node) *Node {
-		return sp.moveBy(model.NewNet(params.Graph(), p), params, v, eta)
+	move, err := compile(b, func(params, u, eta *Node) []*Node {
+		cand := Sub(params, Mul(u, eta))
+		fw := sp.forward(model.NewNet(params.Graph(), p), cand)
+		return []*Node{cand, fw.R, fw.JJT()}
 	})
 	if err != nil {
 		return nil, err
@@ -127,7 +129,12 @@ func (t *riemannian) Init(s *State) error {
 	if err := t.eng.adopt(s); err != nil {
 		return err
 	}
-	theta, iters, _, err := t.retract(t.eng.current(s), initRetractIters, true)
+	start := t.eng.current(s)
+	out, err := run(t.residual, start)
+	if err != nil {
+		return err
+	}
+	theta, iters, _, err := t.retract(start, out[0], out[1], initRetractIters, true)
 	if err != nil {
 		return fmt.Errorf("could not reach the manifold of zero loss from Θ₀: %w", err)
 	}
@@ -141,21 +148,18 @@ func (t *riemannian) Init(s *State) error {
 // errNoConvergence is a retraction that did not reach the tolerance.
 var errNoConvergence = errors.New("retraction did not converge")
 
-// retract runs Gauss–Newton from theta until ‖f − y‖ ≤ tol.
-func (t *riemannian) retract(theta *tensors.Tensor, maxIters int, damped bool) (*tensors.Tensor, int, float64, error) {
-	out, err := run(t.residual, t.eng.args(theta)...)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	r, jjt := tensors.MustCopyFlatData[float64](out[0]), tensors.MustCopyFlatData[float64](out[1])
+// retract runs Gauss–Newton from theta, where the residual is r and J Jᵀ is
+// jjt, until ‖f − y‖ ≤ tol, then one more step to take the residual to
+// rounding level. Damped (from Θ₀): each step is halved until the
+// residual decreases.
+func (t *riemannian) retract(theta, rT, jjtT *tensors.Tensor, maxIters int, damped bool) (*tensors.Tensor, int, float64, error) {
+	r, jjt := tensors.MustCopyFlatData[float64](rT), tensors.MustCopyFlatData[float64](jjtT)
 	rn := norm(r)
 	for it := 0; ; it++ {
 		if math.IsNaN(rn) || math.IsInf(rn, 0) {
 			return nil, it, rn, fmt.Errorf("%w: the residual is %v", errNoConvergence, rn)
 		}
 		if rn <= t.tol {
-			// One more Newton step takes the residual from the tolerance to
-			// rounding level, at the cost of one solve.
 			if polished, pr, ok := t.polish(theta, r, jjt, rn); ok {
 				return polished, it + 1, pr, nil
 			}
@@ -177,7 +181,7 @@ func (t *riemannian) retract(theta *tensors.Tensor, maxIters int, damped bool) (
 					d[i] = scale * delta[i]
 				}
 			}
-			out, err := run(t.correct, t.eng.args(theta, tensors.FromFlatDataAndDimensions(d, len(d)))...)
+			out, err := run(t.correct, theta, tensors.FromFlatDataAndDimensions(d, len(d)))
 			if err != nil {
 				return nil, it, rn, err
 			}
@@ -204,7 +208,7 @@ func (t *riemannian) polish(theta *tensors.Tensor, r, jjt []float64, rn float64)
 	if err != nil {
 		return nil, 0, false
 	}
-	out, err := run(t.correct, t.eng.args(theta, tensors.FromFlatDataAndDimensions(delta, len(delta)))...)
+	out, err := run(t.correct, theta, tensors.FromFlatDataAndDimensions(delta, len(delta)))
 	if err != nil {
 		return nil, 0, false
 	}
@@ -240,16 +244,16 @@ func (t *riemannian) Step(s *State) (float64, error) {
 			return math.NaN(), err
 		}
 	}
-	v, vnorm, err := tp.project()
+	_, vnorm, err := tp.project()
 	if err != nil {
 		return math.NaN(), t.singular(s, err)
 	}
 	for range maxHalvings {
-		cand, err := run(t.move, t.eng.args(here, v, tensors.FromScalar(eta))...)
+		cand, err := run(t.move, here, tp.velocity, tensors.FromScalar(eta))
 		if err != nil {
 			return math.NaN(), err
 		}
-		next, iters, rn, rerr := t.retract(cand[0], stepRetractIters, false)
+		next, iters, rn, rerr := t.retract(cand[0], cand[1], cand[2], stepRetractIters, false)
 		if rerr == nil {
 			np, err := t.ts.at(next)
 			if err != nil {

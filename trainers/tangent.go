@@ -24,7 +24,7 @@ type tangentSpace struct {
 	p       *model.Problem
 	eng     *engine
 	gradF   *Exec // params → (F, ∇F, J∇F, J Jᵀ)
-	project *Exec // (params, g, c) → (g − Jᵀc, ‖g − Jᵀc‖)
+	project *Exec // (params, g, c) → (g − Jᵀc, its velocity, ‖g − Jᵀc‖)
 }
 
 // Directions (∇F, P∇F) are in the engine's form: Θ-shaped, or T-shaped for the feature engine.
@@ -43,7 +43,8 @@ func newTangentSpace(b backends.Backend, p *model.Problem, eng *engine) (*tangen
 		net := model.NewNet(params.Graph(), p)
 		fw := sp.forward(net, params)
 		pg := Sub(g, sp.direction(fw, fw.Coef(c)))
-		return []*Node{pg, Sqrt(sp.normSq(net, pg))}
+		u := sp.velocity(net, pg)
+		return []*Node{pg, u, Sqrt(sp.inner(pg, u))}
 	})
 	if err != nil {
 		return nil, err
@@ -61,6 +62,7 @@ type tangentPoint struct {
 	jjt   []float64
 
 	projected *tensors.Tensor // P∇F, once computed
+	velocity  *tensors.Tensor // its velocity (space.velocity)
 	projNorm  float64
 }
 
@@ -87,17 +89,17 @@ func (tp *tangentPoint) project() (*tensors.Tensor, float64, error) {
 	if err != nil {
 		return nil, math.NaN(), err
 	}
-	tp.projected, tp.projNorm = out[0], scalar(out[1])
+	tp.projected, tp.velocity, tp.projNorm = out[0], out[1], scalar(out[2])
 	return tp.projected, tp.projNorm, nil
 }
 
 // release frees the point's device buffers now rather than at garbage
 // collection (each is m×d or m×n).
 func (tp *tangentPoint) release() {
-	for _, t := range []*tensors.Tensor{tp.grad, tp.projected} {
+	for _, t := range []*tensors.Tensor{tp.grad, tp.projected, tp.velocity} {
 		if t != nil {
 			t.FinalizeAll()
 		}
 	}
-	tp.grad, tp.projected = nil, nil
+	tp.grad, tp.projected, tp.velocity = nil, nil, nil
 }
