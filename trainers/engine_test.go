@@ -95,9 +95,9 @@ func TestFusedStepsEqualSingleSteps(t *testing.T) {
 				tr := newTrainer(t, name, p, cfg)
 				s, _ := NewState(p, theta0, 9)
 				if fuse == 1 {
-					for range k {
+					for i := range k {
 						if _, err := tr.Step(s); err != nil {
-							t.Fatal(err)
+							t.Fatalf("%s/%s step %d: %v", name, engine, i, err)
 						}
 					}
 				} else if _, err := tr.Advance(s, k); err != nil {

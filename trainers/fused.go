@@ -36,11 +36,10 @@ type fused struct {
 	fuse  int
 	bulk  bool
 	execs map[int]*Exec
-	// The params and RNG state this trainer's last call produced: when the
-	// next call replaces them they are freed at once, not at garbage
-	// collection, which never sees a GPU's memory (a large run on CUDA ran
-	// out of it) and lets SimpleGo's pool grow.
-	ownParams, ownRNG *tensors.Tensor
+	// The params this trainer's last call produced: when the next call
+	// replaces them they are freed at once, not at garbage collection, which
+	// never sees a GPU's memory (a large run on CUDA ran out of it).
+	ownParams *tensors.Tensor
 }
 
 func newFused(b backends.Backend, p *model.Problem, cfg Config, r rule) (*fused, error) {
@@ -105,8 +104,8 @@ func (f *fused) Advance(s *State, k int64) (float64, error) {
 		if err != nil {
 			return math.NaN(), err
 		}
-		prevParams, prevRNG := f.eng.current(s), s.RNG
-		out, err := run(e, prevParams, prevRNG)
+		prevParams := f.eng.current(s)
+		out, err := run(e, prevParams, s.RNG)
 		if err != nil {
 			return math.NaN(), err
 		}
@@ -119,12 +118,7 @@ func (f *fused) Advance(s *State, k int64) (float64, error) {
 		if prevParams == f.ownParams {
 			prevParams.FinalizeAll()
 		}
-		if prevRNG == f.ownRNG && f.draw != nil {
-			// (A rule that draws nothing passes the state through: the
-			// backend may hand back the very buffer it was given.)
-			prevRNG.FinalizeAll()
-		}
-		f.ownParams, f.ownRNG = out[0], out[1]
+		f.ownParams = out[0]
 	}
 	return loss, nil
 }
@@ -148,7 +142,10 @@ func (f *fused) exec(c int) (*Exec, error) {
 			}
 			params, loss = f.step(f.eng.sp, net, params, r)
 		}
-		return []*Node{params, rng, loss}
+		// SimpleGo's RNGBitGenerator can hand back its new state in a pooled
+		// buffer that still carries an earlier shape (e.g. [1,3] of a draw of
+		// 3 values); a reshape gives it RNGStateShape again.
+		return []*Node{params, Reshape(rng, RNGStateShape.Dimensions...), loss}
 	})
 	if err != nil {
 		return nil, err
