@@ -133,6 +133,25 @@ func rowsContract(a, b *Node, bAxis int) *Node {
 	return Reshape(DotGeneral(ab, []int{2}, []int{0}, bb, []int{bAxis + 1}, []int{0}), m, cols)
 }
 
+// inputRowsContract is rowsContract for a graph input a: SimpleGo copies an
+// input it reshapes (it does not own it), so the row blocks are sliced out
+// one at a time instead, and only the [m, cols] result is whole.
+func inputRowsContract(a, b *Node, bAxis int) *Node {
+	m, k := a.Shape().Dimensions[0], a.Shape().Dimensions[1]
+	cols := b.Shape().Dimensions[1-bAxis]
+	batches := rowBatches(m, max(k, cols))
+	if batches == 1 {
+		return rowsContract(a, b, bAxis)
+	}
+	rows := m / batches
+	parts := make([]*Node, batches)
+	for i := range parts {
+		block := Slice(a, AxisRange(i*rows, (i+1)*rows))
+		parts[i] = DotGeneral(block, []int{1}, nil, b, []int{bAxis}, nil)
+	}
+	return Concatenate(parts, 0)
+}
+
 // rowBatches picks how many row blocks rowsTimes uses: the fewest (at least
 // two) that divide m into blocks of at most 2^16 entries, or 1 (no split)
 // for small or awkward m.
@@ -204,7 +223,7 @@ const thetaBlock = 4096
 // shiftOf builds S = (Θ₀Xᵀ − Zᵀ) G⁺ with one refinement step, so that
 // Θ = Θ₀ − S X has XΘᵀ = Z to rounding although G⁺ is rounded ∝ cond G.
 func shiftOf(net *model.Net, base, zt, gPinv *Node) *Node {
-	gap := Sub(rowsContract(base, net.X, 1), zt)
+	gap := Sub(inputRowsContract(base, net.X, 1), zt)
 	s := Dot(gap, gPinv)
 	return Add(s, Dot(Sub(gap, Dot(s, net.Gram())), gPinv))
 }
@@ -225,7 +244,7 @@ func newEngine(b backends.Backend, p *model.Problem, requested string) (*engine,
 	}
 	e.b, e.pinv = b, pinv
 	if e.featuresExec, err = compile(b, func(theta *Node) *Node {
-		return rowsContract(theta, model.NewNet(theta.Graph(), p).X, 1)
+		return inputRowsContract(theta, model.NewNet(theta.Graph(), p).X, 1)
 	}); err != nil {
 		return nil, err
 	}

@@ -318,7 +318,7 @@ func (e *Evaluator) MeasureState(s *State) (Metrics, error) {
 		return Metrics{}, err
 	}
 	m := Metrics{Loss: scalar(out[0]), TraceHessian: scalar(out[1]), TraceHessianManifold: scalar(out[2]), GradNorm: scalar(out[3])}
-	if err := viewOf(s.Features, func(zt []float64) {
+	if err := viewOf(e.b, s.Features, func(zt []float64) {
 		if e.p.M*e.p.N <= smallTheta {
 			e.fromFeatures(&m, zt, e.p.M, e.p.N, func(z []float64, n, mm int) float64 { return e.opt.TheoryGapNeuronMajor(z, n, mm) })
 			return
@@ -372,10 +372,10 @@ func (f *featureEval) thetaGram(s *State) ([]float64, error) {
 	}
 	defer shiftT.FinalizeAll()
 	var bs, ss mat.Dense // Θ₀ᵀS (d×n), SᵀS (n×n)
-	err = tensors.ConstFlatData(shiftT, func(sflat []float64) {
+	err = viewOf(f.eng.b, shiftT, func(sflat []float64) {
 		shift := mat.NewDense(p.M, p.N, sflat)
 		ss.Mul(shift.T(), shift)
-		err = viewOf(s.Base, func(flat []float64) {
+		err = viewOf(f.eng.b, s.Base, func(flat []float64) {
 			base := mat.NewDense(p.M, p.D, flat)
 			if f.gramOf != s.Base {
 				f.baseGram = &mat.Dense{}
@@ -400,9 +400,20 @@ func (f *featureEval) thetaGram(s *State) ([]float64, error) {
 	return g.RawMatrix().Data, nil
 }
 
-// viewOf passes t's float64 data to fn without keeping a copy: a local copy
-// made to read an on-device tensor is dropped afterwards.
-func viewOf(t *tensors.Tensor, fn func(flat []float64)) error {
+// viewOf passes t's float64 data to fn without copying it where backend b
+// shares memory with the host (SimpleGo); elsewhere through a local copy
+// that is dropped afterwards.
+func viewOf(b backends.Backend, t *tensors.Tensor, fn func(flat []float64)) error {
+	if !t.IsLocal() && b.HasSharedBuffers() {
+		if buf, err := t.Buffer(b, 0); err == nil {
+			if flat, err := b.BufferData(buf); err == nil {
+				if v, ok := flat.([]float64); ok {
+					fn(v)
+					return nil
+				}
+			}
+		}
+	}
 	hadLocal := t.IsLocal()
 	err := tensors.ConstFlatData(t, fn)
 	if !hadLocal && !t.IsShared() && t.IsOnAnyDevice() {

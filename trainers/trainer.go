@@ -9,7 +9,9 @@ import (
 
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
@@ -32,10 +34,9 @@ func NewState(p *model.Problem, theta0 []float64, seed uint64) (*State, error) {
 	return NewStateOn(nil, p, theta0, seed)
 }
 
-// NewStateOn is NewState with Θ₀ placed in a buffer that backend b shares
-// with the host where it can (nil b: a host tensor), so that a large Θ₀ is
-// not copied again when the first step moves it to the backend; the caller
-// may drop theta0 afterwards.
+// NewStateOn is NewState with Θ₀ copied straight into a buffer of backend b
+// (nil b: a host tensor), so that a large Θ₀ is not copied again when the
+// first step moves it to the backend; the caller may drop theta0 afterwards.
 func NewStateOn(b backends.Backend, p *model.Problem, theta0 []float64, seed uint64) (*State, error) {
 	if err := p.CheckTheta(theta0); err != nil {
 		return nil, err
@@ -44,11 +45,16 @@ func NewStateOn(b backends.Backend, p *model.Problem, theta0 []float64, seed uin
 	if err != nil {
 		return nil, err
 	}
-	theta := tensors.FromFlatDataAndDimensions(theta0, p.M, p.D) // copies
-	if b != nil && b.HasSharedBuffers() {
-		// Host and backend share the memory (SimpleGo): reading Θ₀ later, e.g.
-		// for Θ's singular values, needs no copy either.
-		if err := theta.MaterializeOnDevice(b, true, 0); err != nil {
+	var theta *tensors.Tensor
+	if b == nil {
+		theta = tensors.FromFlatDataAndDimensions(theta0, p.M, p.D) // copies
+	} else {
+		// Straight into a backend buffer: no host tensor in between.
+		buf, err := b.BufferFromFlatData(0, theta0, shapes.Make(dtypes.Float64, p.M, p.D))
+		if err != nil {
+			return nil, err
+		}
+		if theta, err = tensors.FromBuffer(b, buf); err != nil {
 			return nil, err
 		}
 	}
