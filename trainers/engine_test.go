@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/flatmin/flatmin/model"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
 // runEngine trains p from the same Θ₀ and seed with one engine and fusion
@@ -304,6 +306,26 @@ func TestStreamTheta(t *testing.T) {
 		}
 		if engine == EngineFeature && pieces != 2 {
 			t.Errorf("feature engine streamed %d pieces, want 2 blocks", pieces)
+		}
+	}
+}
+
+// counterUniform is SplitMix64: checked against a host implementation.
+func TestCounterUniformIsSplitMix64(t *testing.T) {
+	const key = 0x0123456789abcdef
+	splitmix := func(ctr uint64) float64 {
+		z := key + ctr*splitmixGamma
+		z = (z ^ (z >> 30)) * splitmixMul1
+		z = (z ^ (z >> 27)) * splitmixMul2
+		z ^= z >> 31
+		return float64(z>>11) * 0x1p-53
+	}
+	ctrs := []uint64{0, 1, 2, 1 << 40, math.MaxUint64 - 3}
+	got := MustExecOnce(testBackend(t), func(k, c *Node) *Node { return counterUniform(k, c) },
+		tensors.FromScalar(uint64(key)), tensors.FromFlatDataAndDimensions(ctrs, len(ctrs)))
+	for i, v := range tensors.MustCopyFlatData[float64](got) {
+		if want := splitmix(ctrs[i]); v != want || v < 0 || v >= 1 {
+			t.Errorf("counter %d: %v, SplitMix64 gives %v", ctrs[i], v, want)
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -17,10 +16,10 @@ import (
 // (params, this step's random draws): gd, labelnoise, sam1, penalty.
 type rule struct {
 	name string
-	// draw returns the new RNG state and the random inputs of c consecutive
-	// steps (nil entries when the rule draws nothing). bulk draws all c at
-	// once; it must give the same values as c draws of one step.
-	draw func(net *model.Net, rng *Node, c int, bulk bool) (*Node, []*Node)
+	// draw returns the random inputs of the c steps from step (a uint64
+	// scalar node) on, one node per step, from the counter-based stream of
+	// key (see counterUniform).
+	draw func(net *model.Net, key, step *Node, c int) []*Node
 	// step builds one step: the next params and the loss before the step.
 	step func(sp space, net *model.Net, params, rnd *Node) (next, loss *Node)
 }
@@ -34,7 +33,6 @@ type fused struct {
 	p     *model.Problem
 	eng   *engine
 	fuse  int
-	bulk  bool
 	execs map[int]*Exec
 	// The params this trainer's last call produced: when the next call
 	// replaces them they are freed at once, not at garbage collection, which
@@ -47,10 +45,7 @@ func newFused(b backends.Backend, p *model.Problem, cfg Config, r rule) (*fused,
 	if err != nil {
 		return nil, err
 	}
-	f := &fused{rule: r, b: b, p: p, eng: eng, fuse: cfg.Fuse, execs: map[int]*Exec{},
-		// SimpleGo's RNG is one PCG stream, so one draw of c·k values equals
-		// c draws of k (TestFusedStepsEqualSingleSteps); other backends draw per step.
-		bulk: b.Name() == simplego.BackendName}
+	f := &fused{rule: r, b: b, p: p, eng: eng, fuse: cfg.Fuse, execs: map[int]*Exec{}}
 	if f.fuse <= 0 {
 		f.fuse = AutoFuse(p, eng.name)
 	}
@@ -105,7 +100,7 @@ func (f *fused) Advance(s *State, k int64) (float64, error) {
 			return math.NaN(), err
 		}
 		prevParams := f.eng.current(s)
-		out, err := run(e, prevParams, s.RNG)
+		out, err := run(e, prevParams, s.RNG, tensors.FromScalar(uint64(s.Step)))
 		if err != nil {
 			return math.NaN(), err
 		}
@@ -128,11 +123,11 @@ func (f *fused) exec(c int) (*Exec, error) {
 	if e, ok := f.execs[c]; ok {
 		return e, nil
 	}
-	e, err := compile(f.b, func(params, rng *Node) []*Node {
+	e, err := compile(f.b, func(params, rng, step *Node) []*Node {
 		net := model.NewNet(params.Graph(), f.p)
 		var rnd []*Node
 		if f.draw != nil {
-			rng, rnd = f.draw(net, rng, c, f.bulk)
+			rnd = f.draw(net, streamKey(rng), step, c)
 		}
 		var loss *Node
 		for k := range c {
@@ -142,9 +137,8 @@ func (f *fused) exec(c int) (*Exec, error) {
 			}
 			params, loss = f.step(f.eng.sp, net, params, r)
 		}
-		// SimpleGo's RNGBitGenerator can hand back its new state in a pooled
-		// buffer that still carries an earlier shape (e.g. [1,3] of a draw of
-		// 3 values); a reshape gives it RNGStateShape again.
+		// The RNG state only keys the stream; it passes through (reshaped: a
+		// pass-through output could share the input's buffer).
 		return []*Node{params, Reshape(rng, RNGStateShape.Dimensions...), loss}
 	})
 	if err != nil {
@@ -154,45 +148,63 @@ func (f *fused) exec(c int) (*Exec, error) {
 	return e, nil
 }
 
-// drawUniform draws c steps of uniform [0, 1) values shaped dims each: one
-// [c, dims...] draw (bulk) or c draws of [1, dims...]; either way it returns
-// one [1, dims...] node per step.
-func drawUniform(rng *Node, c int, bulk bool, dims ...int) (*Node, []*Node) {
-	out := make([]*Node, c)
-	if bulk {
-		var u *Node
-		rng, u = RandomUniform(rng, shapes.Make(dtypes.Float64, append([]int{c}, dims...)...))
-		for k := range c {
-			out[k] = Slice(u, AxisElem(k))
-		}
-		return rng, out
-	}
-	for k := range c {
-		rng, out[k] = RandomUniform(rng, shapes.Make(dtypes.Float64, append([]int{1}, dims...)...))
-	}
-	return rng, out
+// The trainers' noise is counter-based: the value number ctr of the stream
+// keyed by key is SplitMix64(key + ctr·γ) — a pure function of the step and
+// the draw's place in it, like JAX's generators. So c steps fused into one
+// call draw all their values at once and still get exactly what c single
+// steps would, a resumed run continues the same stream, and backends agree.
+// (SimpleGo's own RNG state does not continue its PCG stream across calls,
+// which rules out drawing c steps' worth at once from it.)
+const (
+	splitmixGamma = 0x9E3779B97F4A7C15
+	splitmixMul1  = 0xBF58476D1CE4E5B9
+	splitmixMul2  = 0x94D049BB133111EB
+)
+
+// streamKey derives the stream's key from the RNG state (seeded by --seed).
+func streamKey(rng *Node) *Node {
+	a := Reshape(Slice(rng, AxisElem(0)))
+	b := Reshape(Slice(rng, AxisElem(1)))
+	return BitwiseXor(a, Mul(b, Const(rng.Graph(), uint64(splitmixMul1))))
 }
 
-// drawNormal draws c steps of n standard normal values each, by Box–Muller on
-// pairs of uniforms (as GoMLX's RandomNormal does), maps them by the
-// elementwise f (on the whole [c, n] block when bulk) and returns one [n]
-// node per step.
-func drawNormal(rng *Node, c int, bulk bool, n int, f func(z *Node) *Node) (*Node, []*Node) {
-	if bulk {
-		var u *Node
-		rng, u = RandomUniform(rng, shapes.Make(dtypes.Float64, c, 2, n))
-		z := f(boxMuller(u)) // [c, n]
-		out := make([]*Node, c)
-		for k := range c {
-			out[k] = Reshape(Slice(z, AxisElem(k)), n)
-		}
-		return rng, out
+// counterUniform returns uniform values in [0, 1) with 53 random bits for
+// the counters ctr (uint64): SplitMix64's output function (shifts are
+// divisions: SimpleGo has no logical shift).
+func counterUniform(key, ctr *Node) *Node {
+	g := ctr.Graph()
+	u64 := func(v uint64) *Node { return Const(g, v) } // (Scalar rounds through float64)
+	z := Add(Mul(ctr, u64(splitmixGamma)), key)
+	z = Mul(BitwiseXor(z, Div(z, u64(1<<30))), u64(splitmixMul1))
+	z = Mul(BitwiseXor(z, Div(z, u64(1<<27))), u64(splitmixMul2))
+	z = BitwiseXor(z, Div(z, u64(1<<31)))
+	return MulScalar(ConvertDType(Div(z, u64(1<<11)), dtypes.Float64), 0x1p-53)
+}
+
+// drawUniform returns the uniforms of the c steps from step on, dims values a
+// step, as one [c, dims...] block: value v of step t is counter t·size + v.
+func drawUniform(key, step *Node, c int, dims ...int) *Node {
+	size := 1
+	for _, d := range dims {
+		size *= d
 	}
-	rng, us := drawUniform(rng, c, false, 2, n)
-	for k, u := range us {
-		us[k] = Reshape(f(boxMuller(u)), n)
+	g := key.Graph()
+	shape := shapes.Make(dtypes.Uint64, append([]int{c}, dims...)...)
+	ctr := Add(IotaFull(g, shape), Mul(step, Const(g, uint64(size))))
+	return counterUniform(key, ctr)
+}
+
+// drawNormal returns c steps of n standard normal values (Box–Muller on
+// pairs of uniforms), mapped by the elementwise f on the whole block, as
+// one [n] node per step.
+func drawNormal(key, step *Node, c, n int, f func(z *Node) *Node) []*Node {
+	u := drawUniform(key, step, c, 2, n)
+	z := f(boxMuller(u)) // [c, n]
+	out := make([]*Node, c)
+	for k := range c {
+		out[k] = Reshape(Slice(z, AxisElem(k)), n)
 	}
-	return rng, us
+	return out
 }
 
 // boxMuller maps uniforms u [c, 2, n] to normals [c, n].
@@ -205,12 +217,13 @@ func boxMuller(u *Node) *Node {
 	return Reshape(z, dims[0], dims[2])
 }
 
-// drawIndices draws c steps of b example indices in [0, n) each, one [b] int32 node per step.
-func drawIndices(rng *Node, c int, bulk bool, b, n int) (*Node, []*Node) {
-	rng, us := drawUniform(rng, c, bulk, b)
-	for k, u := range us {
-		idx := ConvertDType(Floor(MulScalar(Reshape(u, b), float64(n))), dtypes.Int32)
-		us[k] = MinScalar(idx, float64(n-1))
+// drawIndices returns c steps of b example indices in [0, n), one [b] int32 node per step.
+func drawIndices(key, step *Node, c, b, n int) []*Node {
+	u := drawUniform(key, step, c, b)
+	idx := MinScalar(ConvertDType(Floor(MulScalar(u, float64(n))), dtypes.Int32), float64(n-1))
+	out := make([]*Node, c)
+	for k := range c {
+		out[k] = Reshape(Slice(idx, AxisElem(k)), b)
 	}
-	return rng, us
+	return out
 }

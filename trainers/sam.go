@@ -32,8 +32,8 @@ func newSAM1(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) 
 	batch := cfg.SAMBatch
 	return newFused(b, p, cfg, rule{
 		name: "sam1",
-		draw: func(_ *model.Net, rng *Node, c int, bulk bool) (*Node, []*Node) {
-			return drawIndices(rng, c, bulk, batch, p.N)
+		draw: func(_ *model.Net, key, step *Node, c int) []*Node {
+			return drawIndices(key, step, c, batch, p.N)
 		},
 		step: func(sp space, net *model.Net, params, idx *Node) (*Node, *Node) {
 			return samStep(sp, net, params, idx, cfg.Rho, cfg.Eta)

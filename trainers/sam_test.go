@@ -93,8 +93,7 @@ func TestSAMTrainerStep(t *testing.T) {
 	tr := newTrainer(t, "sam1", p, cfg)
 	s, _ := NewState(p, theta, 5)
 	draw := MustExecOnce(b, func(rng *Node) *Node {
-		_, idx := drawIndices(rng, 1, true, cfg.SAMBatch, p.N)
-		return idx[0]
+		return drawIndices(streamKey(rng), Const(rng.Graph(), uint64(0)), 1, cfg.SAMBatch, p.N)[0]
 	}, s.RNG)
 	var idx []int
 	for _, i := range tensors.MustCopyFlatData[int32](draw) {

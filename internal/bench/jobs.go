@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gonum.org/v1/gonum/mat"
 	"math"
 	"time"
 
@@ -104,7 +105,8 @@ func labelNoiseJob(b backends.Backend, row Row, opt Options) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := trainers.NewState(p, theta0, cfg.Seed)
+	runner.LimitMemory(p) // as a training run does
+	s, err := trainers.NewStateOn(b, p, theta0, cfg.Seed)
 	if err != nil {
 		return nil, err
 	}
@@ -139,24 +141,22 @@ func advance(tr trainers.Trainer, s *trainers.State, k int) (float64, error) {
 
 // stableEta returns 1/λ_max(2JJᵀ) at Θ: the Gauss–Newton part of the loss
 // Hessian has the eigenvalues of 2JJᵀ, and gradient descent with η below
-// 2/λ_max of it does not blow up. JJᵀ is n×n, so this is cheap.
-func stableEta(b backends.Backend, p *model.Problem, theta []float64) (float64, error) {
-	e, err := compile(b, func(th *graph.Node) *graph.Node {
-		return graph.MulScalar(model.NewNet(th.Graph(), p).Forward(th).JJT(), 2)
-	})
-	if err != nil {
-		return 0, err
-	}
-	defer e.Finalize()
-	out, err := execute(e, tensors.FromFlatDataAndDimensions(theta, p.M, p.D))
-	if err != nil {
-		return 0, err
-	}
-	sv, err := linalg.SingularValues(tensors.MustCopyFlatData[float64](out[0]), p.N, p.N)
-	if err != nil || len(sv) == 0 || !(sv[0] > 0) {
+// 2/λ_max of it does not blow up. JJᵀ = (XXᵀ)∘(AᵀA) is n×n; it is built on
+// the host (gonum) from Θ's own slice, so that a large Θ is not copied into
+// a graph only for this.
+func stableEta(_ backends.Backend, p *model.Problem, theta []float64) (float64, error) {
+	var a mat.Dense // A_ji = w_j φ'(θ_j·x_i), m×n
+	a.Mul(mat.NewDense(p.M, p.D, theta), mat.NewDense(p.N, p.D, p.X).T())
+	a.Apply(func(j, _ int, z float64) float64 { return p.W[j] * p.Act.Host(z, 1) }, &a)
+	var jjt mat.Dense
+	jjt.Mul(a.T(), &a)
+	g := p.Gram()
+	jjt.Apply(func(i, k int, v float64) float64 { return 2 * v * g[i*p.N+k] }, &jjt)
+	vals, err := linalg.EigenvaluesSym(jjt.RawMatrix().Data, p.N)
+	if err != nil || len(vals) == 0 || !(vals[p.N-1] > 0) {
 		return math.Inf(1), nil
 	}
-	return 1 / sv[0], nil
+	return 1 / vals[p.N-1], nil
 }
 
 // riemannianJob times steps of the Riemannian flow (η = 1, its safeguard's
