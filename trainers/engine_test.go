@@ -216,7 +216,7 @@ func TestChooseEngine(t *testing.T) {
 	for _, tc := range []struct {
 		n, d     int
 		req, out string
-	}{{3, 3, "", EngineFeature}, {64, 32, "auto", EngineTheta}, {64, 32, "feature", EngineFeature}, {3, 3, "THETA", EngineTheta}, {3, 3, "bogus", ""}} {
+	}{{3, 3, "", EngineFeature}, {32, 64, "auto", EngineFeature}, {6, 5, "auto", EngineTheta}, {64, 32, "feature", EngineFeature}, {3, 3, "THETA", EngineTheta}, {3, 3, "bogus", ""}} {
 		p := &model.Problem{N: tc.n, D: tc.d}
 		got, err := ChooseEngine(tc.req, p)
 		if got != tc.out || (err != nil) != (tc.out == "") {

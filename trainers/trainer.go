@@ -215,11 +215,15 @@ func scalar(t *tensors.Tensor) float64 { return tensors.ToScalar[float64](t) }
 
 // ChooseEngine resolves a requested engine ("" for automatic) for problem p.
 // The feature engine's step costs O(n²m) against the Θ engine's O(nmd), so
-// it is chosen when n < 2d; either can be asked for explicitly.
+// it is chosen when n ≤ d: there G = XXᵀ is invertible and Z's rows can
+// take any value. With n > d (G singular) Z must stay in a subspace that
+// rounding slowly leaves and steps cannot correct, and the Riemannian flow
+// then stalls short of its optimum (seen on Figure 2's data); either engine
+// can still be asked for explicitly.
 func ChooseEngine(requested string, p *model.Problem) (string, error) {
 	switch strings.ToLower(requested) {
 	case "", "auto":
-		if p.N < 2*p.D {
+		if p.N <= p.D {
 			return EngineFeature, nil
 		}
 		return EngineTheta, nil

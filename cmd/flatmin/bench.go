@@ -47,7 +47,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	only := fs.String("only", "", "rows to run, comma-separated: labelnoise, riemannian, hutchinson, fig1a, tts (default all)")
 	sizes := fs.String("sizes", "", "m,d,n[,m,d,n...]: the sizes of the labelnoise, riemannian and hutchinson rows instead of theirs")
 	fs.StringVar(&opt.Backend, "backend", "", "GoMLX backend: go (SimpleGo, default), xla:cpu, xla:cuda; default from $GOMLX_BACKEND")
-	engine := fs.String("engine", "auto", "how Θ is represented: theta, feature or auto (feature when n < 2d)")
+	engine := fs.String("engine", "auto", "how Θ is represented: theta, feature or auto (feature when n ≤ d)")
 	fs.IntVar(&opt.Fuse, "fuse", opt.Fuse, "steps per compiled call (0: chosen by size)")
 	fs.DurationVar(&opt.MinTime, "min-time", opt.MinTime, "least duration of one timed batch of steps")
 	fs.IntVar(&opt.Repeats, "repeats", opt.Repeats, "timed batches per row, whose median is reported (tts: runs, at most 3)")

@@ -70,7 +70,7 @@ func trainerFlags(fs *pflag.FlagSet, c *runner.Config) {
 	fs.StringVar(&c.Theta0Path, "theta0", "", "initial Θ as .npy, m×d (instead of a random one)")
 	fs.Int64Var(&c.LogEvery, "log-every", c.LogEvery, "log metrics every this many steps")
 	fs.Float64Var(&c.MaxLoss, "max-loss", c.MaxLoss, "stop as diverged when the loss exceeds this")
-	fs.StringVar(&c.Engine, "engine", c.Engine, "how Θ is represented: theta (the reference), feature (Θ = Θ₀ − SᵀX, O(n²m) per step), or auto (feature when n < 2d)")
+	fs.StringVar(&c.Engine, "engine", c.Engine, "how Θ is represented: theta (the reference), feature (Θ = Θ₀ − SᵀX, O(n²m) per step), or auto (feature when n ≤ d)")
 	fs.IntVar(&c.Fuse, "fuse", c.Fuse, "steps per compiled call (0: chosen by size; results do not depend on it)")
 }
 
