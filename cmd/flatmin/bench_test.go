@@ -148,7 +148,7 @@ func TestBenchHelp(t *testing.T) {
 	if status != 0 || stderr != "" {
 		t.Fatalf("status %d, stderr %q", status, stderr)
 	}
-	for _, want := range []string{"--only", "--sizes", "--backend", "--engine", "--fuse", "--json", "--min-time", "--repeats", "fig1a", "2 GB", "PyTorch"} {
+	for _, want := range []string{"--only", "--sizes", "--backend", "--engine", "--fuse", "--json", "--min-time", "--repeats", "fig1a", "0.6 GB", "PyTorch"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("bench --help lacks %q", want)
 		}

@@ -23,7 +23,7 @@ func BenchmarkRiemannian(b *testing.B) { benchRow(b, Row{Riemannian, DefaultSize
 
 func BenchmarkHutchinson(b *testing.B) { benchRow(b, Row{Hutchinson, DefaultSizes[Hutchinson][0]}) }
 
-// BenchmarkFig1a runs b.N whole 4.8M-step runs (about a minute each): use -benchtime=1x.
+// BenchmarkFig1a runs b.N whole 4.8M-step runs (about 20 s each): use -benchtime=1x.
 func BenchmarkFig1a(b *testing.B) { benchRow(b, Row{Fig1a, fig1aSize}) }
 
 // BenchmarkTimeToSolution runs the Riemannian flow on Figure 1a b.N times

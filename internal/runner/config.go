@@ -83,7 +83,7 @@ func DefaultConfig() Config {
 const (
 	DefaultNu     = 0.1
 	DefaultLabels = "uniform:0.5,1"
-	// DefaultSteps is Figure 1a's run in about 15 s on 2 cores.
+	// DefaultSteps is Figure 1a's run in about 4 s on 2 cores.
 	DefaultSteps = 1_000_000
 )
 
