@@ -233,29 +233,38 @@ func newEngine(b backends.Backend, p *model.Problem, requested string) (*engine,
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{name: name, p: p, sp: thetaSpace{}}
+	e := &engine{name: name, p: p, sp: thetaSpace{}, b: b}
 	if name == EngineTheta {
 		return e, nil
 	}
 	e.sp = featureSpace{}
-	pinv, err := linalg.PseudoInverseSym(p.Gram(), p.N)
-	if err != nil {
-		return nil, fmt.Errorf("feature engine: %w", err)
-	}
-	e.b, e.pinv = b, pinv
-	if e.featuresExec, err = compile(b, func(theta *Node) *Node {
-		return inputRowsContract(theta, model.NewNet(theta.Graph(), p).X, 1)
-	}); err != nil {
-		return nil, err
-	}
-	if e.thetaExec, err = compile(b, func(base, zt *Node) *Node {
-		net := model.NewNet(base.Graph(), p)
-		s := shiftOf(net, base, zt, Const(base.Graph(), tensors.FromFlatDataAndDimensions(pinv, p.N, p.N)))
-		return Sub(base, Dot(s, net.X))
-	}); err != nil {
+	if err := e.compileFeatures(); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+// compileFeatures builds the graphs that move between Θ and the features;
+// the Θ engine builds them only to take over a feature state (a resume that
+// switches engines).
+func (e *engine) compileFeatures() error {
+	p := e.p
+	pinv, err := linalg.PseudoInverseSym(p.Gram(), p.N)
+	if err != nil {
+		return fmt.Errorf("feature engine: %w", err)
+	}
+	e.pinv = pinv
+	if e.featuresExec, err = compile(e.b, func(theta *Node) *Node {
+		return inputRowsContract(theta, model.NewNet(theta.Graph(), p).X, 1)
+	}); err != nil {
+		return err
+	}
+	e.thetaExec, err = compile(e.b, func(base, zt *Node) *Node {
+		net := model.NewNet(base.Graph(), p)
+		s := shiftOf(net, base, zt, Const(base.Graph(), tensors.FromFlatDataAndDimensions(pinv, p.N, p.N)))
+		return Sub(base, Dot(s, net.X))
+	})
+	return err
 }
 
 // feature reports whether this is the feature engine.
@@ -291,6 +300,11 @@ func (e *engine) adopt(s *State) error {
 func (e *engine) sync(s *State) error {
 	if s.Theta != nil || s.Features == nil {
 		return nil
+	}
+	if e.thetaExec == nil {
+		if err := e.compileFeatures(); err != nil {
+			return err
+		}
 	}
 	out, err := run(e.thetaExec, s.Base, s.Features)
 	if err != nil {

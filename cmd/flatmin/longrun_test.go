@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/flatmin/flatmin/internal/checkpoint"
 	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/model"
 )
 
 // longRun are per-trainer settings that take a few seconds, so that a
@@ -355,4 +357,52 @@ func TestDiskFullKeepsPreviousCheckpoint(t *testing.T) {
 			t.Fatalf("resume once there is room: %s", out)
 		}
 	}
+}
+
+// A resume may switch engines: the run continues from the same Θ (formed
+// from the feature engine's checkpoint) and ends where a run that never
+// switched does, to rounding; summary.json names the engine in force.
+func TestResumeSwitchesEngine(t *testing.T) {
+	ref, dir := filepath.Join(t.TempDir(), "ref"), filepath.Join(t.TempDir(), "run")
+	args := func(out, steps string) []string {
+		return []string{"train", "--steps", steps, "--log-every", "500", "--quiet", "--out", out}
+	}
+	if code, out := flatminRun(t, args(ref, "4000")...); code != 0 {
+		t.Fatal(out)
+	}
+	if code, out := flatminRun(t, args(dir, "2000")...); code != 0 {
+		t.Fatal(out)
+	}
+	if code, out := flatminRun(t, "train", "--resume", dir, "--steps", "4000", "--engine", "theta", "--quiet"); code != 0 {
+		t.Fatalf("resume with --engine theta: %s", out)
+	}
+	if e := readJSON(t, filepath.Join(ref, "summary.json"))["engine"]; e != "feature" {
+		t.Errorf("reference run's engine %v, want feature (n = d = 3)", e)
+	}
+	if e := readJSON(t, filepath.Join(dir, "summary.json"))["engine"]; e != "theta" {
+		t.Errorf("resumed run's engine %v, want theta", e)
+	}
+	a, _, _, err := model.ReadMatrix(filepath.Join(ref, "theta.npy"), "theta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, _, err := model.ReadMatrix(filepath.Join(dir, "theta.npy"), "theta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	num, den := 0.0, 0.0
+	for i := range a {
+		num += (a[i] - b[i]) * (a[i] - b[i])
+		den += a[i] * a[i]
+	}
+	if d := math.Sqrt(num / den); !(d < 1e-9) {
+		t.Errorf("Θ after switching engines differs by %.3g relative", d)
+	}
+}
+
+// flatminRun runs the CLI in process and returns its status and output.
+func flatminRun(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	stdout, stderr, status := flatmin(t, args...)
+	return status, stdout + stderr
 }
