@@ -1,9 +1,14 @@
 // Package trainers owns how Θ moves and the one loop every trainer shares.
 //
 // A Trainer advances an explicit State (step, Θ, RNG state, the trainer's own
-// scalars) by one step per call, with its update compiled once into a GoMLX
-// graph. Run is the loop: step budget, log cadence, divergence checks,
-// progress and interruption; it knows nothing of a particular trainer and
-// nothing of files. Evaluator computes the metrics the loop logs and that
-// `flatmin inspect` prints, from one function.
+// scalars) with its update compiled once into GoMLX graphs. Under the Θ
+// engine the State holds Θ; under the feature engine it holds Θ₀ and the
+// features Zᵀ = ΘXᵀ, which is all the loss and Tr D²L depend on, and forms Θ
+// only when asked (Sync, StreamTheta). Gradient-type trainers run several
+// steps per compiled call (Advance), drawing their noise from a
+// counter-based generator so that fusing changes no result. Run is the loop:
+// step budget, log cadence, divergence checks, progress and interruption; it
+// knows nothing of a particular trainer and nothing of files. Evaluator
+// computes the metrics the loop logs and that `flatmin inspect` prints, from
+// one function.
 package trainers
