@@ -156,6 +156,9 @@ func TestTrainerBadInput(t *testing.T) {
 		{"compare param key", []string{"compare", "--trainers", "gd", "--param", "gd.momentum=1"}, "momentum"},
 		{"compare param syntax", []string{"compare", "--trainers", "gd", "--param", "eta=1"}, "trainer.key=value"},
 		{"theory eps", []string{"theory", "--eps", "0"}, "--eps"},
+		{"unknown engine", []string{"train", "--engine", "sparse"}, "--engine"},
+		{"fuse negative", []string{"train", "--fuse", "-3"}, "--fuse"},
+		{"fuse too large", []string{"train", "--fuse", "5000"}, "--fuse"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
