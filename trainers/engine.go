@@ -322,11 +322,6 @@ func (e *engine) current(s *State) *tensors.Tensor {
 	return s.Theta
 }
 
-// args returns graph inputs: the point params (Θ or Zᵀ), then rest.
-func (e *engine) args(params *tensors.Tensor, rest ...any) []any {
-	return append([]any{params}, rest...)
-}
-
 // set stores new params in s.
 func (e *engine) set(s *State, params *tensors.Tensor) {
 	if e.feature() {

@@ -174,27 +174,19 @@ func TestFeatureStateFormsTheta(t *testing.T) {
 func residualOffSpan(p *model.Problem, v []float64) float64 {
 	var basis [][]float64
 	for i := range p.N {
-		u := append([]float64(nil), p.X[i*p.D:(i+1)*p.D]...)
-		for _, b := range basis {
-			dot := 0.0
+		u := orthogonalize(p.X[i*p.D:(i+1)*p.D], basis)
+		if n := norm(u); n > 1e-10 {
 			for k := range u {
-				dot += u[k] * b[k]
-			}
-			for k := range u {
-				u[k] -= dot * b[k]
-			}
-		}
-		norm := 0.0
-		for _, x := range u {
-			norm += x * x
-		}
-		if norm = math.Sqrt(norm); norm > 1e-10 {
-			for k := range u {
-				u[k] /= norm
+				u[k] /= n
 			}
 			basis = append(basis, u)
 		}
 	}
+	return norm(orthogonalize(v, basis))
+}
+
+// orthogonalize returns a copy of v less its components along the orthonormal basis.
+func orthogonalize(v []float64, basis [][]float64) []float64 {
 	r := append([]float64(nil), v...)
 	for _, b := range basis {
 		dot := 0.0
@@ -205,11 +197,7 @@ func residualOffSpan(p *model.Problem, v []float64) float64 {
 			r[k] -= dot * b[k]
 		}
 	}
-	n := 0.0
-	for _, x := range r {
-		n += x * x
-	}
-	return math.Sqrt(n)
+	return r
 }
 
 func TestChooseEngine(t *testing.T) {

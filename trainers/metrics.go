@@ -319,21 +319,7 @@ func (e *Evaluator) MeasureState(s *State) (Metrics, error) {
 	}
 	m := Metrics{Loss: scalar(out[0]), TraceHessian: scalar(out[1]), TraceHessianManifold: scalar(out[2]), GradNorm: scalar(out[3])}
 	if err := viewOf(e.b, s.Features, func(zt []float64) {
-		if e.p.M*e.p.N <= smallTheta {
-			e.fromFeatures(&m, zt, e.p.M, e.p.N, func(z []float64, n, mm int) float64 { return e.opt.TheoryGapNeuronMajor(z, n, mm) })
-			return
-		}
-		// Large Z: singular values from Z Zᵀ (n×n) built on Zᵀ's own memory.
-		m.TraceMin, m.RiemannianGradNorm = math.NaN(), math.NaN()
-		if e.opt.OK {
-			m.TraceMin = e.opt.TraceMin
-		}
-		m.TheoryGap = e.opt.TheoryGapNeuronMajor(zt, e.p.N, e.p.M)
-		v := mat.NewDense(e.p.M, e.p.N, zt)
-		var g mat.Dense
-		g.Mul(v.T(), v)
-		m.SingularValuesZ = singularValuesFromGram(g.RawMatrix().Data, e.p.N, min(e.p.N, e.p.M))
-		m.EffectiveRank = linalg.EffectiveRank(m.SingularValuesZ)
+		e.fromFeatures(&m, zt, e.p.M, e.p.N, e.opt.TheoryGapNeuronMajor)
 	}); err != nil {
 		return m, err
 	}
@@ -430,12 +416,25 @@ func (e *Evaluator) fromFeatures(m *Metrics, z []float64, rows, cols int, gap fu
 		m.TraceMin = e.opt.TraceMin
 	}
 	m.TheoryGap = gap(z, e.p.N, e.p.M)
-	if sv, err := linalg.SingularValues(z, rows, cols); err == nil {
+	k := min(e.p.N, e.p.M)
+	if rows*cols > smallTheta {
+		// Large Z: singular values from its k×k Gram matrix, built on Z's own
+		// memory (an SVD would copy it).
+		v := mat.NewDense(rows, cols, z)
+		var g mat.Dense
+		if rows > cols {
+			g.Mul(v.T(), v)
+		} else {
+			g.Mul(v, v.T())
+		}
+		m.SingularValuesZ = singularValuesFromGram(g.RawMatrix().Data, min(rows, cols), k)
+	} else if sv, err := linalg.SingularValues(z, rows, cols); err == nil {
 		m.SingularValuesZ = sv
-		m.EffectiveRank = linalg.EffectiveRank(sv)
 	} else {
-		m.SingularValuesZ = nanSlice(min(e.p.N, e.p.M))
+		m.SingularValuesZ = nanSlice(k)
+		return
 	}
+	m.EffectiveRank = linalg.EffectiveRank(m.SingularValuesZ)
 }
 
 func thetaSingularValues(theta []float64, m, d int) []float64 {

@@ -292,7 +292,7 @@ func (t *riemannian) singular(s *State, err error) error {
 }
 
 func (t *riemannian) loss(theta *tensors.Tensor) (float64, error) {
-	out, err := run(t.residual, t.eng.args(theta)...)
+	out, err := run(t.residual, theta)
 	if err != nil {
 		return math.NaN(), err
 	}

@@ -67,7 +67,7 @@ type tangentPoint struct {
 }
 
 func (ts *tangentSpace) at(theta *tensors.Tensor) (*tangentPoint, error) {
-	out, err := run(ts.gradF, ts.eng.args(theta)...)
+	out, err := run(ts.gradF, theta)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func (tp *tangentPoint) project() (*tensors.Tensor, float64, error) {
 	if err != nil {
 		return nil, math.NaN(), fmt.Errorf("%w: %v", ErrSingularJJT, err)
 	}
-	out, err := run(tp.ts.project, tp.ts.eng.args(tp.theta, tp.grad, tensors.FromFlatDataAndDimensions(c, len(c)))...)
+	out, err := run(tp.ts.project, tp.theta, tp.grad, tensors.FromFlatDataAndDimensions(c, len(c)))
 	if err != nil {
 		return nil, math.NaN(), err
 	}

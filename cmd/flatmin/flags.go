@@ -70,9 +70,15 @@ func trainerFlags(fs *pflag.FlagSet, c *runner.Config) {
 	fs.StringVar(&c.Theta0Path, "theta0", "", "initial Θ as .npy, m×d (instead of a random one)")
 	fs.Int64Var(&c.LogEvery, "log-every", c.LogEvery, "log metrics every this many steps")
 	fs.Float64Var(&c.MaxLoss, "max-loss", c.MaxLoss, "stop as diverged when the loss exceeds this")
-	fs.StringVar(&c.Engine, "engine", c.Engine, "how Θ is represented: theta (the reference), feature (Θ = Θ₀ − SᵀX, O(n²m) per step), or auto (feature when n ≤ d)")
-	fs.IntVar(&c.Fuse, "fuse", c.Fuse, "steps per compiled call (0: chosen by size; results do not depend on it)")
+	fs.StringVar(&c.Engine, "engine", c.Engine, engineHelp)
+	fs.IntVar(&c.Fuse, "fuse", c.Fuse, fuseHelp)
 }
+
+// Help of the flags train and bench share.
+const (
+	engineHelp = "how Θ is represented: theta (the reference), feature (Θ₀ and Z = XΘᵀ, O(n²m) per step) or auto (feature when n ≤ d)"
+	fuseHelp   = "steps per compiled call (0: chosen by size; results do not depend on it)"
+)
 
 // checkSizes rejects sizes and η given as ≤ 0: in Config, 0 means "not given".
 func checkSizes(fs *pflag.FlagSet, c *runner.Config) error {
