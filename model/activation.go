@@ -97,6 +97,22 @@ func (a *OddActivation) terms(order int) [][2]float64 {
 // Eval implements Activation.
 func (a *OddActivation) Eval(z *Node, order int) *Node { return a.evalSq(z, Square(z), order) }
 
+// constantDerivative reports whether φ^(order) is a constant, and which.
+func constantDerivative(act Activation, order int) (float64, bool) {
+	a, ok := act.(*OddActivation)
+	if !ok {
+		return 0, false
+	}
+	terms := a.terms(order)
+	switch {
+	case len(terms) == 0:
+		return 0, true
+	case len(terms) == 1 && terms[0][1] == 0:
+		return terms[0][0], true
+	}
+	return 0, false
+}
+
 // evalSq evaluates φ^(order) in Horner form in u = z², given u: z^(2k+1)+νz and
 // its derivatives are z^q·P(z²), which costs a few elementwise ops (this is
 // the inner loop of every small step).

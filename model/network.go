@@ -146,10 +146,14 @@ func (fw *Forward) PerNeuron(v *Node) *Node {
 	return lead(v, fw.Z.Rank())
 }
 
-// Phi returns φ^(order)(Z).
+// Phi returns φ^(order)(Z), or a scalar when that derivative is a constant
+// (φ‴ of the cubic): it broadcasts against Z, and a large problem is spared
+// an m×n array of one value.
 func (fw *Forward) Phi(order int) *Node {
 	if fw.dphi[order] == nil {
-		if se, ok := fw.Net.Problem.Act.(squareEvaluator); ok {
+		if c, ok := constantDerivative(fw.Net.Problem.Act, order); ok {
+			fw.dphi[order] = Scalar(fw.Z.Graph(), fw.Z.DType(), c)
+		} else if se, ok := fw.Net.Problem.Act.(squareEvaluator); ok {
 			if fw.z2 == nil {
 				fw.z2 = Square(fw.Z)
 			}
@@ -204,8 +208,32 @@ func (fw *Forward) JJT() *Node {
 	if fw.NeuronMajor {
 		neuron = 0
 	}
-	aat := fastdot.DotGeneral(a, []int{neuron}, nil, a, []int{neuron}, nil)
+	var aat *Node
+	if fw.NeuronMajor && a.Shape().Size() > 1<<18 {
+		aat = gramOfColumns(a)
+	} else {
+		aat = fastdot.DotGeneral(a, []int{neuron}, nil, a, []int{neuron}, nil)
+	}
 	return Mul(fw.Net.Gram(), aat)
+}
+
+// gramOfColumns returns aᵀa for a large neuron-major a [m, n], summed over
+// blocks of rows: contracting over the leading axis makes SimpleGo copy its
+// operands transposed, and a block at a time that copy stays small.
+func gramOfColumns(a *Node) *Node {
+	m := a.Shape().Dimensions[0]
+	const rows = 4096
+	var sum *Node
+	for lo := 0; lo < m; lo += rows {
+		block := Slice(a, AxisRange(lo, min(lo+rows, m)))
+		part := DotGeneral(block, []int{0}, nil, block, []int{0}, nil)
+		if sum == nil {
+			sum = part
+		} else {
+			sum = Add(sum, part)
+		}
+	}
+	return sum
 }
 
 // weigh multiplies v (shaped like fw.Z) by w along the neurons; with w = 1

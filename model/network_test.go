@@ -189,3 +189,25 @@ func TestProblemValidate(t *testing.T) {
 		}
 	}
 }
+
+// gramOfColumns (blocks of rows, for large neuron-major A) equals AᵀA in one product.
+func TestGramOfColumnsMatchesOneProduct(t *testing.T) {
+	b, err := backend.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const m, n = 9000, 7 // two full blocks and a partial one
+	a := make([]float64, m*n)
+	for i := range a {
+		a[i] = math.Sin(float64(i)*0.37) + 0.1*float64(i%5)
+	}
+	out := MustExecOnceN(b, func(x *Node) []*Node {
+		return []*Node{gramOfColumns(x), DotGeneral(x, []int{0}, nil, x, []int{0}, nil)}
+	}, tensors.FromFlatDataAndDimensions(a, m, n))
+	got, want := tensors.MustCopyFlatData[float64](out[0]), tensors.MustCopyFlatData[float64](out[1])
+	for k := range want {
+		if math.Abs(got[k]-want[k]) > 1e-10*(1+math.Abs(want[k])) {
+			t.Fatalf("(AᵀA)[%d] by blocks %.15g, in one product %.15g", k, got[k], want[k])
+		}
+	}
+}

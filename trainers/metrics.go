@@ -323,8 +323,8 @@ func (e *Evaluator) MeasureState(s *State) (Metrics, error) {
 	}); err != nil {
 		return m, err
 	}
-	if tp, err := f.tan.at(s.Features); err == nil {
-		if _, norm, err := tp.project(); err == nil {
+	if tp, err := f.tan.atLean(s.Features, e.b); err == nil {
+		if norm, err := tp.gradNorm(); err == nil {
 			m.RiemannianGradNorm = norm
 		}
 		tp.release()
@@ -484,7 +484,7 @@ func (e *Evaluator) Measure(theta *tensors.Tensor) (Metrics, error) {
 	e.fromFeatures(&m, tensors.MustCopyFlatData[float64](out[4]), e.p.N, e.p.M, e.opt.TheoryGap)
 	m.SingularValuesTheta = thetaSingularValues(tensors.MustCopyFlatData[float64](theta), e.p.M, e.p.D)
 	if tp, err := e.tan.at(theta); err == nil {
-		if _, norm, err := tp.project(); err == nil {
+		if norm, err := tp.gradNorm(); err == nil {
 			m.RiemannianGradNorm = norm
 		}
 	}

@@ -25,6 +25,11 @@ type tangentSpace struct {
 	eng     *engine
 	gradF   *Exec // params → (F, ∇F, J∇F, J Jᵀ)
 	project *Exec // (params, g, c) → (g − Jᵀc, its velocity, ‖g − Jᵀc‖)
+	norm    *Exec // (params, g, c) → ‖g − Jᵀc‖ alone (for metrics: no m-sized outputs)
+
+	// gradF in two calls, for measuring large problems: each holds fewer
+	// m-sized temporaries at once. Compiled on first use.
+	grad, jvJJT *Exec // params → ∇F; (params, g) → (J g, J Jᵀ)
 }
 
 // Directions (∇F, P∇F) are in the engine's form: Θ-shaped, or T-shaped for the feature engine.
@@ -49,7 +54,15 @@ func newTangentSpace(b backends.Backend, p *model.Problem, eng *engine) (*tangen
 	if err != nil {
 		return nil, err
 	}
-	return &tangentSpace{p: p, eng: eng, gradF: gradF, project: project}, nil
+	norm, err := compile(b, func(params, g, c *Node) *Node {
+		net := model.NewNet(params.Graph(), p)
+		fw := sp.forward(net, params)
+		return Sqrt(sp.normSq(net, Sub(g, sp.direction(fw, fw.Coef(c)))))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &tangentSpace{p: p, eng: eng, gradF: gradF, project: project, norm: norm}, nil
 }
 
 // tangentPoint is F and its gradient at one Θ, with J Jᵀ there.
@@ -75,6 +88,37 @@ func (ts *tangentSpace) at(theta *tensors.Tensor) (*tangentPoint, error) {
 		jg: tensors.MustCopyFlatData[float64](out[2]), jjt: tensors.MustCopyFlatData[float64](out[3])}, nil
 }
 
+// atLean is at without F, in two smaller calls (lower peak memory; for the metrics).
+func (ts *tangentSpace) atLean(theta *tensors.Tensor, b backends.Backend) (*tangentPoint, error) {
+	p, sp := ts.p, ts.eng.sp
+	if ts.grad == nil {
+		var err error
+		if ts.grad, err = compile(b, func(params *Node) *Node {
+			fw := sp.forward(model.NewNet(params.Graph(), p), params)
+			return sp.direction(fw, regularizers.TraceHessianFeatureGrad(fw))
+		}); err != nil {
+			return nil, err
+		}
+		if ts.jvJJT, err = compile(b, func(params, g *Node) []*Node {
+			fw := sp.forward(model.NewNet(params.Graph(), p), params)
+			return []*Node{sp.jv(fw, g), fw.JJT()}
+		}); err != nil {
+			return nil, err
+		}
+	}
+	g, err := run(ts.grad, theta)
+	if err != nil {
+		return nil, err
+	}
+	out, err := run(ts.jvJJT, theta, g[0])
+	if err != nil {
+		g[0].FinalizeAll()
+		return nil, err
+	}
+	return &tangentPoint{ts: ts, theta: theta, F: math.NaN(), grad: g[0],
+		jg: tensors.MustCopyFlatData[float64](out[0]), jjt: tensors.MustCopyFlatData[float64](out[1])}, nil
+}
+
 // project returns P∇F and its norm ‖grad_M F‖, computed as ∇F − Jᵀc (not
 // through ‖∇F‖² − ..., which cancels catastrophically near a stationary point).
 func (tp *tangentPoint) project() (*tensors.Tensor, float64, error) {
@@ -91,6 +135,23 @@ func (tp *tangentPoint) project() (*tensors.Tensor, float64, error) {
 	}
 	tp.projected, tp.velocity, tp.projNorm = out[0], out[1], scalar(out[2])
 	return tp.projected, tp.projNorm, nil
+}
+
+// gradNorm returns ‖grad_M F‖ = ‖P∇F‖ only, as project computes it but
+// without keeping P∇F (the metrics need the number alone).
+func (tp *tangentPoint) gradNorm() (float64, error) {
+	if tp.projected != nil {
+		return tp.projNorm, nil
+	}
+	c, err := linalg.SolveSPD(tp.jjt, tp.ts.p.N, tp.jg)
+	if err != nil {
+		return math.NaN(), fmt.Errorf("%w: %v", ErrSingularJJT, err)
+	}
+	out, err := run(tp.ts.norm, tp.theta, tp.grad, tensors.FromFlatDataAndDimensions(c, len(c)))
+	if err != nil {
+		return math.NaN(), err
+	}
+	return scalar(out[0]), nil
 }
 
 // release frees the point's device buffers now rather than at garbage
