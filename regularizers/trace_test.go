@@ -184,3 +184,36 @@ func TestTraceFeatureGradMatchesAutodiff(t *testing.T) {
 		}
 	}
 }
+
+// The host path's F and ∂F/∂Z equal autodiff of the graph's Tr D²L (itself
+// checked against the full autodiff Hessian above), off the manifold, with
+// and without unit weights.
+func TestTraceHostMatchesAutodiff(t *testing.T) {
+	b := testBackend(t)
+	for _, act := range activations(t) {
+		for _, unit := range []bool{true, false} {
+			p, theta := testProblem(t, b, act, 3, 4, 3, 6, false)
+			if unit {
+				for i := range p.W {
+					p.W[i] = 1
+				}
+			}
+			out := MustExecOnceN(b, func(th *Node) []*Node {
+				net := model.NewNet(th.Graph(), p)
+				zt := Transpose(net.Forward(th).Z, 0, 1)
+				fw := net.ForwardFeatures(zt)
+				return []*Node{zt, autodiffHessianTrace(p, th), Gradient(TraceHessian(fw), fw.Z)[0]}
+			}, theta)
+			h := model.NewHostNet(p).Forward(tensors.MustCopyFlatData[float64](out[0]))
+			if got, want := TraceHessianHost(h), tensors.ToScalar[float64](out[1]); math.Abs(got-want) > 1e-10*math.Abs(want) {
+				t.Errorf("%s unit=%v: host Tr D²L %.15g, autodiff Hessian trace %.15g", act.Name(), unit, got, want)
+			}
+			got, want := TraceHessianFeatureGradHost(h), tensors.MustCopyFlatData[float64](out[2])
+			for k := range want {
+				if math.Abs(got[k]-want[k]) > 1e-10*(1+math.Abs(want[k])) {
+					t.Fatalf("%s unit=%v: host ∂F/∂z[%d] %.15g, autodiff %.15g", act.Name(), unit, k, got[k], want[k])
+				}
+			}
+		}
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"github.com/flatmin/flatmin/internal/linalg"
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/backends"
-	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
@@ -35,10 +34,7 @@ const (
 type riemannian struct {
 	p        *model.Problem
 	eng      *engine
-	ts       *tangentSpace
-	residual *Exec // params → (r, J Jᵀ)
-	correct  *Exec // (params, δ) → (Θ − Jᵀδ, r, J Jᵀ at the new Θ)
-	move     *Exec // (params, u, η) → (Θ − η v for u = velocity(v), r and J Jᵀ there)
+	fl       flow
 	eta      float64
 	tol      float64 // absolute residual tolerance
 
@@ -68,33 +64,10 @@ func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 	if err != nil {
 		return nil, err
 	}
-	sp := eng.sp
-	ts, err := newTangentSpace(b, p, eng)
-	if err != nil {
-		return nil, err
-	}
-	residual, err := compile(b, func(params *Node) []*Node {
-		fw := sp.forward(model.NewNet(params.Graph(), p), params)
-		return []*Node{fw.R, fw.JJT()}
-	})
-	if err != nil {
-		return nil, err
-	}
-	correct, err := compile(b, func(params, delta *Node) []*Node {
-		net := model.NewNet(params.Graph(), p)
-		next := sp.moveJT(sp.forward(net, params), params, delta, 1)
-		fw := sp.forward(net, next)
-		return []*Node{next, fw.R, fw.JJT()}
-	})
-	if err != nil {
-		return nil, err
-	}
-	move, err := compile(b, func(params, u, eta *Node) []*Node {
-		cand := Sub(params, Mul(u, eta))
-		fw := sp.forward(model.NewNet(params.Graph(), p), cand)
-		return []*Node{cand, fw.R, fw.JJT()}
-	})
-	if err != nil {
+	var fl flow
+	if useHostFlow(b, eng) && !cfg.graphFlow {
+		fl = newHostFlow(p)
+	} else if fl, err = newGraphFlow(b, p, eng); err != nil {
 		return nil, err
 	}
 	yNorm := 0.0
@@ -102,7 +75,7 @@ func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 		yNorm += y * y
 	}
 	tol := cfg.RetractTol * math.Max(math.Sqrt(yNorm), 1e-300)
-	return &riemannian{p: p, eng: eng, ts: ts, residual: residual, correct: correct, move: move, eta: cfg.Eta, tol: tol}, nil
+	return &riemannian{p: p, eng: eng, fl: fl, eta: cfg.Eta, tol: tol}, nil
 }
 
 func (t *riemannian) Name() string        { return "riemannian" }
@@ -130,11 +103,11 @@ func (t *riemannian) Init(s *State) error {
 		return err
 	}
 	start := t.eng.current(s)
-	out, err := run(t.residual, start)
+	r, jjt, err := t.fl.residual(start)
 	if err != nil {
 		return err
 	}
-	theta, iters, _, err := t.retract(start, out[0], out[1], initRetractIters, true)
+	theta, iters, _, err := t.retract(start, r, jjt, initRetractIters, true)
 	if err != nil {
 		return fmt.Errorf("could not reach the manifold of zero loss from Θ₀: %w", err)
 	}
@@ -152,8 +125,7 @@ var errNoConvergence = errors.New("retraction did not converge")
 // jjt, until ‖f − y‖ ≤ tol, then one more step to take the residual to
 // rounding level. Damped (from Θ₀): each step is halved until the
 // residual decreases.
-func (t *riemannian) retract(theta, rT, jjtT *tensors.Tensor, maxIters int, damped bool) (*tensors.Tensor, int, float64, error) {
-	r, jjt := tensors.MustCopyFlatData[float64](rT), tensors.MustCopyFlatData[float64](jjtT)
+func (t *riemannian) retract(theta *tensors.Tensor, r, jjt []float64, maxIters int, damped bool) (*tensors.Tensor, int, float64, error) {
 	rn := norm(r)
 	for it := 0; ; it++ {
 		if math.IsNaN(rn) || math.IsInf(rn, 0) {
@@ -181,13 +153,12 @@ func (t *riemannian) retract(theta, rT, jjtT *tensors.Tensor, maxIters int, damp
 					d[i] = scale * delta[i]
 				}
 			}
-			out, err := run(t.correct, theta, tensors.FromFlatDataAndDimensions(d, len(d)))
+			next, nr, njjt, err := t.fl.correct(theta, d)
 			if err != nil {
 				return nil, it, rn, err
 			}
-			nr := tensors.MustCopyFlatData[float64](out[1])
 			if n := norm(nr); !damped || n < rn {
-				theta, r, jjt, rn = out[0], nr, tensors.MustCopyFlatData[float64](out[2]), n
+				theta, r, jjt, rn = next, nr, njjt, n
 				accepted = true
 				break
 			}
@@ -208,13 +179,12 @@ func (t *riemannian) polish(theta *tensors.Tensor, r, jjt []float64, rn float64)
 	if err != nil {
 		return nil, 0, false
 	}
-	out, err := run(t.correct, theta, tensors.FromFlatDataAndDimensions(delta, len(delta)))
+	next, nr, _, err := t.fl.correct(theta, delta)
 	if err != nil {
 		return nil, 0, false
 	}
-	n := norm(tensors.MustCopyFlatData[float64](out[1]))
-	if n < rn {
-		return out[0], n, true
+	if n := norm(nr); n < rn {
+		return next, n, true
 	}
 	return nil, 0, false
 }
@@ -233,7 +203,7 @@ func (t *riemannian) Step(s *State) (float64, error) {
 	tp := t.last
 	if tp == nil || tp.theta != here {
 		var err error
-		if tp, err = t.ts.at(here); err != nil {
+		if tp, err = t.fl.at(here); err != nil {
 			return math.NaN(), err
 		}
 	}
@@ -249,13 +219,13 @@ func (t *riemannian) Step(s *State) (float64, error) {
 		return math.NaN(), t.singular(s, err)
 	}
 	for range maxHalvings {
-		cand, err := run(t.move, here, tp.velocity, tensors.FromScalar(eta))
+		cand, cr, cjjt, err := t.fl.move(here, tp.velocity, eta)
 		if err != nil {
 			return math.NaN(), err
 		}
-		next, iters, rn, rerr := t.retract(cand[0], cand[1], cand[2], stepRetractIters, false)
+		next, iters, rn, rerr := t.retract(cand, cr, cjjt, stepRetractIters, false)
 		if rerr == nil {
-			np, err := t.ts.at(next)
+			np, err := t.fl.at(next)
 			if err != nil {
 				return math.NaN(), err
 			}
@@ -292,12 +262,12 @@ func (t *riemannian) singular(s *State, err error) error {
 }
 
 func (t *riemannian) loss(theta *tensors.Tensor) (float64, error) {
-	out, err := run(t.residual, theta)
+	r, _, err := t.fl.residual(theta)
 	if err != nil {
 		return math.NaN(), err
 	}
-	r := norm(tensors.MustCopyFlatData[float64](out[0]))
-	return r * r, nil
+	rn := norm(r)
+	return rn * rn, nil
 }
 
 func norm(v []float64) float64 {

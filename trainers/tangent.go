@@ -65,9 +65,18 @@ func newTangentSpace(b backends.Backend, p *model.Problem, eng *engine) (*tangen
 	return &tangentSpace{p: p, eng: eng, gradF: gradF, project: project, norm: norm}, nil
 }
 
+// projector computes, at a tangent point, ∇F − Jᵀc: whole (projectAt: it,
+// its velocity and its norm) or its norm alone (normAt). tangentSpace does
+// it in graphs, hostFlow on the host.
+type projector interface {
+	projectAt(tp *tangentPoint, c []float64) (pg, u *tensors.Tensor, norm float64, err error)
+	normAt(tp *tangentPoint, c []float64) (float64, error)
+}
+
 // tangentPoint is F and its gradient at one Θ, with J Jᵀ there.
 type tangentPoint struct {
-	ts    *tangentSpace
+	proj  projector
+	n     int
 	theta *tensors.Tensor // the point's params (Θ, or T for the feature engine)
 	F     float64
 	grad  *tensors.Tensor
@@ -84,7 +93,7 @@ func (ts *tangentSpace) at(theta *tensors.Tensor) (*tangentPoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tangentPoint{ts: ts, theta: theta, F: scalar(out[0]), grad: out[1],
+	return &tangentPoint{proj: ts, n: ts.p.N, theta: theta, F: scalar(out[0]), grad: out[1],
 		jg: tensors.MustCopyFlatData[float64](out[2]), jjt: tensors.MustCopyFlatData[float64](out[3])}, nil
 }
 
@@ -115,7 +124,7 @@ func (ts *tangentSpace) atLean(theta *tensors.Tensor, b backends.Backend) (*tang
 		g[0].FinalizeAll()
 		return nil, err
 	}
-	return &tangentPoint{ts: ts, theta: theta, F: math.NaN(), grad: g[0],
+	return &tangentPoint{proj: ts, n: ts.p.N, theta: theta, F: math.NaN(), grad: g[0],
 		jg: tensors.MustCopyFlatData[float64](out[0]), jjt: tensors.MustCopyFlatData[float64](out[1])}, nil
 }
 
@@ -125,15 +134,13 @@ func (tp *tangentPoint) project() (*tensors.Tensor, float64, error) {
 	if tp.projected != nil {
 		return tp.projected, tp.projNorm, nil
 	}
-	c, err := linalg.SolveSPD(tp.jjt, tp.ts.p.N, tp.jg)
+	c, err := linalg.SolveSPD(tp.jjt, tp.n, tp.jg)
 	if err != nil {
 		return nil, math.NaN(), fmt.Errorf("%w: %v", ErrSingularJJT, err)
 	}
-	out, err := run(tp.ts.project, tp.theta, tp.grad, tensors.FromFlatDataAndDimensions(c, len(c)))
-	if err != nil {
+	if tp.projected, tp.velocity, tp.projNorm, err = tp.proj.projectAt(tp, c); err != nil {
 		return nil, math.NaN(), err
 	}
-	tp.projected, tp.velocity, tp.projNorm = out[0], out[1], scalar(out[2])
 	return tp.projected, tp.projNorm, nil
 }
 
@@ -143,11 +150,23 @@ func (tp *tangentPoint) gradNorm() (float64, error) {
 	if tp.projected != nil {
 		return tp.projNorm, nil
 	}
-	c, err := linalg.SolveSPD(tp.jjt, tp.ts.p.N, tp.jg)
+	c, err := linalg.SolveSPD(tp.jjt, tp.n, tp.jg)
 	if err != nil {
 		return math.NaN(), fmt.Errorf("%w: %v", ErrSingularJJT, err)
 	}
-	out, err := run(tp.ts.norm, tp.theta, tp.grad, tensors.FromFlatDataAndDimensions(c, len(c)))
+	return tp.proj.normAt(tp, c)
+}
+
+func (ts *tangentSpace) projectAt(tp *tangentPoint, c []float64) (*tensors.Tensor, *tensors.Tensor, float64, error) {
+	out, err := run(ts.project, tp.theta, tp.grad, tensors.FromFlatDataAndDimensions(c, len(c)))
+	if err != nil {
+		return nil, nil, math.NaN(), err
+	}
+	return out[0], out[1], scalar(out[2]), nil
+}
+
+func (ts *tangentSpace) normAt(tp *tangentPoint, c []float64) (float64, error) {
+	out, err := run(ts.norm, tp.theta, tp.grad, tensors.FromFlatDataAndDimensions(c, len(c)))
 	if err != nil {
 		return math.NaN(), err
 	}

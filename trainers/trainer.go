@@ -144,6 +144,11 @@ type Config struct {
 	// Fuse is how many steps run inside one compiled call; 0 chooses by size,
 	// 1 is one step per call. Results do not depend on it.
 	Fuse int
+
+	// graphFlow keeps the feature engine's Riemannian flow in compiled
+	// graphs on SimpleGo too, where it otherwise runs on the host (flow.go);
+	// tests compare the two.
+	graphFlow bool
 }
 
 // Engines.

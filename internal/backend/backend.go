@@ -83,3 +83,11 @@ func Shared() (backends.Backend, error) {
 	sharedOnce.Do(func() { shared, sharedErr = Open("") })
 	return shared, sharedErr
 }
+
+// IsSimpleGo reports whether b is GoMLX's pure-Go SimpleGo backend, whose
+// buffers are host memory: work that its generic kernels do slowly (small
+// dense products, broadcasts) can run on the host instead at no transfer cost.
+func IsSimpleGo(b backends.Backend) bool {
+	_, ok := b.(*simplego.Backend)
+	return ok
+}

@@ -1,0 +1,317 @@
+package model
+
+import (
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+// HostNet is a Problem's data for the host path: the network evaluated in
+// plain Go and gonum from neuron-major features Zᵀ [m, n]. It is the CPU fast
+// path of the feature engine's Riemannian flow: at (1000, 64, 32) SimpleGo's
+// generic kernels spend 2–4× the arithmetic (implicit broadcasting goes
+// through an index iterator, products through one accumulator chain), while
+// gonum's products run near the machine's speed. Every quantity here is the
+// one Net and Forward build in graphs; tests hold the two equal.
+type HostNet struct {
+	Problem *Problem
+	G       []float64 // X Xᵀ [n, n]
+	NormSq  []float64 // ‖x_i‖² [n]
+	unit    bool
+	pool    [][]float64 // m×n buffers given back (Put), for Take
+}
+
+// NewHostNet prepares p for host evaluation.
+func NewHostNet(p *Problem) *HostNet {
+	return &HostNet{Problem: p, G: p.Gram(), NormSq: p.RowNormSq(), unit: p.UnitWeights()}
+}
+
+// Take returns an m×n buffer, reused from Put when one is there; its
+// contents are undefined. A HostNet and its forwards serve one goroutine.
+func (net *HostNet) Take() []float64 {
+	if k := len(net.pool); k > 0 {
+		b := net.pool[k-1]
+		net.pool = net.pool[:k-1]
+		return b
+	}
+	return make([]float64, net.Problem.M*net.Problem.N)
+}
+
+// Put gives m×n buffers back for Take; the caller must not use them again.
+// Reuse spares a step most of its allocation (and the garbage collector's work).
+func (net *HostNet) Put(bufs ...[]float64) {
+	for _, b := range bufs {
+		if b != nil && len(b) == net.Problem.M*net.Problem.N && len(net.pool) < 8 {
+			net.pool = append(net.pool, b)
+		}
+	}
+}
+
+// TimesGram returns scale · V G for V [m, n] (row-major), into out, or
+// into a buffer from Take when out is nil (out may not alias v).
+func (net *HostNet) TimesGram(v []float64, scale float64, out []float64) []float64 {
+	p := net.Problem
+	if out == nil {
+		out = net.Take()
+	}
+	blas64.Gemm(blas.NoTrans, blas.NoTrans, scale,
+		blas64.General{Rows: p.M, Cols: p.N, Stride: p.N, Data: v},
+		blas64.General{Rows: p.N, Cols: p.N, Stride: p.N, Data: net.G},
+		0, blas64.General{Rows: p.M, Cols: p.N, Stride: p.N, Data: out})
+	return out
+}
+
+// Forward evaluates the network at features Zᵀ [m, n] (z_ij at [j, i]).
+// zt is read, never written, and must not change while the result is used.
+func (net *HostNet) Forward(zt []float64) *HostForward {
+	p := net.Problem
+	if len(zt) != p.M*p.N {
+		panic("model: host features must have m×n values")
+	}
+	h := &HostForward{Net: net, Zt: zt}
+	phi := h.Phi(0)
+	if net.unit {
+		h.F = h.SumNeurons(phi)
+	} else {
+		wphi := h.weigh(phi)
+		h.F = h.SumNeurons(wphi)
+		net.Put(wphi)
+	}
+	net.Put(phi) // only f needs φ itself
+	h.phi[0] = nil
+	h.R = make([]float64, p.N)
+	for i, f := range h.F {
+		h.R[i] = f - p.Y[i]
+	}
+	return h
+}
+
+// HostForward is Forward on the host, at one Zᵀ. Derived values are computed
+// on first use and kept.
+type HostForward struct {
+	Net  *HostNet
+	Zt   []float64 // [m, n]
+	F, R []float64 // [n]: outputs and residuals f − y
+
+	phi [4][]float64
+	a   []float64
+	jjt []float64
+}
+
+// Phi returns φ^(order)(Zᵀ) [m, n].
+func (h *HostForward) Phi(order int) []float64 {
+	if h.phi[order] == nil {
+		out := h.Net.Take()
+		hostEval(h.Net.Problem.Act, h.Zt, order, out)
+		h.phi[order] = out
+	}
+	return h.phi[order]
+}
+
+// A returns A_ji = w_j φ'(z_ij), neuron-major [m, n].
+func (h *HostForward) A() []float64 {
+	if h.a == nil {
+		h.a = h.weigh(h.Phi(1))
+	}
+	return h.a
+}
+
+// weigh returns v [m, n] times w_j along the neurons (a buffer from Take),
+// or v itself for w = 1.
+func (h *HostForward) weigh(v []float64) []float64 {
+	if h.Net.unit {
+		return v
+	}
+	p := h.Net.Problem
+	out := h.Net.Take()
+	for j := range p.M {
+		w := p.W[j]
+		for i := range p.N {
+			out[j*p.N+i] = w * v[j*p.N+i]
+		}
+	}
+	return out
+}
+
+// SumNeurons returns Σ_j v_ji [n] for v [m, n].
+func (h *HostForward) SumNeurons(v []float64) []float64 {
+	n := h.Net.Problem.N
+	out := make([]float64, n)
+	for j := 0; j < len(v); j += n {
+		row := v[j : j+n]
+		for i, x := range row {
+			out[i] += x
+		}
+	}
+	return out
+}
+
+// ReleasePhi gives φ^(order)'s buffer back to the HostNet for each order
+// (recomputed if asked for again): a caller done with the curvature terms
+// keeps a remembered forward at two m×n buffers (Zᵀ and A).
+func (h *HostForward) ReleasePhi(orders ...int) {
+	for _, o := range orders {
+		if o == 1 && h.Net.unit {
+			continue // it is A
+		}
+		h.Net.Put(h.phi[o])
+		h.phi[o] = nil
+	}
+}
+
+// Release gives the forward's m×n buffers back to its HostNet (not Zt,
+// which the caller owns); the forward must not be used afterwards.
+func (h *HostForward) Release() {
+	if !h.Net.unit { // else a is φ′
+		h.Net.Put(h.a)
+	}
+	for i, b := range h.phi {
+		h.Net.Put(b)
+		h.phi[i] = nil
+	}
+	h.a = nil
+}
+
+// JJT returns J Jᵀ = (X Xᵀ) ∘ (Aᵀ A) [n, n], computed once.
+func (h *HostForward) JJT() []float64 {
+	if h.jjt == nil {
+		p := h.Net.Problem
+		out := hostGramOfColumns(h.A(), p.M, p.N)
+		for i, g := range h.Net.G {
+			out[i] *= g
+		}
+		h.jjt = out
+	}
+	return h.jjt
+}
+
+// hostGramOfColumns returns aᵀa [n, n] for a [m, n]: gonum's Syrk per block of
+// rows, the blocks in parallel (gonum runs a product with a small output on
+// one core), then summed.
+func hostGramOfColumns(a []float64, m, n int) []float64 {
+	parts := 1
+	if m*n*n >= 1<<16 {
+		parts = min(runtime.GOMAXPROCS(0), m, 8)
+	}
+	grams := make([][]float64, parts)
+	var wg sync.WaitGroup
+	for k := range parts {
+		lo, hi := k*m/parts, (k+1)*m/parts
+		grams[k] = make([]float64, n*n)
+		syrk := func() {
+			blas64.Syrk(blas.Trans, 1, blas64.General{Rows: hi - lo, Cols: n, Stride: n, Data: a[lo*n : hi*n]},
+				0, blas64.Symmetric{N: n, Stride: n, Uplo: blas.Upper, Data: grams[k]})
+		}
+		if k == parts-1 {
+			syrk()
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); syrk() }()
+	}
+	wg.Wait()
+	out := grams[0]
+	for _, g := range grams[1:] {
+		for i := range out {
+			out[i] += g[i]
+		}
+	}
+	for i := range n { // mirror the upper triangle
+		for j := i + 1; j < n; j++ {
+			out[j*n+i] = out[i*n+j]
+		}
+	}
+	return out
+}
+
+// Jv returns J V [n] for the direction V X, V [m, n]: Σ_j A_ji (V G)_ji.
+func (h *HostForward) Jv(v []float64) []float64 {
+	vg := h.Net.TimesGram(v, 1, nil)
+	defer h.Net.Put(vg)
+	a := h.A()
+	n := h.Net.Problem.N
+	out := make([]float64, n)
+	for j := 0; j < len(a); j += n {
+		ar, vr := a[j:j+n], vg[j:j+n]
+		for i := range ar {
+			out[i] += ar[i] * vr[i]
+		}
+	}
+	return out
+}
+
+// Coef returns c_i A_ji [m, n] (a buffer from Take): Jᵀc is the direction Coef(c) X.
+func (h *HostForward) Coef(c []float64) []float64 {
+	a := h.A()
+	n := h.Net.Problem.N
+	out := h.Net.Take()
+	for j := 0; j < len(a); j += n {
+		ar, or := a[j:j+n], out[j:j+n]
+		for i := range ar {
+			or[i] = ar[i] * c[i]
+		}
+	}
+	return out
+}
+
+// hostEval writes φ^(order)(z) into out, through the activation's slice
+// evaluator when it has one (Horner form, no per-element call).
+func hostEval(act Activation, z []float64, order int, out []float64) {
+	if a, ok := act.(*OddActivation); ok {
+		a.hostSlice(z, order, out)
+		return
+	}
+	for i, v := range z {
+		out[i] = act.Host(v, order)
+	}
+}
+
+// hostSlice is evalSq on the host: φ^(order)(z) = z^q P(z²) in Horner form.
+func (a *OddActivation) hostSlice(z []float64, order int, out []float64) {
+	checkOrder(order)
+	terms := a.terms(order)
+	if len(terms) == 0 {
+		clear(out[:len(z)])
+		return
+	}
+	q := int(terms[len(terms)-1][1])
+	top := 0
+	for _, t := range terms {
+		top = max(top, (int(t[1])-q)/2)
+	}
+	coef := make([]float64, top+1)
+	for _, t := range terms {
+		coef[(int(t[1])-q)/2] += t[0]
+	}
+	switch {
+	case top == 1 && q == 1: // the cubic's φ
+		c0, c1 := coef[0], coef[1]
+		for i, v := range z {
+			out[i] = (c1*v*v + c0) * v
+		}
+	case top == 1 && q == 0: // the cubic's φ′
+		c0, c1 := coef[0], coef[1]
+		for i, v := range z {
+			out[i] = c1*v*v + c0
+		}
+	case top == 0 && q == 1: // the cubic's φ″
+		for i, v := range z {
+			out[i] = coef[0] * v
+		}
+	case top == 0 && q == 0: // a constant
+		for i := range z {
+			out[i] = coef[0]
+		}
+	default:
+		for i, v := range z {
+			u := v * v
+			s := coef[top]
+			for e := top - 1; e >= 0; e-- {
+				s = s*u + coef[e]
+			}
+			out[i] = s * hostIntPow(v, q)
+		}
+	}
+}

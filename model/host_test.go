@@ -1,0 +1,98 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// HostForward at Zᵀ = (XΘᵀ)ᵀ against plain loops from Θ: the outputs, J Jᵀ
+// (J formed row by row as J_i = Σ_j A_ij e_j ⊗ x_i), J v for v = V X, and
+// V G, for every activation with non-unit and unit weights.
+func TestHostForwardMatchesLoops(t *testing.T) {
+	for _, a := range testActivations(t) {
+		for _, unit := range []bool{false, true} {
+			p, theta := randomProblem(t, 4, 6, 3, a, 13)
+			if unit {
+				for j := range p.W {
+					p.W[j] = 1
+				}
+			}
+			z := make([]float64, p.N*p.M) // [n, m]
+			zt := make([]float64, p.M*p.N)
+			for i := range p.N {
+				for j := range p.M {
+					for c := range p.D {
+						z[i*p.M+j] += theta[j*p.D+c] * p.X[i*p.D+c]
+					}
+					zt[j*p.N+i] = z[i*p.M+j]
+				}
+			}
+			h := NewHostNet(p).Forward(zt)
+			near := func(what string, got, want float64) {
+				t.Helper()
+				if math.Abs(got-want) > 1e-12*(1+math.Abs(want)) {
+					t.Errorf("%s unit=%v %s: host %.15g, loops %.15g", a.Name(), unit, what, got, want)
+				}
+			}
+			J := make([][]float64, p.N) // [n][m·d]
+			for i := range p.N {
+				f := 0.0
+				J[i] = make([]float64, p.M*p.D)
+				for j := range p.M {
+					zij := z[i*p.M+j]
+					f += p.W[j] * a.Host(zij, 0)
+					for c := range p.D {
+						J[i][j*p.D+c] = p.W[j] * a.Host(zij, 1) * p.X[i*p.D+c]
+					}
+					for order := range 4 {
+						near("φ", h.Phi(order)[j*p.N+i], a.Host(zij, order))
+					}
+				}
+				near("f", h.F[i], f)
+				near("r", h.R[i], f-p.Y[i])
+			}
+			jjt := h.JJT()
+			for i := range p.N {
+				for l := range p.N {
+					s := 0.0
+					for k := range J[i] {
+						s += J[i][k] * J[l][k]
+					}
+					near("JJᵀ", jjt[i*p.N+l], s)
+				}
+			}
+			rng := rand.New(rand.NewPCG(4, 4))
+			v := make([]float64, p.M*p.N)
+			for k := range v {
+				v[k] = rng.NormFloat64()
+			}
+			vx := make([]float64, p.M*p.D) // the direction V X, Θ-shaped
+			for j := range p.M {
+				for i := range p.N {
+					for c := range p.D {
+						vx[j*p.D+c] += v[j*p.N+i] * p.X[i*p.D+c]
+					}
+				}
+			}
+			jv := h.Jv(v)
+			for i := range p.N {
+				s := 0.0
+				for k := range vx {
+					s += J[i][k] * vx[k]
+				}
+				near("Jv", jv[i], s)
+			}
+			vg := h.Net.TimesGram(v, 2, nil)
+			for j := range p.M {
+				for i := range p.N {
+					s := 0.0
+					for c := range p.D {
+						s += vx[j*p.D+c] * p.X[i*p.D+c]
+					}
+					near("2VG", vg[j*p.N+i], 2*s)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,141 @@
+package trainers
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/flatmin/flatmin/model"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// near fails t unless got and want agree to tol relative to want's size.
+func nearSlices(t *testing.T, what string, got, want []float64, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	scale := 0.0
+	for _, w := range want {
+		scale = math.Max(scale, math.Abs(w))
+	}
+	for k := range want {
+		if !(math.Abs(got[k]-want[k]) <= tol*(1+scale)) {
+			t.Fatalf("%s[%d]: host %.17g, graphs %.17g", what, k, got[k], want[k])
+		}
+	}
+}
+
+func flat(t *testing.T, x *tensors.Tensor) []float64 {
+	t.Helper()
+	return tensors.MustCopyFlatData[float64](x)
+}
+
+// Each computation of the host flow equals the graph flow's at random
+// feature points (off the manifold), with unit and random weights and for
+// the cubic and a higher odd activation.
+func TestHostFlowMatchesGraphFlow(t *testing.T) {
+	b := testBackend(t)
+	for _, tc := range []struct {
+		act  string
+		nu   float64
+		k    int
+		unit bool
+	}{{"cubic", 0.1, 1, true}, {"cubic", 0.3, 1, false}, {"odd", 0.2, 2, true}} {
+		t.Run(fmt.Sprintf("%s/k=%d/unit=%v", tc.act, tc.k, tc.unit), func(t *testing.T) {
+			act, _ := model.NewActivation(tc.act, tc.nu, tc.k)
+			p := syntheticProblem(t, 5, 7, 12, 0.1, "uniform:0.5,1", 2)
+			p.Act = act
+			rng := rand.New(rand.NewPCG(5, 6))
+			if !tc.unit {
+				for j := range p.W {
+					p.W[j] = 0.5 + rng.Float64()
+				}
+			}
+			eng, err := newEngine(b, p, EngineFeature)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gf, err := newGraphFlow(b, p, eng)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hf := newHostFlow(p)
+			gauss := func(k int, s float64) []float64 {
+				out := make([]float64, k)
+				for i := range out {
+					out[i] = s * rng.NormFloat64()
+				}
+				return out
+			}
+			zt := tensors.FromFlatDataAndDimensions(gauss(p.M*p.N, 0.4), p.M, p.N)
+			const tol = 1e-12
+
+			r, jjt, _ := gf.residual(zt)
+			hr, hjjt, _ := hf.residual(zt)
+			nearSlices(t, "residual r", hr, r, tol)
+			nearSlices(t, "residual JJᵀ", hjjt, jjt, tol)
+
+			delta := gauss(p.N, 0.1)
+			next, r, jjt, _ := gf.correct(zt, delta)
+			hnext, hr, hjjt, _ := hf.correct(zt, delta)
+			nearSlices(t, "correct point", flat(t, hnext), flat(t, next), tol)
+			nearSlices(t, "correct r", hr, r, tol)
+			nearSlices(t, "correct JJᵀ", hjjt, jjt, tol)
+
+			tp, err := gf.at(zt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			htp, _ := hf.at(zt)
+			nearSlices(t, "F", []float64{htp.F}, []float64{tp.F}, tol)
+			nearSlices(t, "∇F", flat(t, htp.grad), flat(t, tp.grad), tol)
+			nearSlices(t, "J∇F", htp.jg, tp.jg, tol)
+			nearSlices(t, "at JJᵀ", htp.jjt, tp.jjt, tol)
+
+			c := gauss(p.N, 1)
+			pg, u, nrm, err := gf.ts.projectAt(tp, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hpg, hu, hnrm, _ := hf.projectAt(htp, c)
+			nearSlices(t, "P∇F", flat(t, hpg), flat(t, pg), tol)
+			nearSlices(t, "velocity", flat(t, hu), flat(t, u), tol)
+			nearSlices(t, "‖P∇F‖", []float64{hnrm}, []float64{nrm}, tol)
+			gn, _ := gf.ts.normAt(tp, c)
+			hn, _ := hf.normAt(htp, c)
+			nearSlices(t, "normAt", []float64{hn}, []float64{gn}, tol)
+
+			cand, r, jjt, _ := gf.move(zt, u, 0.3)
+			hcand, hr, hjjt, _ := hf.move(zt, u, 0.3)
+			nearSlices(t, "move point", flat(t, hcand), flat(t, cand), tol)
+			nearSlices(t, "move r", hr, r, tol)
+			nearSlices(t, "move JJᵀ", hjjt, jjt, tol)
+		})
+	}
+}
+
+// On SimpleGo the feature engine's Riemannian flow runs on the host, and
+// follows the graph flow's trajectory: Θ equal to 1e-9 after 400 steps.
+func TestHostFlowFollowsGraphTrajectory(t *testing.T) {
+	b := testBackend(t)
+	p := syntheticProblem(t, 4, 9, 16, 0.1, "uniform:0.5,1", 3)
+	cfg := DefaultConfig()
+	cfg.Eta = DefaultEta("riemannian")
+	cfg.Engine = EngineFeature
+	if tr := newTrainer(t, "riemannian", p, cfg); !useHostFlow(b, tr.(*riemannian).eng) {
+		t.Fatal("the feature engine on SimpleGo should take the host flow")
+	} else if _, ok := tr.(*riemannian).fl.(*hostFlow); !ok {
+		t.Fatalf("flow is %T, want the host flow", tr.(*riemannian).fl)
+	}
+	host, _ := runEngine(t, "riemannian", p, cfg, 400)
+	cfg.graphFlow = true
+	if tr := newTrainer(t, "riemannian", p, cfg); fmt.Sprintf("%T", tr.(*riemannian).fl) != "*trainers.graphFlow" {
+		t.Fatalf("graphFlow set, flow is %T", tr.(*riemannian).fl)
+	}
+	graph, _ := runEngine(t, "riemannian", p, cfg, 400)
+	if d := relDiff(host, graph); !(d < 1e-9) {
+		t.Errorf("Θ differs between the host and graph flows by %.3g relative after 400 steps", d)
+	}
+}
