@@ -104,7 +104,7 @@ type HostForward struct {
 func (h *HostForward) Phi(order int) []float64 {
 	if h.phi[order] == nil {
 		out := h.Net.Take()
-		hostEval(h.Net.Problem.Act, h.Zt, order, out)
+		HostEval(h.Net.Problem.Act, h.Zt, order, out)
 		h.phi[order] = out
 	}
 	return h.phi[order]
@@ -256,9 +256,9 @@ func (h *HostForward) Coef(c []float64) []float64 {
 	return out
 }
 
-// hostEval writes φ^(order)(z) into out, through the activation's slice
+// HostEval writes φ^(order)(z) into out, through the activation's slice
 // evaluator when it has one (Horner form, no per-element call).
-func hostEval(act Activation, z []float64, order int, out []float64) {
+func HostEval(act Activation, z []float64, order int, out []float64) {
 	if a, ok := act.(*OddActivation); ok {
 		a.hostSlice(z, order, out)
 		return

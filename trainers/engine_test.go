@@ -298,7 +298,8 @@ func TestStreamTheta(t *testing.T) {
 	}
 }
 
-// counterUniform is SplitMix64: checked against a host implementation.
+// counterUniform (graphs) and hostUniform are SplitMix64: checked against a
+// reference written out here.
 func TestCounterUniformIsSplitMix64(t *testing.T) {
 	const key = 0x0123456789abcdef
 	splitmix := func(ctr uint64) float64 {
@@ -314,6 +315,9 @@ func TestCounterUniformIsSplitMix64(t *testing.T) {
 	for i, v := range tensors.MustCopyFlatData[float64](got) {
 		if want := splitmix(ctrs[i]); v != want || v < 0 || v >= 1 {
 			t.Errorf("counter %d: %v, SplitMix64 gives %v", ctrs[i], v, want)
+		}
+		if h, want := hostUniform(key, ctrs[i]), splitmix(ctrs[i]); h != want {
+			t.Errorf("counter %d: host %v, SplitMix64 gives %v", ctrs[i], h, want)
 		}
 	}
 }

@@ -130,12 +130,51 @@ func TestHostFlowFollowsGraphTrajectory(t *testing.T) {
 		t.Fatalf("flow is %T, want the host flow", tr.(*riemannian).fl)
 	}
 	host, _ := runEngine(t, "riemannian", p, cfg, 400)
-	cfg.graphFlow = true
+	cfg.graphs = true
 	if tr := newTrainer(t, "riemannian", p, cfg); fmt.Sprintf("%T", tr.(*riemannian).fl) != "*trainers.graphFlow" {
-		t.Fatalf("graphFlow set, flow is %T", tr.(*riemannian).fl)
+		t.Fatalf("graphs set, flow is %T", tr.(*riemannian).fl)
 	}
 	graph, _ := runEngine(t, "riemannian", p, cfg, 400)
 	if d := relDiff(host, graph); !(d < 1e-9) {
 		t.Errorf("Θ differs between the host and graph flows by %.3g relative after 400 steps", d)
+	}
+}
+
+// gd and label-noise SGD on the host (feature engine, SimpleGo) follow the
+// fused graphs: the same noise (the counter stream on the host), Θ equal to
+// 1e-9 after 4000 steps, with unit and random weights.
+func TestHostGDFollowsGraphs(t *testing.T) {
+	b := testBackend(t)
+	for _, unit := range []bool{true, false} {
+		p := syntheticProblem(t, 4, 9, 16, 0.1, "uniform:0.5,1", 3)
+		if !unit {
+			rng := rand.New(rand.NewPCG(1, 2))
+			for j := range p.W {
+				p.W[j] = 0.5 + rng.Float64()
+			}
+		}
+		for _, name := range []string{"gd", "labelnoise"} {
+			cfg := DefaultConfig()
+			cfg.Eta = DefaultEta(name)
+			cfg.Sigma = 0.1
+			cfg.Engine = EngineFeature
+			if tr := newTrainer(t, name, p, cfg); fmt.Sprintf("%T", tr) != "*trainers.hostGD" || !useHostGD(b, tr.(*hostGD).eng, cfg) {
+				t.Fatalf("%s: trainer %T, want the host one", name, tr)
+			}
+			host, hostRows := runEngine(t, name, p, cfg, 4000)
+			cfg.graphs = true
+			if tr := newTrainer(t, name, p, cfg); fmt.Sprintf("%T", tr) != "*trainers.fused" {
+				t.Fatalf("%s: graphs set, trainer %T", name, tr)
+			}
+			graph, graphRows := runEngine(t, name, p, cfg, 4000)
+			if d := relDiff(host, graph); !(d < 1e-9) {
+				t.Errorf("%s unit=%v: Θ differs between host and graphs by %.3g relative after 4000 steps", name, unit, d)
+			}
+			for i := range hostRows {
+				if a, g := hostRows[i].Loss, graphRows[i].Loss; math.Abs(a-g) > 1e-8*(1+g) {
+					t.Errorf("%s unit=%v step %d: loss %.15g, graphs %.15g", name, unit, hostRows[i].Step, a, g)
+				}
+			}
+		}
 	}
 }

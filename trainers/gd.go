@@ -16,6 +16,9 @@ func init() {
 
 // newGD is plain gradient descent on L: Θ ← Θ − η ∇L.
 func newGD(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
+	if h, err := hostGDFor(b, p, cfg, "gd", false); h != nil || err != nil {
+		return h, err
+	}
 	return newFused(b, p, cfg, rule{name: "gd", step: noisyGDStep(cfg.Eta)})
 }
 
@@ -24,6 +27,9 @@ func newGD(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
 func newLabelNoise(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
 	if !(cfg.Sigma >= 0) || math.IsInf(cfg.Sigma, 0) {
 		return nil, fmt.Errorf("--sigma must be ≥ 0 and finite, got %v", cfg.Sigma)
+	}
+	if h, err := hostGDFor(b, p, cfg, "labelnoise", true); h != nil || err != nil {
+		return h, err
 	}
 	return newFused(b, p, cfg, rule{
 		name: "labelnoise",
@@ -56,4 +62,13 @@ func noisyGDStep(eta float64) func(sp space, net *model.Net, params, targets *No
 		fw := sp.forward(net, params)
 		return sp.moveJT(fw, params, Sub(fw.F, targets), 2*eta), fw.Loss()
 	}
+}
+
+// hostGDFor returns the host trainer (hostgd.go) where it applies, else nil.
+func hostGDFor(b backends.Backend, p *model.Problem, cfg Config, name string, noisy bool) (Trainer, error) {
+	eng, err := newEngine(b, p, cfg.Engine)
+	if err != nil || !useHostGD(b, eng, cfg) {
+		return nil, err
+	}
+	return newHostGD(p, eng, name, cfg.Eta, cfg.Sigma, noisy), nil
 }

@@ -65,7 +65,7 @@ func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 		return nil, err
 	}
 	var fl flow
-	if useHostFlow(b, eng) && !cfg.graphFlow {
+	if useHostFlow(b, eng) && !cfg.graphs {
 		fl = newHostFlow(p)
 	} else if fl, err = newGraphFlow(b, p, eng); err != nil {
 		return nil, err

@@ -145,10 +145,10 @@ type Config struct {
 	// 1 is one step per call. Results do not depend on it.
 	Fuse int
 
-	// graphFlow keeps the feature engine's Riemannian flow in compiled
-	// graphs on SimpleGo too, where it otherwise runs on the host (flow.go);
-	// tests compare the two.
-	graphFlow bool
+	// graphs keeps the feature engine in compiled graphs on SimpleGo too,
+	// where gd, labelnoise (hostgd.go) and riemannian (flow.go) otherwise
+	// run on the host; tests compare the two.
+	graphs bool
 }
 
 // Engines.

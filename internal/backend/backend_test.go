@@ -130,3 +130,16 @@ func BenchmarkSmallStep(bm *testing.B) {
 		})
 	}
 }
+
+func TestIsSimpleGo(t *testing.T) {
+	b, err := Open("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !IsSimpleGo(b) {
+		t.Errorf("%s: IsSimpleGo false", b.Name())
+	}
+	if IsSimpleGo(nil) {
+		t.Error("IsSimpleGo(nil) true")
+	}
+}
