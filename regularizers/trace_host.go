@@ -3,7 +3,7 @@ package regularizers
 import "github.com/flatmin/flatmin/model"
 
 // TraceHessianHost is TraceHessian on the host path (model.HostForward):
-// 2 Σ_i ‖x_i‖² Σ_j (w_j² φ'(z_ij)² + r_i w_j φ''(z_ij)).
+// 2 Σ_i ‖x_i‖² Σ_j (w_j² φ′(z_ij)² + r_i w_j φ″(z_ij)).
 func TraceHessianHost(h *model.HostForward) float64 {
 	p := h.Net.Problem
 	a, phi2 := h.A(), h.Phi(2)

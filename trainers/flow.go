@@ -35,10 +35,10 @@ func useHostFlow(b backends.Backend, eng *engine) bool {
 
 // graphFlow is flow in compiled graphs.
 type graphFlow struct {
-	ts          *tangentSpace
-	residualX   *Exec // params → (r, J Jᵀ)
-	correctX    *Exec // (params, δ) → (params − Jᵀδ, r, J Jᵀ at the new point)
-	moveX       *Exec // (params, u, η) → (params − η u, r, J Jᵀ there)
+	ts        *tangentSpace
+	residualX *Exec // params → (r, J Jᵀ)
+	correctX  *Exec // (params, δ) → (params − Jᵀδ, r, J Jᵀ at the new point)
+	moveX     *Exec // (params, u, η) → (params − η u, r, J Jᵀ there)
 }
 
 func newGraphFlow(b backends.Backend, p *model.Problem, eng *engine) (*graphFlow, error) {

@@ -32,11 +32,11 @@ const (
 // does not converge; after each accepted step η grows back by 2%, never
 // beyond the nominal --eta, so η tracks the largest stable step.
 type riemannian struct {
-	p        *model.Problem
-	eng      *engine
-	fl       flow
-	eta      float64
-	tol      float64 // absolute residual tolerance
+	p   *model.Problem
+	eng *engine
+	fl  flow
+	eta float64
+	tol float64 // absolute residual tolerance
 
 	// last caches F, ∇F and the loss at the current Θ; it saves work only and
 	// changes no result.
