@@ -228,3 +228,16 @@ func dot(a, b []float64) float64 {
 	}
 	return s
 }
+
+// OnHost reports whether tr computes its steps on the host (hostgd.go,
+// hostFlow) rather than in compiled graphs.
+func OnHost(tr Trainer) bool {
+	switch t := tr.(type) {
+	case *hostGD:
+		return true
+	case *riemannian:
+		_, ok := t.fl.(*hostFlow)
+		return ok
+	}
+	return false
+}

@@ -124,14 +124,12 @@ func TestHostFlowFollowsGraphTrajectory(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Eta = DefaultEta("riemannian")
 	cfg.Engine = EngineFeature
-	if tr := newTrainer(t, "riemannian", p, cfg); !useHostFlow(b, tr.(*riemannian).eng) {
-		t.Fatal("the feature engine on SimpleGo should take the host flow")
-	} else if _, ok := tr.(*riemannian).fl.(*hostFlow); !ok {
-		t.Fatalf("flow is %T, want the host flow", tr.(*riemannian).fl)
+	if tr := newTrainer(t, "riemannian", p, cfg); !useHostFlow(b, tr.(*riemannian).eng) || !OnHost(tr) {
+		t.Fatalf("the feature engine on SimpleGo should take the host flow, has %T", tr.(*riemannian).fl)
 	}
 	host, _ := runEngine(t, "riemannian", p, cfg, 400)
 	cfg.graphs = true
-	if tr := newTrainer(t, "riemannian", p, cfg); fmt.Sprintf("%T", tr.(*riemannian).fl) != "*trainers.graphFlow" {
+	if tr := newTrainer(t, "riemannian", p, cfg); OnHost(tr) {
 		t.Fatalf("graphs set, flow is %T", tr.(*riemannian).fl)
 	}
 	graph, _ := runEngine(t, "riemannian", p, cfg, 400)
@@ -144,7 +142,6 @@ func TestHostFlowFollowsGraphTrajectory(t *testing.T) {
 // fused graphs: the same noise (the counter stream on the host), Θ equal to
 // 1e-9 after 4000 steps, with unit and random weights.
 func TestHostGDFollowsGraphs(t *testing.T) {
-	b := testBackend(t)
 	for _, unit := range []bool{true, false} {
 		p := syntheticProblem(t, 4, 9, 16, 0.1, "uniform:0.5,1", 3)
 		if !unit {
@@ -158,12 +155,12 @@ func TestHostGDFollowsGraphs(t *testing.T) {
 			cfg.Eta = DefaultEta(name)
 			cfg.Sigma = 0.1
 			cfg.Engine = EngineFeature
-			if tr := newTrainer(t, name, p, cfg); fmt.Sprintf("%T", tr) != "*trainers.hostGD" || !useHostGD(b, tr.(*hostGD).eng, cfg) {
+			if tr := newTrainer(t, name, p, cfg); !OnHost(tr) {
 				t.Fatalf("%s: trainer %T, want the host one", name, tr)
 			}
 			host, hostRows := runEngine(t, name, p, cfg, 4000)
 			cfg.graphs = true
-			if tr := newTrainer(t, name, p, cfg); fmt.Sprintf("%T", tr) != "*trainers.fused" {
+			if tr := newTrainer(t, name, p, cfg); OnHost(tr) {
 				t.Fatalf("%s: graphs set, trainer %T", name, tr)
 			}
 			graph, graphRows := runEngine(t, name, p, cfg, 4000)

@@ -8,7 +8,7 @@ import (
 )
 
 // benchKeys are the keys every line of `flatmin bench --json` has.
-var benchKeys = []string{"work", "m", "d", "n", "engine", "backend", "median_seconds", "steps_per_second", "gflops", "peak_rss_bytes"}
+var benchKeys = []string{"work", "m", "d", "n", "engine", "backend", "path", "median_seconds", "steps_per_second", "gflops", "peak_rss_bytes"}
 
 // quick keeps a bench row to milliseconds.
 var quick = []string{"--min-time", "1ms", "--repeats", "3"}
@@ -59,6 +59,10 @@ func TestBenchJSON(t *testing.T) {
 	if first["backend"] != "go:ops_sequential" {
 		t.Errorf("default backend %v", first["backend"])
 	}
+	// The feature engine on SimpleGo steps on the host; the Θ engine in graphs (below).
+	if first["engine"] != "feature" || first["path"] != "host" {
+		t.Errorf("(10,3,3) ran engine %v on path %v, want feature on the host", first["engine"], first["path"])
+	}
 	// (10,3,3) has PyTorch's 24 µs beside it; (12,4,2) has none.
 	if first["reference_seconds"] != 24e-6 || !(first["speedup"].(float64) > 0) {
 		t.Errorf("reference %v, speedup %v", first["reference_seconds"], first["speedup"])
@@ -76,8 +80,8 @@ func TestBenchJSON(t *testing.T) {
 	if status != 0 {
 		t.Fatalf("--engine theta: status %d, %s", status, stderr)
 	}
-	if row := parseBenchJSON(t, stdout)[0]; row["engine"] != "theta" {
-		t.Errorf("--engine theta ran engine %v", row["engine"])
+	if row := parseBenchJSON(t, stdout)[0]; row["engine"] != "theta" || row["path"] != "graphs" {
+		t.Errorf("--engine theta ran engine %v on path %v", row["engine"], row["path"])
 	}
 }
 

@@ -203,6 +203,9 @@ type Result struct {
 	N       int    `json:"n"`
 	Engine  string `json:"engine"`
 	Backend string `json:"backend"`
+	// Path is "host" where the trainer steps in Go loops and gonum on the
+	// host (the SimpleGo fast paths), else "graphs".
+	Path string `json:"path"`
 	// MedianSeconds is the median time per step over the timed batches; for
 	// tts it is the median time to solution.
 	MedianSeconds  float64 `json:"median_seconds"`

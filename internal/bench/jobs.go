@@ -26,6 +26,7 @@ import (
 type job struct {
 	row    Row
 	engine string
+	host   bool    // the trainer steps on the host (trainers.OnHost)
 	flops  float64 // per step
 	whole  bool    // a unit is a whole run (fig1a, tts)
 	run    func(k int) (steps int64, elapsed time.Duration, err error)
@@ -113,7 +114,7 @@ func labelNoiseJob(b backends.Backend, row Row, opt Options) (*job, error) {
 	if err := tr.Init(s); err != nil {
 		return nil, err
 	}
-	return &job{engine: tr.Engine(), run: stepper(tr, s)}, nil
+	return &job{engine: tr.Engine(), host: trainers.OnHost(tr), run: stepper(tr, s)}, nil
 }
 
 // stepper times k steps of tr from s (which moves on), failing on a
@@ -177,7 +178,7 @@ func riemannianJob(b backends.Backend, row Row, opt Options) (*job, error) {
 	if err := tr.Init(s); err != nil {
 		return nil, err
 	}
-	return &job{engine: tr.Engine(), run: stepper(tr, s)}, nil
+	return &job{engine: tr.Engine(), host: trainers.OnHost(tr), run: stepper(tr, s)}, nil
 }
 
 // HutchinsonGraph is the graph the hutchinson row times: (Θ, RNG state) →
@@ -271,7 +272,7 @@ func fig1aJob(b backends.Backend, _ Row, opt Options) (*job, error) {
 		}
 		return total, time.Since(start), nil
 	}
-	return &job{engine: setup.Trainer.Engine(), whole: true, run: run}, nil
+	return &job{engine: setup.Trainer.Engine(), host: trainers.OnHost(setup.Trainer), whole: true, run: run}, nil
 }
 
 // ttsJob times the Riemannian flow on Figure 1a from Θ₀ until the theory gap
@@ -367,7 +368,7 @@ func ttsJob(b backends.Backend, _ Row, opt Options) (*job, error) {
 		}
 		return steps, elapsed, nil
 	}
-	return &job{engine: tr.Engine(), whole: true, run: run}, nil
+	return &job{engine: tr.Engine(), host: trainers.OnHost(tr), whole: true, run: run}, nil
 }
 
 // compile builds an Exec, turning GoMLX's panics into errors.

@@ -14,11 +14,11 @@ type Table struct {
 	notes []string
 }
 
-const tableFormat = "%-10s %7s %4s %4s  %-7s  %-18s %10s %10s %8s %9s %9s %8s\n"
+const tableFormat = "%-10s %7s %4s %4s  %-7s  %-6s  %-18s %10s %10s %8s %9s %9s %8s\n"
 
 // NewTable prints the header of a table on w.
 func NewTable(w io.Writer, opt Options) *Table {
-	fmt.Fprintf(w, tableFormat, "work", "m", "d", "n", "engine", "backend", "time/step", "steps/s", "GFLOP/s", "peak RSS", "PyTorch", "speedup")
+	fmt.Fprintf(w, tableFormat, "work", "m", "d", "n", "engine", "path", "backend", "time/step", "steps/s", "GFLOP/s", "peak RSS", "PyTorch", "speedup")
 	return &Table{w: w, opt: opt}
 }
 
@@ -36,7 +36,7 @@ func (t *Table) Row(r Result) {
 	if r.PeakRSSBytes > 0 {
 		rss = fmt.Sprintf("%.0f MiB", float64(r.PeakRSSBytes)/(1<<20))
 	}
-	fmt.Fprintf(t.w, tableFormat, r.Work, fmt.Sprint(r.M), fmt.Sprint(r.D), fmt.Sprint(r.N), r.Engine, r.Backend,
+	fmt.Fprintf(t.w, tableFormat, r.Work, fmt.Sprint(r.M), fmt.Sprint(r.D), fmt.Sprint(r.N), r.Engine, r.Path, r.Backend,
 		FormatSeconds(perStep), formatCount(r.StepsPerSecond), fmt.Sprintf("%.3g", r.GFlops), rss, ref, speedup)
 	switch r.Work {
 	case Fig1a:
