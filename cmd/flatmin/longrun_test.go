@@ -19,14 +19,16 @@ import (
 	"github.com/flatmin/flatmin/model"
 )
 
-// longRun are per-trainer settings that take a few seconds, so that a
-// process can be stopped mid-way after its first checkpoint.
+// longRun are per-trainer settings that take a second or more, so that a
+// process can be stopped mid-way after its first checkpoint (gd and
+// labelnoise step on the host at about 0.5 µs a step: 200000 steps ended
+// within the 20 ms poll).
 var longRun = map[string][]string{
-	"gd":         {"--steps", "200000", "--checkpoint-every", "20000", "--log-every", "10000"},
-	"labelnoise": {"--steps", "200000", "--checkpoint-every", "20000", "--log-every", "10000"},
+	"gd":         {"--steps", "4000000", "--checkpoint-every", "400000", "--log-every", "200000"},
+	"labelnoise": {"--steps", "4000000", "--checkpoint-every", "400000", "--log-every", "200000"},
 	"sam1":       {"--steps", "200000", "--checkpoint-every", "20000", "--log-every", "10000", "--sam-batch", "2"},
 	"penalty":    {"--steps", "100000", "--checkpoint-every", "10000", "--log-every", "5000"},
-	"riemannian": {"--steps", "20000", "--checkpoint-every", "2000", "--log-every", "1000", "--nu", "0.5"},
+	"riemannian": {"--steps", "200000", "--checkpoint-every", "20000", "--log-every", "10000", "--nu", "0.5"},
 }
 
 func trainArgs(trainer, out string) []string {
