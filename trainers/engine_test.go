@@ -42,43 +42,47 @@ func relDiff(a, b []float64) float64 {
 }
 
 // The feature engine (Θ = Θ₀ − TX, moving T and Z only) and the Θ engine
-// follow the same trajectory, for every trainer: same seed and noise, Θ equal
-// to 1e-9 relative after many steps, metrics equal too.
+// follow the same trajectory, for every trainer, in compiled graphs and on
+// the host paths: same seed and noise, Θ equal to 1e-9 relative after many
+// steps, metrics equal too.
 func TestEnginesAgree(t *testing.T) {
 	for _, size := range []struct{ n, d, m int }{{3, 3, 10}, {4, 9, 16}} {
 		p := syntheticProblem(t, size.n, size.d, size.m, 0.1, "uniform:0.5,1", 3)
 		for _, name := range Names() {
-			t.Run(fmt.Sprintf("%s/n=%d,d=%d,m=%d", name, size.n, size.d, size.m), func(t *testing.T) {
-				cfg := DefaultConfig()
-				cfg.Eta = DefaultEta(name)
-				cfg.SAMBatch = 2
-				steps := int64(4000)
-				if name == "riemannian" {
-					steps = 400
-				}
-				cfg.Engine = EngineTheta
-				ref, refRows := runEngine(t, name, p, cfg, steps)
-				cfg.Engine = EngineFeature
-				got, rows := runEngine(t, name, p, cfg, steps)
-				if d := relDiff(got, ref); !(d < 1e-9) {
-					t.Errorf("Θ differs between engines by %.3g relative after %d steps", d, steps)
-				}
-				if len(rows) != len(refRows) {
-					t.Fatalf("%d metrics rows, Θ engine %d", len(rows), len(refRows))
-				}
-				for i := range rows {
-					a, b := rows[i], refRows[i]
-					for _, q := range []struct {
-						what string
-						x, y float64
-					}{{"loss", a.Loss, b.Loss}, {"Tr D²L", a.TraceHessian, b.TraceHessian}, {"theory gap", a.TheoryGap, b.TheoryGap},
-						{"σ1(Z)", a.SingularValuesZ[0], b.SingularValuesZ[0]}} {
-						if math.Abs(q.x-q.y) > 1e-8*(1+math.Abs(q.y)) && !(q.what == "loss" && q.y < 1e-20 && q.x < 1e-20) {
-							t.Errorf("step %d: %s %.15g, Θ engine %.15g", a.Step, q.what, q.x, q.y)
+			for _, graphs := range []bool{true, false} {
+				t.Run(fmt.Sprintf("%s/n=%d,d=%d,m=%d/graphs=%v", name, size.n, size.d, size.m, graphs), func(t *testing.T) {
+					cfg := DefaultConfig()
+					cfg.graphs = graphs
+					cfg.Eta = DefaultEta(name)
+					cfg.SAMBatch = 2
+					steps := int64(4000)
+					if name == "riemannian" {
+						steps = 400
+					}
+					cfg.Engine = EngineTheta
+					ref, refRows := runEngine(t, name, p, cfg, steps)
+					cfg.Engine = EngineFeature
+					got, rows := runEngine(t, name, p, cfg, steps)
+					if d := relDiff(got, ref); !(d < 1e-9) {
+						t.Errorf("Θ differs between engines by %.3g relative after %d steps", d, steps)
+					}
+					if len(rows) != len(refRows) {
+						t.Fatalf("%d metrics rows, Θ engine %d", len(rows), len(refRows))
+					}
+					for i := range rows {
+						a, b := rows[i], refRows[i]
+						for _, q := range []struct {
+							what string
+							x, y float64
+						}{{"loss", a.Loss, b.Loss}, {"Tr D²L", a.TraceHessian, b.TraceHessian}, {"theory gap", a.TheoryGap, b.TheoryGap},
+							{"σ1(Z)", a.SingularValuesZ[0], b.SingularValuesZ[0]}} {
+							if math.Abs(q.x-q.y) > 1e-8*(1+math.Abs(q.y)) && !(q.what == "loss" && q.y < 1e-20 && q.x < 1e-20) {
+								t.Errorf("step %d: %s %.15g, Θ engine %.15g", a.Step, q.what, q.x, q.y)
+							}
 						}
 					}
-				}
-			})
+				})
+			}
 		}
 	}
 }
@@ -92,9 +96,13 @@ func TestFusedStepsEqualSingleSteps(t *testing.T) {
 		for _, engine := range []string{EngineTheta, EngineFeature} {
 			cfg := DefaultConfig()
 			cfg.Engine, cfg.SAMBatch = engine, 3
+			cfg.graphs = true // the fused graphs (the host paths step one by one)
 			run := func(fuse int, k int64) ([]float64, []uint64) {
 				cfg.Fuse = fuse
 				tr := newTrainer(t, name, p, cfg)
+				if _, ok := tr.(*fused); !ok {
+					t.Fatalf("%s: trainer %T, want the fused graphs", name, tr)
+				}
 				s, _ := NewState(p, theta0, 9)
 				if fuse == 1 {
 					for i := range k {

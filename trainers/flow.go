@@ -229,11 +229,11 @@ func dot(a, b []float64) float64 {
 	return s
 }
 
-// OnHost reports whether tr computes its steps on the host (hostgd.go,
+// OnHost reports whether tr computes its steps on the host (hostTrainer,
 // hostFlow) rather than in compiled graphs.
 func OnHost(tr Trainer) bool {
 	switch t := tr.(type) {
-	case *hostGD:
+	case *hostTrainer:
 		return true
 	case *riemannian:
 		_, ok := t.fl.(*hostFlow)

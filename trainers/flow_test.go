@@ -138,10 +138,10 @@ func TestHostFlowFollowsGraphTrajectory(t *testing.T) {
 	}
 }
 
-// gd and label-noise SGD on the host (feature engine, SimpleGo) follow the
-// fused graphs: the same noise (the counter stream on the host), Θ equal to
-// 1e-9 after 4000 steps, with unit and random weights.
-func TestHostGDFollowsGraphs(t *testing.T) {
+// gd, label-noise SGD and 1-SAM on the host (SimpleGo) follow the fused
+// graphs under both engines: the same draws (the counter stream on the
+// host), Θ equal to 1e-9 after 4000 steps, with unit and random weights.
+func TestHostTrainersFollowGraphs(t *testing.T) {
 	for _, unit := range []bool{true, false} {
 		p := syntheticProblem(t, 4, 9, 16, 0.1, "uniform:0.5,1", 3)
 		if !unit {
@@ -150,26 +150,28 @@ func TestHostGDFollowsGraphs(t *testing.T) {
 				p.W[j] = 0.5 + rng.Float64()
 			}
 		}
-		for _, name := range []string{"gd", "labelnoise"} {
-			cfg := DefaultConfig()
-			cfg.Eta = DefaultEta(name)
-			cfg.Sigma = 0.1
-			cfg.Engine = EngineFeature
-			if tr := newTrainer(t, name, p, cfg); !OnHost(tr) {
-				t.Fatalf("%s: trainer %T, want the host one", name, tr)
-			}
-			host, hostRows := runEngine(t, name, p, cfg, 4000)
-			cfg.graphs = true
-			if tr := newTrainer(t, name, p, cfg); OnHost(tr) {
-				t.Fatalf("%s: graphs set, trainer %T", name, tr)
-			}
-			graph, graphRows := runEngine(t, name, p, cfg, 4000)
-			if d := relDiff(host, graph); !(d < 1e-9) {
-				t.Errorf("%s unit=%v: Θ differs between host and graphs by %.3g relative after 4000 steps", name, unit, d)
-			}
-			for i := range hostRows {
-				if a, g := hostRows[i].Loss, graphRows[i].Loss; math.Abs(a-g) > 1e-8*(1+g) {
-					t.Errorf("%s unit=%v step %d: loss %.15g, graphs %.15g", name, unit, hostRows[i].Step, a, g)
+		for _, name := range []string{"gd", "labelnoise", "sam1"} {
+			for _, engine := range []string{EngineTheta, EngineFeature} {
+				cfg := DefaultConfig()
+				cfg.Eta = DefaultEta(name)
+				cfg.Sigma, cfg.SAMBatch = 0.1, 3
+				cfg.Engine = engine
+				if tr := newTrainer(t, name, p, cfg); !OnHost(tr) {
+					t.Fatalf("%s/%s: trainer %T, want the host one", name, engine, tr)
+				}
+				host, hostRows := runEngine(t, name, p, cfg, 4000)
+				cfg.graphs = true
+				if tr := newTrainer(t, name, p, cfg); OnHost(tr) {
+					t.Fatalf("%s/%s: graphs set, trainer %T", name, engine, tr)
+				}
+				graph, graphRows := runEngine(t, name, p, cfg, 4000)
+				if d := relDiff(host, graph); !(d < 1e-9) {
+					t.Errorf("%s/%s unit=%v: Θ differs between host and graphs by %.3g relative after 4000 steps", name, engine, unit, d)
+				}
+				for i := range hostRows {
+					if a, g := hostRows[i].Loss, graphRows[i].Loss; math.Abs(a-g) > 1e-8*(1+g) {
+						t.Errorf("%s/%s unit=%v step %d: loss %.15g, graphs %.15g", name, engine, unit, hostRows[i].Step, a, g)
+					}
 				}
 			}
 		}

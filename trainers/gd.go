@@ -16,7 +16,7 @@ func init() {
 
 // newGD is plain gradient descent on L: Θ ← Θ − η ∇L.
 func newGD(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
-	if h, err := hostGDFor(b, p, cfg, "gd", false); h != nil || err != nil {
+	if h, err := hostFor(b, p, cfg, "gd", hostGDKind); h != nil || err != nil {
 		return h, err
 	}
 	return newFused(b, p, cfg, rule{name: "gd", step: noisyGDStep(cfg.Eta)})
@@ -28,7 +28,7 @@ func newLabelNoise(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 	if !(cfg.Sigma >= 0) || math.IsInf(cfg.Sigma, 0) {
 		return nil, fmt.Errorf("--sigma must be ≥ 0 and finite, got %v", cfg.Sigma)
 	}
-	if h, err := hostGDFor(b, p, cfg, "labelnoise", true); h != nil || err != nil {
+	if h, err := hostFor(b, p, cfg, "labelnoise", hostLabelNoise); h != nil || err != nil {
 		return h, err
 	}
 	return newFused(b, p, cfg, rule{
@@ -64,11 +64,15 @@ func noisyGDStep(eta float64) func(sp space, net *model.Net, params, targets *No
 	}
 }
 
-// hostGDFor returns the host trainer (hostgd.go) where it applies, else nil.
-func hostGDFor(b backends.Backend, p *model.Problem, cfg Config, name string, noisy bool) (Trainer, error) {
-	eng, err := newEngine(b, p, cfg.Engine)
-	if err != nil || !useHostGD(b, eng, cfg) {
+// hostFor returns the host trainer (hostgd.go) where it applies, else nil.
+func hostFor(b backends.Backend, p *model.Problem, cfg Config, name string, kind hostKind) (Trainer, error) {
+	engine, err := ChooseEngine(cfg.Engine, p)
+	if err != nil || !useHost(b, p, cfg, engine) {
 		return nil, err
 	}
-	return newHostGD(p, eng, name, cfg.Eta, cfg.Sigma, noisy), nil
+	eng, err := newEngine(b, p, cfg.Engine)
+	if err != nil {
+		return nil, err
+	}
+	return newHostTrainer(p, eng, cfg, name, kind), nil
 }

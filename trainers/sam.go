@@ -29,6 +29,9 @@ func newSAM1(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) 
 	if cfg.SAMBatch < 1 {
 		return nil, fmt.Errorf("--sam-batch must be at least 1, got %d", cfg.SAMBatch)
 	}
+	if h, err := hostFor(b, p, cfg, "sam1", hostSAM1); h != nil || err != nil {
+		return h, err
+	}
 	batch := cfg.SAMBatch
 	return newFused(b, p, cfg, rule{
 		name: "sam1",

@@ -145,9 +145,9 @@ type Config struct {
 	// 1 is one step per call. Results do not depend on it.
 	Fuse int
 
-	// graphs keeps the feature engine in compiled graphs on SimpleGo too,
-	// where gd, labelnoise (hostgd.go) and riemannian (flow.go) otherwise
-	// run on the host; tests compare the two.
+	// graphs keeps every trainer in compiled graphs on SimpleGo too, where
+	// gd, labelnoise, sam1 (hostgd.go) and the feature engine's riemannian
+	// (flow.go) otherwise run on the host; tests compare the two.
 	graphs bool
 }
 

@@ -59,7 +59,7 @@ func TestBenchJSON(t *testing.T) {
 	if first["backend"] != "go:ops_sequential" {
 		t.Errorf("default backend %v", first["backend"])
 	}
-	// The feature engine on SimpleGo steps on the host; the Θ engine in graphs (below).
+	// Small problems on SimpleGo step on the host, under either engine (below).
 	if first["engine"] != "feature" || first["path"] != "host" {
 		t.Errorf("(10,3,3) ran engine %v on path %v, want feature on the host", first["engine"], first["path"])
 	}
@@ -80,7 +80,7 @@ func TestBenchJSON(t *testing.T) {
 	if status != 0 {
 		t.Fatalf("--engine theta: status %d, %s", status, stderr)
 	}
-	if row := parseBenchJSON(t, stdout)[0]; row["engine"] != "theta" || row["path"] != "graphs" {
+	if row := parseBenchJSON(t, stdout)[0]; row["engine"] != "theta" || row["path"] != "host" {
 		t.Errorf("--engine theta ran engine %v on path %v", row["engine"], row["path"])
 	}
 }
@@ -182,6 +182,9 @@ func TestBenchChildProcesses(t *testing.T) {
 	}
 	if rows[0]["reference_seconds"] != 13e-3 {
 		t.Errorf("hutchinson (1000,64,32) reference %v, want PyTorch's 13 ms", rows[0]["reference_seconds"])
+	}
+	if rows[0]["path"] != "graphs" {
+		t.Errorf("hutchinson ran on path %v, want graphs", rows[0]["path"])
 	}
 	// A row that fails in its child is reported on one line; the others still run.
 	cmd := exec.Command(bin, append([]string{"bench", "--only", "labelnoise,tts", "--sizes", "10,3,3", "--tts-max-steps", "3", "--json"}, quick...)...)

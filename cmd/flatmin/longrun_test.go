@@ -20,14 +20,14 @@ import (
 )
 
 // longRun are per-trainer settings that take a second or more, so that a
-// process can be stopped mid-way after its first checkpoint (gd and
-// labelnoise step on the host at about 0.5 µs a step: 200000 steps ended
-// within the 20 ms poll).
+// process can be stopped mid-way after its first checkpoint (gd, labelnoise
+// and sam1 step on the host in about 0.5 µs: 200000 steps ended within the
+// 20 ms poll).
 var longRun = map[string][]string{
 	"gd":         {"--steps", "4000000", "--checkpoint-every", "400000", "--log-every", "200000"},
 	"labelnoise": {"--steps", "4000000", "--checkpoint-every", "400000", "--log-every", "200000"},
-	"sam1":       {"--steps", "200000", "--checkpoint-every", "20000", "--log-every", "10000", "--sam-batch", "2"},
-	"penalty":    {"--steps", "100000", "--checkpoint-every", "10000", "--log-every", "5000"},
+	"sam1":       {"--steps", "4000000", "--checkpoint-every", "400000", "--log-every", "200000", "--sam-batch", "2"},
+	"penalty":    {"--steps", "200000", "--checkpoint-every", "20000", "--log-every", "10000"},
 	"riemannian": {"--steps", "200000", "--checkpoint-every", "20000", "--log-every", "10000", "--nu", "0.5"},
 }
 
