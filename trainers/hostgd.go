@@ -54,6 +54,7 @@ type hostTrainer struct {
 	unit bool
 	r    []float64 // R [n, cols]
 	cols int
+	xt   []float64 // Xᵀ [d, n]
 	norm []float64 // ‖x_i‖
 
 	// params is the state's Θ or Zᵀ while own is the state's tensor, so
@@ -70,6 +71,12 @@ func newHostTrainer(p *model.Problem, eng *engine, cfg Config, name string, kind
 	}
 	for _, v := range p.RowNormSq() {
 		h.norm = append(h.norm, math.Sqrt(v))
+	}
+	h.xt = make([]float64, p.D*p.N)
+	for i := range p.N {
+		for c := range p.D {
+			h.xt[c*p.N+i] = p.X[i*p.D+c]
+		}
 	}
 	return h
 }
@@ -141,15 +148,16 @@ func (h *hostTrainer) features() {
 		return
 	}
 	p := h.p
-	if p.M*p.N*p.D <= 1<<12 {
+	if p.M*p.N*p.D <= 1<<15 {
+		// Row j of Zᵀ as Σ_c θ_jc (column c of X): independent sums, not a
+		// chain of dependent adds per entry.
 		for j := range p.M {
-			th := h.params[j*p.D : (j+1)*p.D]
-			for i := range p.N {
-				x, z := p.X[i*p.D:(i+1)*p.D], 0.0
-				for c, v := range th {
-					z += v * x[c]
+			z := h.zt[j*p.N : (j+1)*p.N]
+			clear(z)
+			for c, v := range h.params[j*p.D : (j+1)*p.D] {
+				for i, x := range h.xt[c*p.N : (c+1)*p.N] {
+					z[i] += v * x
 				}
-				h.zt[j*p.N+i] = z
 			}
 		}
 		return
@@ -198,7 +206,7 @@ func (h *hostTrainer) gdStep(f, t, coef []float64) float64 {
 // subtractProduct does params −= a·c for a [m, k] and c [k, cols].
 func (h *hostTrainer) subtractProduct(a []float64, k int, c []float64) {
 	m, cols := h.p.M, h.cols
-	if m*k*cols <= 1<<12 {
+	if m*k*cols <= 1<<15 {
 		for j := range m {
 			aj, out := a[j*k:(j+1)*k], h.params[j*cols:(j+1)*cols]
 			for i, av := range aj {
