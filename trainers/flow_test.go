@@ -177,3 +177,30 @@ func TestHostTrainersFollowGraphs(t *testing.T) {
 		}
 	}
 }
+
+// The host trainers take problems up to hostLimit entries in Θ (or Zᵀ) and
+// in Zᵀ, and leave larger ones to the graphs' row-block products.
+func TestHostLimit(t *testing.T) {
+	b := testBackend(t)
+	for _, tc := range []struct {
+		m, d, n int
+		engine  string
+		host    bool
+	}{
+		{10, 3, 3, EngineFeature, true},
+		{10000, 256, 64, EngineFeature, true},   // Zᵀ 640k entries
+		{10000, 256, 64, EngineTheta, false},    // Θ 2.56M
+		{100000, 256, 64, EngineFeature, false}, // Zᵀ 6.4M
+		{1000, 100, 2000, EngineTheta, false},   // Θ 100k, but Zᵀ 2M
+	} {
+		p := &model.Problem{M: tc.m, D: tc.d, N: tc.n}
+		if got := useHost(b, p, DefaultConfig(), tc.engine); got != tc.host {
+			t.Errorf("(%d,%d,%d) %s: useHost %v, want %v", tc.m, tc.d, tc.n, tc.engine, got, tc.host)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.graphs = true
+	if useHost(b, &model.Problem{M: 10, D: 3, N: 3}, cfg, EngineFeature) {
+		t.Error("useHost with graphs set")
+	}
+}

@@ -11,9 +11,10 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 )
 
-// hostLimit bounds the params' size (m·n for the feature engine, m·d for
-// the Θ engine) for the host trainers: above it the graphs' row-block
-// products keep the peak memory lower (the (100000, 256, 64) run's 3×Θ target).
+// hostLimit bounds the sizes of the host trainers' arrays (the params, m·n
+// for the feature engine and m·d for the Θ engine, and Zᵀ, m·n): above it
+// the graphs' row-block products keep the peak memory lower (the
+// (100000, 256, 64) run's 3×Θ target).
 const hostLimit = 1 << 20
 
 // useHost reports whether gd, labelnoise and sam1 step on the host under
@@ -23,7 +24,7 @@ func useHost(b backends.Backend, p *model.Problem, cfg Config, engine string) bo
 	if engine == EngineFeature {
 		cols = p.N
 	}
-	return backend.IsSimpleGo(b) && !cfg.graphs && p.M*cols <= hostLimit
+	return backend.IsSimpleGo(b) && !cfg.graphs && p.M*max(cols, p.N) <= hostLimit
 }
 
 // hostKind is which update a hostTrainer takes.

@@ -30,7 +30,9 @@ const (
 // n×n systems are solved on the host by Cholesky. The safeguard halves η
 // (and retries the step) when F does not decrease (Armijo) or the retraction
 // does not converge; after each accepted step η grows back by 2%, never
-// beyond the nominal --eta, so η tracks the largest stable step.
+// beyond the nominal --eta, so η tracks the largest stable step. The
+// computations at a point go through a flow (flow.go): compiled graphs, or
+// the host for the feature engine on SimpleGo.
 type riemannian struct {
 	p   *model.Problem
 	eng *engine
