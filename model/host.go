@@ -1,7 +1,6 @@
 package model
 
 import (
-	"runtime"
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
@@ -189,11 +188,13 @@ func (h *HostForward) JJT() []float64 {
 
 // hostGramOfColumns returns aᵀa [n, n] for a [m, n]: gonum's Syrk per block of
 // rows, the blocks in parallel (gonum runs a product with a small output on
-// one core), then summed.
+// one core), then summed in order.
 func hostGramOfColumns(a []float64, m, n int) []float64 {
+	// The split depends on the size alone, not on the cores, so that the
+	// sum's rounding (and a run) is the same on every machine.
 	parts := 1
 	if m*n*n >= 1<<16 {
-		parts = min(runtime.GOMAXPROCS(0), m, 8)
+		parts = max(1, min(m/128, 8))
 	}
 	grams := make([][]float64, parts)
 	var wg sync.WaitGroup
