@@ -6,11 +6,12 @@
 // features Zᵀ = ΘXᵀ, which is all the loss and Tr D²L depend on, and forms Θ
 // only when asked (Sync, StreamTheta). Gradient-type trainers run several
 // steps per compiled call (Advance), drawing their noise from a
-// counter-based generator so that fusing changes no result. On SimpleGo the
-// feature engine runs gd, labelnoise and riemannian on the host instead (Go
-// loops and gonum, the same formulas and the same noise; hostgd.go, flow.go),
-// where SimpleGo's per-op overheads and generic kernels cost more than the
-// arithmetic; the graphs stay the reference and the XLA path. Run is the loop:
+// counter-based generator so that fusing changes no result. On SimpleGo, gd,
+// labelnoise and sam1 (problems up to 2^20 values) and the feature engine's
+// riemannian step on the host instead (Go loops and gonum, the same formulas
+// and the same draws; hostgd.go, flow.go), where SimpleGo's per-op overheads
+// and generic kernels cost more than the arithmetic; the graphs stay the
+// reference and the XLA path. Run is the loop:
 // step budget, log cadence, divergence checks, progress and interruption; it
 // knows nothing of a particular trainer and nothing of files. Evaluator
 // computes the metrics the loop logs and that `flatmin inspect` prints, from

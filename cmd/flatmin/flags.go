@@ -76,8 +76,8 @@ func trainerFlags(fs *pflag.FlagSet, c *runner.Config) {
 
 // Help of the flags train and bench share.
 const (
-	engineHelp = "how Θ is represented: theta (the reference), feature (Θ₀ and Z = XΘᵀ, O(n²m) per step; on SimpleGo, gd, labelnoise and riemannian then step on the host) or auto (feature when n ≤ d)"
-	fuseHelp   = "steps per compiled call (0: chosen by size; results do not depend on it; the host paths step one by one)"
+	engineHelp = "how Θ is represented: theta (the reference), feature (Θ₀ and Z = XΘᵀ, O(n²m) per step) or auto (feature when n ≤ d)"
+	fuseHelp   = "steps per compiled call (0: chosen by size; results do not depend on it; SimpleGo's host paths step one by one)"
 )
 
 // checkSizes rejects sizes and η given as ≤ 0: in Config, 0 means "not given".
