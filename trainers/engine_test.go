@@ -52,7 +52,7 @@ func TestEnginesAgree(t *testing.T) {
 			for _, graphs := range []bool{true, false} {
 				t.Run(fmt.Sprintf("%s/n=%d,d=%d,m=%d/graphs=%v", name, size.n, size.d, size.m, graphs), func(t *testing.T) {
 					cfg := DefaultConfig()
-					cfg.graphs = graphs
+					cfg.Graphs = graphs
 					cfg.Eta = DefaultEta(name)
 					cfg.SAMBatch = 2
 					steps := int64(4000)
@@ -96,7 +96,7 @@ func TestFusedStepsEqualSingleSteps(t *testing.T) {
 		for _, engine := range []string{EngineTheta, EngineFeature} {
 			cfg := DefaultConfig()
 			cfg.Engine, cfg.SAMBatch = engine, 3
-			cfg.graphs = true // the fused graphs (the host paths step one by one)
+			cfg.Graphs = true // the fused graphs (the host paths step one by one)
 			run := func(fuse int, k int64) ([]float64, []uint64) {
 				cfg.Fuse = fuse
 				tr := newTrainer(t, name, p, cfg)

@@ -241,3 +241,11 @@ func OnHost(tr Trainer) bool {
 	}
 	return false
 }
+
+// Path names where tr steps: "host" (OnHost) or "graphs".
+func Path(tr Trainer) string {
+	if OnHost(tr) {
+		return "host"
+	}
+	return "graphs"
+}

@@ -128,7 +128,7 @@ func TestHostFlowFollowsGraphTrajectory(t *testing.T) {
 		t.Fatalf("the feature engine on SimpleGo should take the host flow, has %T", tr.(*riemannian).fl)
 	}
 	host, _ := runEngine(t, "riemannian", p, cfg, 400)
-	cfg.graphs = true
+	cfg.Graphs = true
 	if tr := newTrainer(t, "riemannian", p, cfg); OnHost(tr) {
 		t.Fatalf("graphs set, flow is %T", tr.(*riemannian).fl)
 	}
@@ -160,7 +160,7 @@ func TestHostTrainersFollowGraphs(t *testing.T) {
 					t.Fatalf("%s/%s: trainer %T, want the host one", name, engine, tr)
 				}
 				host, hostRows := runEngine(t, name, p, cfg, 4000)
-				cfg.graphs = true
+				cfg.Graphs = true
 				if tr := newTrainer(t, name, p, cfg); OnHost(tr) {
 					t.Fatalf("%s/%s: graphs set, trainer %T", name, engine, tr)
 				}
@@ -199,7 +199,7 @@ func TestHostLimit(t *testing.T) {
 		}
 	}
 	cfg := DefaultConfig()
-	cfg.graphs = true
+	cfg.Graphs = true
 	if useHost(b, &model.Problem{M: 10, D: 3, N: 3}, cfg, EngineFeature) {
 		t.Error("useHost with graphs set")
 	}

@@ -24,7 +24,7 @@ func useHost(b backends.Backend, p *model.Problem, cfg Config, engine string) bo
 	if engine == EngineFeature {
 		cols = p.N
 	}
-	return backend.IsSimpleGo(b) && !cfg.graphs && p.M*max(cols, p.N) <= hostLimit
+	return backend.IsSimpleGo(b) && !cfg.Graphs && p.M*max(cols, p.N) <= hostLimit
 }
 
 // hostKind is which update a hostTrainer takes.

@@ -67,7 +67,7 @@ func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 		return nil, err
 	}
 	var fl flow
-	if useHostFlow(b, eng) && !cfg.graphs {
+	if useHostFlow(b, eng) && !cfg.Graphs {
 		fl = newHostFlow(p)
 	} else if fl, err = newGraphFlow(b, p, eng); err != nil {
 		return nil, err

@@ -145,10 +145,11 @@ type Config struct {
 	// 1 is one step per call. Results do not depend on it.
 	Fuse int
 
-	// graphs keeps every trainer in compiled graphs on SimpleGo too, where
-	// gd, labelnoise, sam1 (hostgd.go) and the feature engine's riemannian
-	// (flow.go) otherwise run on the host; tests compare the two.
-	graphs bool
+	// Graphs keeps every trainer in compiled GoMLX graphs on SimpleGo too,
+	// where gd, labelnoise, sam1 (hostgd.go) and the feature engine's
+	// riemannian (flow.go) otherwise step on the host: the reference, slower.
+	// Results agree to rounding.
+	Graphs bool
 }
 
 // Engines.

@@ -49,6 +49,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&opt.Backend, "backend", "", "GoMLX backend: go (SimpleGo, default), xla:cpu, xla:cuda; default from $GOMLX_BACKEND")
 	engine := fs.String("engine", "auto", engineHelp)
 	fs.IntVar(&opt.Fuse, "fuse", opt.Fuse, fuseHelp)
+	fs.BoolVar(&opt.Graphs, "graphs", opt.Graphs, graphsHelp)
 	fs.DurationVar(&opt.MinTime, "min-time", opt.MinTime, "least duration of one timed batch of steps")
 	fs.IntVar(&opt.Repeats, "repeats", opt.Repeats, "timed batches per row, whose median is reported (tts: runs, at most 3)")
 	fs.IntVar(&opt.Probes, "probes", opt.Probes, "Hutchinson probes of the hutchinson row (PyTorch's figure is for 10)")

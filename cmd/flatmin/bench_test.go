@@ -83,6 +83,14 @@ func TestBenchJSON(t *testing.T) {
 	if row := parseBenchJSON(t, stdout)[0]; row["engine"] != "theta" || row["path"] != "host" {
 		t.Errorf("--engine theta ran engine %v on path %v", row["engine"], row["path"])
 	}
+	// --graphs keeps the steps in compiled graphs.
+	stdout, stderr, status = flatmin(t, append([]string{"bench", "--only", "labelnoise", "--sizes", "10,3,3", "--json", "--graphs"}, quick...)...)
+	if status != 0 {
+		t.Fatalf("--graphs: status %d, %s", status, stderr)
+	}
+	if row := parseBenchJSON(t, stdout)[0]; row["engine"] != "feature" || row["path"] != "graphs" {
+		t.Errorf("--graphs ran engine %v on path %v", row["engine"], row["path"])
+	}
 }
 
 func TestBenchTable(t *testing.T) {

@@ -72,12 +72,14 @@ func trainerFlags(fs *pflag.FlagSet, c *runner.Config) {
 	fs.Float64Var(&c.MaxLoss, "max-loss", c.MaxLoss, "stop as diverged when the loss exceeds this")
 	fs.StringVar(&c.Engine, "engine", c.Engine, engineHelp)
 	fs.IntVar(&c.Fuse, "fuse", c.Fuse, fuseHelp)
+	fs.BoolVar(&c.Graphs, "graphs", c.Graphs, graphsHelp)
 }
 
 // Help of the flags train and bench share.
 const (
 	engineHelp = "how Θ is represented: theta (the reference), feature (Θ₀ and Z = XΘᵀ, O(n²m) per step) or auto (feature when n ≤ d)"
 	fuseHelp   = "steps per compiled call (0: chosen by size; results do not depend on it; SimpleGo's host paths step one by one)"
+	graphsHelp = "step in compiled GoMLX graphs also where SimpleGo would step on the host (the reference: slower, equal to rounding)"
 )
 
 // checkSizes rejects sizes and η given as ≤ 0: in Config, 0 means "not given".

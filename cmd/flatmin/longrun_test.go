@@ -408,3 +408,51 @@ func flatminRun(t *testing.T, args ...string) (int, string) {
 	stdout, stderr, status := flatmin(t, args...)
 	return status, stdout + stderr
 }
+
+// --graphs runs the compiled graphs where SimpleGo would step on the host:
+// the same trajectory to rounding, recorded in config.json; a resume may
+// switch it off.
+func TestGraphsFlagFollowsHost(t *testing.T) {
+	for _, trainer := range []string{"labelnoise", "sam1", "riemannian"} {
+		host, graphs := filepath.Join(t.TempDir(), "host"), filepath.Join(t.TempDir(), "graphs")
+		args := func(out, steps string, extra ...string) []string {
+			return append([]string{"train", "--trainer", trainer, "--steps", steps, "--log-every", "500", "--quiet", "--out", out}, extra...)
+		}
+		if code, out := flatminRun(t, args(host, "2000")...); code != 0 {
+			t.Fatal(out)
+		}
+		if code, out := flatminRun(t, args(graphs, "1000", "--graphs")...); code != 0 {
+			t.Fatal(out)
+		}
+		if g := readJSON(t, filepath.Join(graphs, "config.json"))["graphs"]; g != true {
+			t.Errorf("%s: config.json graphs = %v", trainer, g)
+		}
+		if p := readJSON(t, filepath.Join(graphs, "summary.json"))["path"]; p != "graphs" {
+			t.Errorf("%s: --graphs ran on path %v", trainer, p)
+		}
+		if code, out := flatminRun(t, "train", "--resume", graphs, "--steps", "2000", "--graphs=false", "--quiet"); code != 0 {
+			t.Fatalf("%s: resume with --graphs=false: %s", trainer, out)
+		}
+		for _, dir := range []string{host, graphs} {
+			if p := readJSON(t, filepath.Join(dir, "summary.json"))["path"]; p != "host" {
+				t.Errorf("%s: %s ran on path %v, want host", trainer, filepath.Base(dir), p)
+			}
+		}
+		a, _, _, err := model.ReadMatrix(filepath.Join(host, "theta.npy"), "theta")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _, _, err := model.ReadMatrix(filepath.Join(graphs, "theta.npy"), "theta")
+		if err != nil {
+			t.Fatal(err)
+		}
+		num, den := 0.0, 0.0
+		for i := range a {
+			num += (a[i] - b[i]) * (a[i] - b[i])
+			den += a[i] * a[i]
+		}
+		if d := math.Sqrt(num / den); !(d < 1e-9) {
+			t.Errorf("%s: Θ with --graphs (then resumed on the host) differs by %.3g relative", trainer, d)
+		}
+	}
+}

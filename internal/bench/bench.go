@@ -144,6 +144,7 @@ type Options struct {
 	Backend string `json:"backend"` // backend specification as resolved by internal/backend
 	Engine  string `json:"engine"`  // trainers.Config.Engine: "", "auto", "theta" or "feature"
 	Fuse    int    `json:"fuse"`    // trainers.Config.Fuse: steps per compiled call, 0 = automatic
+	Graphs  bool   `json:"graphs"`  // trainers.Config.Graphs: no host paths on SimpleGo
 	// MinTime is the least duration of one timed batch of steps (0: one step per batch).
 	MinTime time.Duration `json:"min_time"`
 	// Repeats is the number of timed batches whose median is reported (tts: at most 3 runs).

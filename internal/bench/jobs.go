@@ -26,7 +26,7 @@ import (
 type job struct {
 	row    Row
 	engine string
-	host   bool    // the trainer steps on the host (trainers.OnHost)
+	path   string  // where the steps run (trainers.Path); "" for graphs
 	flops  float64 // per step
 	whole  bool    // a unit is a whole run (fig1a, tts)
 	run    func(k int) (steps int64, elapsed time.Duration, err error)
@@ -79,7 +79,7 @@ func sizedProblem(s Size) (*model.Problem, []float64, runner.Config, error) {
 func trainerConfig(name string, opt Options) trainers.Config {
 	tc := trainers.DefaultConfig()
 	tc.Eta = trainers.DefaultEta(name)
-	tc.Engine, tc.Fuse = opt.Engine, opt.Fuse
+	tc.Engine, tc.Fuse, tc.Graphs = opt.Engine, opt.Fuse, opt.Graphs
 	return tc
 }
 
@@ -114,7 +114,7 @@ func labelNoiseJob(b backends.Backend, row Row, opt Options) (*job, error) {
 	if err := tr.Init(s); err != nil {
 		return nil, err
 	}
-	return &job{engine: tr.Engine(), host: trainers.OnHost(tr), run: stepper(tr, s)}, nil
+	return &job{engine: tr.Engine(), path: trainers.Path(tr), run: stepper(tr, s)}, nil
 }
 
 // stepper times k steps of tr from s (which moves on), failing on a
@@ -178,7 +178,7 @@ func riemannianJob(b backends.Backend, row Row, opt Options) (*job, error) {
 	if err := tr.Init(s); err != nil {
 		return nil, err
 	}
-	return &job{engine: tr.Engine(), host: trainers.OnHost(tr), run: stepper(tr, s)}, nil
+	return &job{engine: tr.Engine(), path: trainers.Path(tr), run: stepper(tr, s)}, nil
 }
 
 // HutchinsonGraph is the graph the hutchinson row times: (Θ, RNG state) →
@@ -241,7 +241,7 @@ func (discard) Log(trainers.Metrics) error { return nil }
 // steps to a sink that drops them, no files.
 func fig1aJob(b backends.Backend, _ Row, opt Options) (*job, error) {
 	cfg := runner.DefaultConfig()
-	cfg.Engine, cfg.Fuse, cfg.Backend = opt.Engine, opt.Fuse, opt.Backend
+	cfg.Engine, cfg.Fuse, cfg.Graphs, cfg.Backend = opt.Engine, opt.Fuse, opt.Graphs, opt.Backend
 	cfg.Steps, cfg.LogEvery = opt.Fig1aSteps, fig1aLogEvery
 	setup, err := runner.Prepare(cfg, b, runner.Options{Quiet: true})
 	if err != nil {
@@ -272,7 +272,7 @@ func fig1aJob(b backends.Backend, _ Row, opt Options) (*job, error) {
 		}
 		return total, time.Since(start), nil
 	}
-	return &job{engine: setup.Trainer.Engine(), host: trainers.OnHost(setup.Trainer), whole: true, run: run}, nil
+	return &job{engine: setup.Trainer.Engine(), path: trainers.Path(setup.Trainer), whole: true, run: run}, nil
 }
 
 // ttsJob times the Riemannian flow on Figure 1a from Θ₀ until the theory gap
@@ -283,7 +283,7 @@ func fig1aJob(b backends.Backend, _ Row, opt Options) (*job, error) {
 func ttsJob(b backends.Backend, _ Row, opt Options) (*job, error) {
 	cfg := runner.DefaultConfig()
 	cfg.Trainer = Riemannian
-	cfg.Engine, cfg.Fuse, cfg.Backend = opt.Engine, opt.Fuse, opt.Backend
+	cfg.Engine, cfg.Fuse, cfg.Graphs, cfg.Backend = opt.Engine, opt.Fuse, opt.Graphs, opt.Backend
 	setup, err := runner.Prepare(cfg, b, runner.Options{Quiet: true})
 	if err != nil {
 		return nil, err
@@ -368,7 +368,7 @@ func ttsJob(b backends.Backend, _ Row, opt Options) (*job, error) {
 		}
 		return steps, elapsed, nil
 	}
-	return &job{engine: tr.Engine(), host: trainers.OnHost(tr), whole: true, run: run}, nil
+	return &job{engine: tr.Engine(), path: trainers.Path(tr), whole: true, run: run}, nil
 }
 
 // compile builds an Exec, turning GoMLX's panics into errors.

@@ -85,9 +85,9 @@ func timeSteps(j *job, opt Options) ([]float64, error) {
 // whose median is the time to solution of steps steps.
 func (j *job) result(opt Options, median float64, steps int64) Result {
 	res := Result{Work: j.row.Work, M: j.row.Size.M, D: j.row.Size.D, N: j.row.Size.N,
-		Engine: j.engine, Backend: backendName(opt), Path: "graphs", MedianSeconds: median}
-	if j.host {
-		res.Path = "host"
+		Engine: j.engine, Backend: backendName(opt), Path: j.path, MedianSeconds: median}
+	if res.Path == "" {
+		res.Path = "graphs"
 	}
 	perStep := median
 	if j.row.Work == TTS {

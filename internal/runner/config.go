@@ -47,9 +47,11 @@ type Config struct {
 	Theta0Path string  `json:"theta0,omitempty"`
 	MaxLoss    float64 `json:"max_loss"`
 	Backend    string  `json:"backend"`
-	// Engine and Fuse change speed only, not results (beyond rounding for Engine).
+	// Engine, Fuse and Graphs change speed only, not results (beyond
+	// rounding for Engine and Graphs).
 	Engine string `json:"engine,omitempty"`
 	Fuse   int    `json:"fuse,omitempty"`
+	Graphs bool   `json:"graphs,omitempty"`
 	// CheckpointEvery and Snapshots do not change the trajectory.
 	CheckpointEvery int64 `json:"checkpoint_every"`
 	Snapshots       int   `json:"snapshots"` // neuron snapshots spread over the run, 0 for none
@@ -83,7 +85,7 @@ func DefaultConfig() Config {
 const (
 	DefaultNu     = 0.1
 	DefaultLabels = "uniform:0.5,1"
-	// DefaultSteps is Figure 1a's run in about 4 s on 2 cores.
+	// DefaultSteps is Figure 1a's run in about half a second on 2 cores.
 	DefaultSteps = 1_000_000
 )
 
@@ -93,7 +95,7 @@ const DefaultCheckpointEvery = 100_000
 // TrainerConfig extracts the trainers' hyperparameters.
 func (c *Config) TrainerConfig() trainers.Config {
 	return trainers.Config{Eta: c.Eta, Sigma: c.Sigma, Rho: c.Rho, SAMBatch: c.SAMBatch, Lambda: c.Lambda, RetractTol: c.RetractTol,
-		Engine: c.Engine, Fuse: c.Fuse}
+		Engine: c.Engine, Fuse: c.Fuse, Graphs: c.Graphs}
 }
 
 // Check validates the run settings that do not depend on the data.

@@ -20,8 +20,8 @@ import (
 )
 
 // resumeMayChange are the settings a resume may change: none alters the
-// trajectory (a change of engine, only at rounding level).
-var resumeMayChange = []string{"steps", "backend", "checkpoint_every", "engine", "fuse"}
+// trajectory (a change of engine or of graphs, only at rounding level).
+var resumeMayChange = []string{"steps", "backend", "checkpoint_every", "engine", "fuse", "graphs"}
 
 // LoadConfig reads a run directory's configuration (config.json).
 func LoadConfig(dir string) (Config, error) {
@@ -75,7 +75,7 @@ func CheckResumeConflicts(saved, given Config, changed []string) error {
 			continue
 		}
 		if got := b[key]; string(got) != string(want) {
-			return fmt.Errorf("--resume: --%s %s conflicts with the run's %s = %s (a resume may change only --steps, --backend, --engine, --fuse and --checkpoint-every)",
+			return fmt.Errorf("--resume: --%s %s conflicts with the run's %s = %s (a resume may change only --steps, --backend, --engine, --fuse, --graphs and --checkpoint-every)",
 				flag, unquote(got), key, unquote(want))
 		}
 	}
@@ -120,6 +120,8 @@ func Resume(ctx context.Context, dir string, given Config, changed []string, b b
 			cfg.Engine = given.Engine
 		case "fuse":
 			cfg.Fuse = given.Fuse
+		case "graphs":
+			cfg.Graphs = given.Graphs
 		}
 	}
 	p, err := loadProblem(dir, cfg)

@@ -28,8 +28,9 @@ func TestCheckResumeConflicts(t *testing.T) {
 	saved.Eta, saved.Trainer = 0.05, "labelnoise"
 	given := DefaultConfig()
 	given.Eta, given.Steps, given.Backend, given.Nu = 0.05, 5, "xla:cpu", 0.7
+	given.Engine, given.Fuse, given.Graphs = "theta", 3, true
 	// Equal values and the settings a resume may change are no conflict.
-	if err := CheckResumeConflicts(saved, given, []string{"eta", "steps", "backend", "checkpoint-every"}); err != nil {
+	if err := CheckResumeConflicts(saved, given, []string{"eta", "steps", "backend", "checkpoint-every", "engine", "fuse", "graphs"}); err != nil {
 		t.Errorf("no conflict expected: %v", err)
 	}
 	err := CheckResumeConflicts(saved, given, []string{"steps", "nu"})

@@ -66,6 +66,7 @@ type Summary struct {
 	Error       string            `json:"error,omitempty"`
 	Backend     string            `json:"backend"`
 	Engine      string            `json:"engine"` // the engine in force (Config.Engine may say auto)
+	Path        string            `json:"path"`   // where the steps ran: "host" (SimpleGo's host paths) or "graphs"
 	Version     string            `json:"version"`
 }
 
@@ -242,7 +243,7 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 	}
 	sum := &Summary{
 		Trainer: s.Trainer.Name(), Steps: state.Step, WallSeconds: res.Wall.Seconds(), Config: s.Config,
-		Final: res.Final, Initial: sink.first, Diverged: div != nil, Interrupted: res.Interrupted, Backend: b.Name(), Engine: s.Trainer.Engine(), Version: Version,
+		Final: res.Final, Initial: sink.first, Diverged: div != nil, Interrupted: res.Interrupted, Backend: b.Name(), Engine: s.Trainer.Engine(), Path: trainers.Path(s.Trainer), Version: Version,
 	}
 	if div != nil {
 		sum.Error = div.Error()
