@@ -384,20 +384,7 @@ func TestResumeSwitchesEngine(t *testing.T) {
 	if e := readJSON(t, filepath.Join(dir, "summary.json"))["engine"]; e != "theta" {
 		t.Errorf("resumed run's engine %v, want theta", e)
 	}
-	a, _, _, err := model.ReadMatrix(filepath.Join(ref, "theta.npy"), "theta")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _, _, err := model.ReadMatrix(filepath.Join(dir, "theta.npy"), "theta")
-	if err != nil {
-		t.Fatal(err)
-	}
-	num, den := 0.0, 0.0
-	for i := range a {
-		num += (a[i] - b[i]) * (a[i] - b[i])
-		den += a[i] * a[i]
-	}
-	if d := math.Sqrt(num / den); !(d < 1e-9) {
+	if d := thetaDiff(t, ref, dir); !(d < 1e-9) {
 		t.Errorf("Θ after switching engines differs by %.3g relative", d)
 	}
 }
@@ -438,21 +425,27 @@ func TestGraphsFlagFollowsHost(t *testing.T) {
 				t.Errorf("%s: %s ran on path %v, want host", trainer, filepath.Base(dir), p)
 			}
 		}
-		a, _, _, err := model.ReadMatrix(filepath.Join(host, "theta.npy"), "theta")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _, _, err := model.ReadMatrix(filepath.Join(graphs, "theta.npy"), "theta")
-		if err != nil {
-			t.Fatal(err)
-		}
-		num, den := 0.0, 0.0
-		for i := range a {
-			num += (a[i] - b[i]) * (a[i] - b[i])
-			den += a[i] * a[i]
-		}
-		if d := math.Sqrt(num / den); !(d < 1e-9) {
+		if d := thetaDiff(t, host, graphs); !(d < 1e-9) {
 			t.Errorf("%s: Θ with --graphs (then resumed on the host) differs by %.3g relative", trainer, d)
 		}
 	}
+}
+
+// thetaDiff returns ‖Θ_b − Θ_a‖/‖Θ_a‖ for the final Θ of run directories a and b.
+func thetaDiff(t *testing.T, a, b string) float64 {
+	t.Helper()
+	x, _, _, err := model.ReadMatrix(filepath.Join(a, "theta.npy"), "theta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, _, _, err := model.ReadMatrix(filepath.Join(b, "theta.npy"), "theta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	num, den := 0.0, 0.0
+	for i := range x {
+		num += (x[i] - y[i]) * (x[i] - y[i])
+		den += x[i] * x[i]
+	}
+	return math.Sqrt(num / den)
 }
