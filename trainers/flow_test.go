@@ -49,9 +49,7 @@ func TestHostFlowMatchesGraphFlow(t *testing.T) {
 			p.Act = act
 			rng := rand.New(rand.NewPCG(5, 6))
 			if !tc.unit {
-				for j := range p.W {
-					p.W[j] = 0.5 + rng.Float64()
-				}
+				randomWeights(p, rng)
 			}
 			eng, err := newEngine(b, p, EngineFeature)
 			if err != nil {
@@ -145,10 +143,7 @@ func TestHostTrainersFollowGraphs(t *testing.T) {
 	for _, unit := range []bool{true, false} {
 		p := syntheticProblem(t, 4, 9, 16, 0.1, "uniform:0.5,1", 3)
 		if !unit {
-			rng := rand.New(rand.NewPCG(1, 2))
-			for j := range p.W {
-				p.W[j] = 0.5 + rng.Float64()
-			}
+			randomWeights(p, rand.New(rand.NewPCG(1, 2)))
 		}
 		for _, name := range []string{"gd", "labelnoise", "sam1"} {
 			for _, engine := range []string{EngineTheta, EngineFeature} {
@@ -202,5 +197,12 @@ func TestHostLimit(t *testing.T) {
 	cfg.Graphs = true
 	if useHost(b, &model.Problem{M: 10, D: 3, N: 3}, cfg, EngineFeature) {
 		t.Error("useHost with graphs set")
+	}
+}
+
+// randomWeights sets w to values in [0.5, 1.5), so no formula can lean on w = 1.
+func randomWeights(p *model.Problem, rng *rand.Rand) {
+	for j := range p.W {
+		p.W[j] = 0.5 + rng.Float64()
 	}
 }
