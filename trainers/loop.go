@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"time"
 
@@ -39,28 +40,54 @@ type LoopConfig struct {
 // DefaultMaxLoss is the loss above which a run counts as diverged.
 const DefaultMaxLoss = 1e12
 
+// Why a run stopped (Result.StopReason, summary.json's stop_reason).
+const (
+	StopConverged   = "converged"   // the trainer reached a point it cannot improve (Converger)
+	StopSteps       = "steps"       // the step budget was spent
+	StopDiverged    = "diverged"    // the loss became NaN, Inf or larger than MaxLoss
+	StopError       = "error"       // the trainer failed (e.g. J Jᵀ singular)
+	StopInterrupted = "interrupted" // the context was cancelled (a signal)
+)
+
 // Result is how a call to Run ended.
 type Result struct {
-	Final       Metrics       // metrics at the last state reached
+	Final       Metrics       // metrics at the last state reached (logged as the last row)
 	Wall        time.Duration // including WallOffset
 	Interrupted bool          // the context was cancelled before the budget was spent
+	StopReason  string        // one of the Stop constants
 }
 
 // DivergedError reports a run stopped by a non-finite or too large loss.
 type DivergedError struct {
 	Step int64
 	Loss float64
+	// Eta is the step size in force and StableEta one that the curvature at
+	// the last finite state allows (0 when unknown); see StableEta.
+	Eta, StableEta float64
 }
 
 func (e *DivergedError) Error() string {
-	return fmt.Sprintf("diverged at step %d (loss %g): try a smaller --eta (or smaller labels / --init-scale)", e.Step, e.Loss)
+	msg := fmt.Sprintf("diverged at step %d (loss %g)", e.Step, e.Loss)
+	if e.StableEta > 0 {
+		return msg + fmt.Sprintf(": η = %.3g is too large for the curvature met; try --eta %.3g (half of 2/λ̂ at the last finite state) or --eta auto", e.Eta, e.StableEta)
+	}
+	return msg + ": try a smaller --eta (or --eta auto, smaller labels or --init-scale)"
 }
 
+// backupLimit bounds the parameters (values) for which the loop keeps a copy
+// of the state before each call, to step back to the last finite state when
+// a run diverges; larger runs keep only what they have at the stop.
+const backupLimit = 1 << 22
+
 // Run is the one training loop. Under the feature engine s.Theta may be nil
-// when it returns: call tr.Sync, or StreamTheta, to have Θ. It steps tr from s until cfg.Steps, logging
-// ev's metrics to sink every cfg.LogEvery steps and at the end, stopping early
-// on divergence (a *DivergedError, after logging what it had) or when ctx is
-// cancelled (at a step boundary; Result.Interrupted). s is updated in place.
+// when it returns: call tr.Sync, or StreamTheta, to have Θ. It steps tr from
+// s until cfg.Steps or until tr (a Converger) has converged, logging ev's
+// metrics to sink every cfg.LogEvery steps and at the stopping step. It stops
+// early on divergence (a *DivergedError, with s at the last finite state it
+// could recover), on a trainer error (s as it was before the failed step) or
+// when ctx is cancelled (at a step boundary). Result.StopReason says which;
+// the stopping step is logged whenever its metrics can be measured. s is
+// updated in place.
 func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfig, sink Sink) (Result, error) {
 	if cfg.LogEvery <= 0 {
 		return Result{}, fmt.Errorf("--log-every must be positive, got %d", cfg.LogEvery)
@@ -75,7 +102,12 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 	start := time.Now()
 	wall := func() time.Duration { return cfg.WallOffset + time.Since(start) }
 	lastLogged := int64(-1)
-	log := func() (Metrics, error) {
+	if !cfg.Fresh {
+		lastLogged = s.Step // a resumed run's checkpointed step was logged before
+	}
+	var last Metrics
+	haveLast := false
+	measure := func() (Metrics, error) {
 		m, err := ev.MeasureState(s)
 		if err != nil {
 			return m, err
@@ -86,16 +118,44 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 		for _, name := range tr.Extras() {
 			m.Extra[name] = s.Extra[name]
 		}
-		lastLogged = s.Step
-		return m, sink.Log(m)
+		return m, nil
 	}
+	log := func() error {
+		m, err := measure()
+		if err != nil {
+			return err
+		}
+		lastLogged, last, haveLast = s.Step, m, true
+		return sink.Log(m)
+	}
+	// stop ends the run: the stopping step is logged (if it was not) and
+	// checkpointed, whatever the reason.
+	stop := func(reason string, runErr error) (Result, error) {
+		if lastLogged != s.Step {
+			if err := log(); err != nil && runErr == nil {
+				runErr = err
+			}
+		} else if !haveLast {
+			// Resumed at its stopping step: the row exists; measure for Final only.
+			if m, err := measure(); err == nil {
+				last = m
+			}
+		}
+		res := Result{Final: last, Wall: wall(), Interrupted: reason == StopInterrupted, StopReason: reason}
+		if cfg.Checkpoint != nil && reason != StopDiverged {
+			if err := cfg.Checkpoint(s, wall()); err != nil && runErr == nil {
+				runErr, res.StopReason = err, StopError
+			}
+		}
+		return res, runErr
+	}
+	conv, _ := tr.(Converger)
+	converged := func() bool { return conv != nil && conv.Converged(s) }
 	if cfg.Fresh {
 		if err := tr.Init(s); err != nil {
-			return Result{}, err
+			return Result{StopReason: StopError}, err
 		}
 	}
-	var last Metrics
-	var err error
 	nextSnap := 0
 	snapshot := func() error {
 		for nextSnap < len(cfg.Snapshots) && cfg.Snapshots[nextSnap] < s.Step {
@@ -112,26 +172,24 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 	}
 	if cfg.Fresh {
 		if err := snapshot(); err != nil {
-			return Result{}, err
+			return stop(StopError, err)
 		}
-		if last, err = log(); err != nil {
-			return Result{}, err
+		if err := log(); err != nil {
+			return Result{StopReason: StopError}, err
 		}
 		if bad(last.Loss, maxLoss) {
-			return Result{Final: last, Wall: wall()}, &DivergedError{Step: s.Step, Loss: last.Loss}
+			return stop(StopDiverged, &DivergedError{Step: s.Step, Loss: last.Loss})
 		}
 	}
 	bar := newBar(cfg.Progress, cfg.Steps-s.Step)
 	defer bar.finish()
-	checkpoint := func() error { return cfg.Checkpoint(s, wall()) }
-	result := Result{}
 	limit := int64(1)
-	for s.Step < cfg.Steps {
+	for s.Step < cfg.Steps && !converged() {
 		if ctx.Err() != nil {
-			result.Interrupted = true
-			break
+			return stop(StopInterrupted, nil)
 		}
 		k := stride(s.Step, cfg, nextSnap, limit)
+		backup := backupOf(tr, s)
 		t0 := time.Now()
 		loss, err := tr.Advance(s, k)
 		// Steps per call grow while a call is short and shrink when it is long,
@@ -142,46 +200,95 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 			limit /= 2
 		}
 		if err != nil {
-			return Result{Final: last, Wall: wall()}, fmt.Errorf("step %d: %w", s.Step, err)
+			// s is as before the failed call: a call updates it only when it succeeds.
+			return stop(StopError, fmt.Errorf("step %d: %w", s.Step, err))
 		}
 		if bad(loss, maxLoss) {
-			// The loss was measured before the last step: s.Step-1 is where it went wrong.
-			if m, lerr := log(); lerr == nil {
-				last = m
+			// The loss is measured before a step: find the first state whose loss is bad.
+			div := &DivergedError{Step: s.Step - 1, Loss: loss}
+			if backup != nil {
+				*s = *backup
+				div.Step, div.Loss = replay(tr, s, k, maxLoss)
 			}
-			return Result{Final: last, Wall: wall()}, &DivergedError{Step: s.Step - 1, Loss: loss}
+			return stop(StopDiverged, div)
 		}
 		bar.add(k)
 		if err := snapshot(); err != nil {
-			return Result{Final: last, Wall: wall()}, err
+			return stop(StopError, err)
 		}
 		if s.Step%cfg.LogEvery == 0 || s.Step == cfg.Steps {
-			if last, err = log(); err != nil {
-				return Result{}, err
+			if err := log(); err != nil {
+				return stop(StopError, err)
 			}
 		}
 		if cfg.CheckpointEvery > 0 && s.Step%cfg.CheckpointEvery == 0 && s.Step < cfg.Steps && cfg.Checkpoint != nil {
-			if err := checkpoint(); err != nil {
-				return Result{Final: last, Wall: wall()}, err
+			if err := cfg.Checkpoint(s, wall()); err != nil {
+				return stop(StopError, err)
 			}
 		}
 	}
-	if lastLogged != s.Step {
-		if last, err = log(); err != nil {
-			return Result{}, err
+	reason := StopSteps
+	if converged() {
+		reason = StopConverged
+	}
+	res, err := stop(reason, nil)
+	if err == nil && bad(last.Loss, maxLoss) {
+		res.StopReason = StopDiverged
+		return res, &DivergedError{Step: s.Step, Loss: last.Loss}
+	}
+	return res, err
+}
+
+// backupOf copies the moving parts of s to host memory when they are small
+// (backupLimit), so that the loop can step back; nil otherwise.
+func backupOf(tr Trainer, s *State) *State {
+	cur := s.Theta
+	if s.Features != nil {
+		cur = s.Features
+	}
+	if cur == nil || cur.Shape().Size() > backupLimit {
+		return nil
+	}
+	c := &State{Step: s.Step, Base: s.Base, Extra: maps.Clone(s.Extra)}
+	var err error
+	if c.RNG, err = s.RNG.LocalClone(); err != nil {
+		return nil
+	}
+	if s.Features != nil {
+		if c.Features, err = s.Features.LocalClone(); err != nil {
+			return nil
 		}
-	}
-	result.Final = last
-	result.Wall = wall()
-	if cfg.Checkpoint != nil {
-		if err := checkpoint(); err != nil {
-			return result, err
+		if s.Theta == s.Base {
+			c.Theta = s.Base
 		}
+	} else if c.Theta, err = s.Theta.LocalClone(); err != nil {
+		return nil
 	}
-	if bad(last.Loss, maxLoss) {
-		return result, &DivergedError{Step: s.Step, Loss: last.Loss}
+	return c
+}
+
+// replay takes single steps from s (at most k) until the loss before one is
+// bad, and returns that step and loss. s is left at the last finite state:
+// that step's start when its loss is finite (only too large), else the state
+// before it. Steps are deterministic, so these are the states the fused call
+// passed through.
+func replay(tr Trainer, s *State, k int64, maxLoss float64) (int64, float64) {
+	var prev *State
+	for range k {
+		cur := backupOf(tr, s)
+		loss, err := tr.Step(s)
+		if err != nil || bad(loss, maxLoss) {
+			switch {
+			case err == nil && (math.IsNaN(loss) || math.IsInf(loss, 0)) && prev != nil:
+				*s = *prev
+			case cur != nil:
+				*s = *cur
+			}
+			return s.Step, loss
+		}
+		prev = cur
 	}
-	return result, nil
+	return s.Step, math.NaN()
 }
 
 // stride is how many steps the loop can take from step before it must stop

@@ -18,6 +18,9 @@ const (
 	extraEta      = "eta"              // the current step size (halved by the safeguard)
 	extraHalvings = "halvings"         // how many times η was halved so far
 	extraRetract  = "retraction_iters" // Newton iterations of the last retraction
+	// extraConverged is 1 once the flow is stationary (not logged: the
+	// summary's stop reason says it).
+	extraConverged = "converged"
 )
 
 // riemannian is the explicit projected flow of F = Tr D²L on the manifold of
@@ -40,10 +43,12 @@ type riemannian struct {
 	eta float64
 	tol float64 // absolute residual tolerance
 
-	// last caches F, ∇F and the loss at the current Θ; it saves work only and
-	// changes no result.
-	last     *tangentPoint
-	lastLoss float64
+	gtol float64 // stop when ‖grad_M F‖ ≤ gtol (0: at the rounding floor only)
+
+	// last caches F, ∇F and the residual at the current Θ; it saves work
+	// only and changes no result.
+	last  *tangentPoint
+	lastR []float64
 }
 
 // Retraction limits.
@@ -77,7 +82,7 @@ func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 		yNorm += y * y
 	}
 	tol := cfg.RetractTol * math.Max(math.Sqrt(yNorm), 1e-300)
-	return &riemannian{p: p, eng: eng, fl: fl, eta: cfg.Eta, tol: tol}, nil
+	return &riemannian{p: p, eng: eng, fl: fl, eta: cfg.Eta, tol: tol, gtol: cfg.Gtol}, nil
 }
 
 func (t *riemannian) Name() string        { return "riemannian" }
@@ -90,7 +95,7 @@ func (t *riemannian) Advance(s *State, k int64) (float64, error) {
 	loss := math.NaN()
 	for range k {
 		var err error
-		if loss, err = t.Step(s); err != nil {
+		if loss, err = t.Step(s); err != nil || t.Converged(s) {
 			return loss, err
 		}
 	}
@@ -127,24 +132,24 @@ var errNoConvergence = errors.New("retraction did not converge")
 // jjt, until ‖f − y‖ ≤ tol, then one more step to take the residual to
 // rounding level. Damped (from Θ₀): each step is halved until the
 // residual decreases.
-func (t *riemannian) retract(theta *tensors.Tensor, r, jjt []float64, maxIters int, damped bool) (*tensors.Tensor, int, float64, error) {
+func (t *riemannian) retract(theta *tensors.Tensor, r, jjt []float64, maxIters int, damped bool) (*tensors.Tensor, int, []float64, error) {
 	rn := norm(r)
 	for it := 0; ; it++ {
 		if math.IsNaN(rn) || math.IsInf(rn, 0) {
-			return nil, it, rn, fmt.Errorf("%w: the residual is %v", errNoConvergence, rn)
+			return nil, it, nil, fmt.Errorf("%w: the residual is %v", errNoConvergence, rn)
 		}
 		if rn <= t.tol {
 			if polished, pr, ok := t.polish(theta, r, jjt, rn); ok {
 				return polished, it + 1, pr, nil
 			}
-			return theta, it, rn, nil
+			return theta, it, r, nil
 		}
 		if it == maxIters {
-			return nil, it, rn, fmt.Errorf("%w: residual %.3g after %d Gauss–Newton steps (tolerance %.3g)", errNoConvergence, rn, it, t.tol)
+			return nil, it, nil, fmt.Errorf("%w: residual %.3g after %d Gauss–Newton steps (tolerance %.3g)", errNoConvergence, rn, it, t.tol)
 		}
 		delta, err := linalg.SolveSPD(jjt, t.p.N, r)
 		if err != nil {
-			return nil, it, rn, fmt.Errorf("%w: %v", ErrSingularJJT, err)
+			return nil, it, nil, fmt.Errorf("%w: %v", ErrSingularJJT, err)
 		}
 		accepted := false
 		for scale := 1.0; scale > 1e-6; scale /= 2 {
@@ -157,7 +162,7 @@ func (t *riemannian) retract(theta *tensors.Tensor, r, jjt []float64, maxIters i
 			}
 			next, nr, njjt, err := t.fl.correct(theta, d)
 			if err != nil {
-				return nil, it, rn, err
+				return nil, it, nil, err
 			}
 			if n := norm(nr); !damped || n < rn {
 				theta, r, jjt, rn = next, nr, njjt, n
@@ -166,33 +171,43 @@ func (t *riemannian) retract(theta *tensors.Tensor, r, jjt []float64, maxIters i
 			}
 		}
 		if !accepted {
-			return nil, it, rn, fmt.Errorf("%w: no Gauss–Newton step reduces the residual %.3g", errNoConvergence, rn)
+			return nil, it, nil, fmt.Errorf("%w: no Gauss–Newton step reduces the residual %.3g", errNoConvergence, rn)
 		}
 	}
 }
 
 // polish tries one Gauss–Newton step from a point already within tolerance
-// and keeps it if it lowers the residual.
-func (t *riemannian) polish(theta *tensors.Tensor, r, jjt []float64, rn float64) (*tensors.Tensor, float64, bool) {
+// and keeps it (returning its residual) if it lowers the residual.
+func (t *riemannian) polish(theta *tensors.Tensor, r, jjt []float64, rn float64) (*tensors.Tensor, []float64, bool) {
 	if rn == 0 {
-		return nil, 0, false
+		return nil, nil, false
 	}
 	delta, err := linalg.SolveSPD(jjt, t.p.N, r)
 	if err != nil {
-		return nil, 0, false
+		return nil, nil, false
 	}
 	next, nr, _, err := t.fl.correct(theta, delta)
 	if err != nil {
-		return nil, 0, false
+		return nil, nil, false
 	}
-	if n := norm(nr); n < rn {
-		return next, n, true
+	if norm(nr) < rn {
+		return next, nr, true
 	}
-	return nil, 0, false
+	return nil, nil, false
 }
 
-// Step takes one projected step, halving η until F decreases and the
-// retraction converges. It returns the loss at Θ before the step.
+// Step takes one projected step, halving η until the Lagrangian decreases
+// and the retraction converges. It returns the loss at Θ before the step.
+// At a point stationary to rounding (see stationary) it takes no step and
+// marks the state converged instead.
+//
+// The sufficient-decrease test is on the Lagrangian F̃(Θ') = F(Θ') − cᵀr(Θ'),
+// with c = (J Jᵀ)⁻¹J∇F the multiplier at the current Θ, not on F: F has a
+// large derivative normal to M (∇F − P∇F = Jᵀc), so the rounding-level
+// residual r that every retraction leaves moves F by about −cᵀΔr, which near
+// the optimum exceeds the decrease η‖P∇F‖² and made the test fail at every
+// η. F̃ has no first-order dependence on r (∂F̃/∂Θ = P∇F to first order), so
+// only F's own rounding error remains, which the slack covers.
 func (t *riemannian) Step(s *State) (float64, error) {
 	if err := t.eng.adopt(s); err != nil {
 		return math.NaN(), err
@@ -202,44 +217,49 @@ func (t *riemannian) Step(s *State) (float64, error) {
 		eta = t.eta
 	}
 	here := t.eng.current(s)
-	tp := t.last
+	tp, rHere := t.last, t.lastR
 	if tp == nil || tp.theta != here {
 		var err error
 		if tp, err = t.fl.at(here); err != nil {
 			return math.NaN(), err
 		}
-	}
-	loss := t.lastLoss
-	if t.last == nil || t.last.theta != here {
-		var err error
-		if loss, err = t.loss(here); err != nil {
+		if rHere, _, err = t.fl.residual(here); err != nil {
 			return math.NaN(), err
 		}
 	}
+	rn := norm(rHere)
+	loss := rn * rn
 	_, vnorm, err := tp.project()
 	if err != nil {
 		return math.NaN(), t.singular(s, err)
 	}
+	if t.stationary(tp, vnorm) {
+		s.Extra[extraConverged] = 1
+		return loss, nil
+	}
+	lHere := tp.F - dotVec(tp.c, rHere)
+	slack := roundingSlack * math.Abs(tp.F)
+	floor := t.floor(tp, vnorm)
 	for range maxHalvings {
 		cand, cr, cjjt, err := t.fl.move(here, tp.velocity, eta)
 		if err != nil {
 			return math.NaN(), err
 		}
-		next, iters, rn, rerr := t.retract(cand, cr, cjjt, stepRetractIters, false)
+		next, iters, rNext, rerr := t.retract(cand, cr, cjjt, stepRetractIters, false)
 		if rerr == nil {
 			np, err := t.fl.at(next)
 			if err != nil {
 				return math.NaN(), err
 			}
-			// Sufficient decrease (Armijo), up to rounding. At the largest such
-			// η, stiff directions may oscillate (‖grad_M F‖ can rise for a few
-			// steps, at the edge of stability) while F keeps falling; the gain
-			// in the slow directions is worth it.
-			if np.F <= tp.F-armijo*eta*vnorm*vnorm+1e-14*math.Abs(tp.F) {
+			// Sufficient decrease (Armijo) of the Lagrangian, up to F's rounding.
+			// At the largest such η, stiff directions may oscillate (‖grad_M F‖
+			// can rise for a few steps, at the edge of stability) while F keeps
+			// falling; the gain in the slow directions is worth it.
+			if np.F-dotVec(tp.c, rNext) <= lHere-armijo*eta*vnorm*vnorm+slack && t.settles(np, vnorm, eta, slack, floor) {
 				t.eng.set(s, next)
 				s.Step++
 				s.Extra[extraRetract] = float64(iters)
-				t.last, t.lastLoss = np, rn*rn
+				t.last, t.lastR = np, rNext
 				// Let η recover toward its nominal value, so that an early
 				// halving (far from the optimum, where F is steep) does not slow
 				// the whole run.
@@ -252,7 +272,62 @@ func (t *riemannian) Step(s *State) (float64, error) {
 		eta /= 2
 		s.Extra[extraHalvings]++
 	}
-	return math.NaN(), fmt.Errorf("step size η fell below %.3g without decreasing Tr D²L: Θ may be stationary to rounding, or J Jᵀ ill-conditioned", eta)
+	return math.NaN(), fmt.Errorf("step size η fell below %.3g without decreasing Tr D²L (‖grad_M F‖ = %.3g, %.3g times its rounding floor): J Jᵀ may be ill-conditioned",
+		eta, vnorm, vnorm/t.floor(tp, vnorm))
+}
+
+// Rounding thresholds of the flow, in units of the float64 epsilon.
+const (
+	// roundingSlack bounds the rounding error of F = Tr D²L relative to |F|:
+	// a sum of m·n positive terms (on M) in float64, accumulated blockwise.
+	roundingSlack = 64 * epsilon
+	// floorFactor times ε‖∇F‖ is the rounding floor of ‖P∇F‖: P∇F = ∇F − Jᵀc
+	// is the difference of two vectors of norm up to ‖∇F‖, each carrying
+	// rounding errors of order ε‖∇F‖ (times the products' lengths).
+	floorFactor = 4096
+	epsilon     = 0x1p-52
+)
+
+// floor is the rounding floor of ‖P∇F‖ at tp (after project): below it,
+// the projected gradient is indistinguishable from the rounding error of
+// its two terms ∇F and Jᵀc, and no step can reliably decrease F.
+func (t *riemannian) floor(tp *tangentPoint, vnorm float64) float64 {
+	normal := tp.normalNorm()
+	return floorFactor * epsilon * math.Sqrt(vnorm*vnorm+normal*normal)
+}
+
+// stationary reports whether ‖grad_M F‖ = vnorm is at or below the larger of
+// the user's tolerance (Config.Gtol) and the rounding floor.
+func (t *riemannian) stationary(tp *tangentPoint, vnorm float64) bool {
+	return vnorm <= max(t.gtol, t.floor(tp, vnorm))
+}
+
+// settles is the second half of the acceptance test, for steps whose
+// Armijo decrease η‖P∇F‖² is below F's rounding slack: there the test on F̃
+// cannot tell a decrease from noise, and would let η grow past the edge of
+// stability until an oscillation of the stiffest direction became visible in
+// F (gap ~1e-8 with F ~ 30). Near the optimum F̃ is nearly quadratic and a
+// stable step does not lengthen the projected gradient, so such a step is
+// accepted only if ‖P∇F‖ at the new point is at most its old value plus the
+// rounding floor. The projection at np is needed by the next step anyway.
+func (t *riemannian) settles(np *tangentPoint, vnorm, eta, slack, floor float64) bool {
+	if armijo*eta*vnorm*vnorm > slack {
+		return true
+	}
+	_, next, err := np.project()
+	return err == nil && next <= vnorm+floor
+}
+
+// Converged reports whether the flow has reached a point stationary to
+// rounding (or to Config.Gtol): further steps would not change Θ.
+func (t *riemannian) Converged(s *State) bool { return s.Extra[extraConverged] != 0 }
+
+func dotVec(a, b []float64) float64 {
+	s := 0.0
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
 }
 
 func (t *riemannian) singular(s *State, err error) error {
@@ -261,15 +336,6 @@ func (t *riemannian) singular(s *State, err error) error {
 		hint = fmt.Sprintf("n = %d > d = %d: check for collinear data points", t.p.N, t.p.D)
 	}
 	return fmt.Errorf("J Jᵀ is singular at step %d (%s): %w", s.Step, hint, err)
-}
-
-func (t *riemannian) loss(theta *tensors.Tensor) (float64, error) {
-	r, _, err := t.fl.residual(theta)
-	if err != nil {
-		return math.NaN(), err
-	}
-	rn := norm(r)
-	return rn * rn, nil
 }
 
 func norm(v []float64) float64 {

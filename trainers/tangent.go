@@ -86,6 +86,9 @@ type tangentPoint struct {
 	projected *tensors.Tensor // P∇F, once computed
 	velocity  *tensors.Tensor // its velocity (space.velocity)
 	projNorm  float64
+	// c is the multiplier (J Jᵀ)⁻¹ J∇F of P∇F = ∇F − Jᵀc, once projected:
+	// ∇F's component normal to M is Jᵀc, of norm √(cᵀ J Jᵀ c).
+	c []float64
 }
 
 func (ts *tangentSpace) at(theta *tensors.Tensor) (*tangentPoint, error) {
@@ -141,7 +144,19 @@ func (tp *tangentPoint) project() (*tensors.Tensor, float64, error) {
 	if tp.projected, tp.velocity, tp.projNorm, err = tp.proj.projectAt(tp, c); err != nil {
 		return nil, math.NaN(), err
 	}
+	tp.c = c
 	return tp.projected, tp.projNorm, nil
+}
+
+// normalNorm returns ‖Jᵀc‖, the norm of ∇F's component normal to M (after project).
+func (tp *tangentPoint) normalNorm() float64 {
+	n, s := tp.n, 0.0
+	for i := range n {
+		for k := range n {
+			s += tp.c[i] * tp.jjt[i*n+k] * tp.c[k]
+		}
+	}
+	return math.Sqrt(max(s, 0))
 }
 
 // gradNorm returns ‖grad_M F‖ = ‖P∇F‖ only, as project computes it but

@@ -64,6 +64,14 @@ func NewStateOn(b backends.Backend, p *model.Problem, theta0 []float64, seed uin
 // RNGValues copies the RNG state to the host.
 func (s *State) RNGValues() []uint64 { return tensors.MustCopyFlatData[uint64](s.RNG) }
 
+// FeatureValues copies the feature engine's Zᵀ [m, n] to the host (nil under the Θ engine).
+func (s *State) FeatureValues() []float64 {
+	if s.Features == nil {
+		return nil
+	}
+	return tensors.MustCopyFlatData[float64](s.Features)
+}
+
 // ThetaValues copies Θ to the host (call Trainer.Sync first under the feature engine).
 func (s *State) ThetaValues() []float64 { return tensors.MustCopyFlatData[float64](s.Theta) }
 
@@ -129,6 +137,12 @@ type Trainer interface {
 	Extras() []string
 }
 
+// Converger is a Trainer that can tell when it has converged: further steps
+// would not change Θ beyond rounding. The loop stops such a run early.
+type Converger interface {
+	Converged(s *State) bool
+}
+
 // Config holds every trainer's hyperparameters; each trainer reads its own.
 type Config struct {
 	Eta        float64 // step size (all)
@@ -137,6 +151,9 @@ type Config struct {
 	SAMBatch   int     // examples per 1-SAM step, each with its own perturbation (sam1)
 	Lambda     float64 // weight of Tr D²L (penalty)
 	RetractTol float64 // retraction tolerance, relative to ‖y‖ (riemannian)
+	// Gtol ends a riemannian run as converged once ‖grad_M F‖ ≤ Gtol; 0 (the
+	// default) ends it only when ‖grad_M F‖ reaches its rounding floor.
+	Gtol float64
 	// Engine is how Θ is represented while training: EngineTheta (Θ itself,
 	// the reference), EngineFeature (Θ = Θ₀ − SᵀX, moving only S and Z), or
 	// "" for automatic (EngineFeature where it is cheaper).
