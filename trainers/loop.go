@@ -61,15 +61,15 @@ type Result struct {
 type DivergedError struct {
 	Step int64
 	Loss float64
-	// Eta is the step size in force and StableEta one that the curvature at
-	// the last finite state allows (0 when unknown); see StableEta.
+	// Eta is the step size in force and StableEta one that the curvature
+	// allows (0 when unknown); the caller fills them in.
 	Eta, StableEta float64
 }
 
 func (e *DivergedError) Error() string {
 	msg := fmt.Sprintf("diverged at step %d (loss %g)", e.Step, e.Loss)
 	if e.StableEta > 0 {
-		return msg + fmt.Sprintf(": η = %.3g is too large for the curvature met; try --eta %.3g (half of 2/λ̂ at the last finite state) or --eta auto", e.Eta, e.StableEta)
+		return msg + fmt.Sprintf(": η = %.3g is too large for the curvature met; try --eta %.3g, what --eta auto picks here from the curvature at Θ₀ and at the predicted optimum", e.Eta, e.StableEta)
 	}
 	return msg + ": try a smaller --eta (or --eta auto, smaller labels or --init-scale)"
 }
@@ -128,9 +128,16 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 		lastLogged, last, haveLast = s.Step, m, true
 		return sink.Log(m)
 	}
+	nextSnap := 0 // index of the next snapshot step to take
 	// stop ends the run: the stopping step is logged (if it was not) and
 	// checkpointed, whatever the reason.
 	stop := func(reason string, runErr error) (Result, error) {
+		if reason == StopConverged && cfg.Snapshot != nil && nextSnap < len(cfg.Snapshots) && (nextSnap == 0 || cfg.Snapshots[nextSnap-1] != s.Step) {
+			// Stopped before the snapshots planned for later: one at the end.
+			if err := tr.Sync(s); err == nil {
+				runErr = cfg.Snapshot(s)
+			}
+		}
 		if lastLogged != s.Step {
 			if err := log(); err != nil && runErr == nil {
 				runErr = err
@@ -156,7 +163,6 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 			return Result{StopReason: StopError}, err
 		}
 	}
-	nextSnap := 0
 	snapshot := func() error {
 		for nextSnap < len(cfg.Snapshots) && cfg.Snapshots[nextSnap] < s.Step {
 			nextSnap++ // already taken before a resume

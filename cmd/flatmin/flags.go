@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/flatmin/flatmin/internal/runner"
 	"github.com/spf13/pflag"
@@ -58,15 +59,17 @@ func problemFlags(fs *pflag.FlagSet, c *runner.Config) {
 // trainerFlags registers the trainer and run flags.
 func trainerFlags(fs *pflag.FlagSet, c *runner.Config) {
 	fs.StringVar(&c.Trainer, "trainer", c.Trainer, "trainer: "+trainerList())
-	fs.Float64Var(&c.Eta, "eta", c.Eta, "step size η (default 0.05; riemannian: 1, the largest step its safeguard may take)")
+	fs.Var(autoFloat{&c.Eta, &c.EtaRule}, "eta", "step size η, or auto: 1/λ̂ with λ̂ the larger of a bound on the loss Hessian's norm at Θ₀ and its λ_max at the predicted optimum (half the stability limit); riemannian: 1, the largest step its safeguard may take")
 	fs.Float64Var(&c.Sigma, "sigma", c.Sigma, "label-noise standard deviation σ (labelnoise)")
 	fs.Float64Var(&c.Rho, "rho", c.Rho, "1-SAM perturbation radius ρ (sam1)")
 	fs.IntVar(&c.SAMBatch, "sam-batch", c.SAMBatch, "examples per 1-SAM step, each with its own perturbation (sam1)")
 	fs.Float64Var(&c.Lambda, "lambda", c.Lambda, "weight λ of Tr D²L in L + λ Tr D²L (penalty)")
 	fs.Float64Var(&c.RetractTol, "retract-tol", c.RetractTol, "retraction tolerance on ‖f − y‖, relative to ‖y‖ (riemannian)")
+	gtolRule := runner.Auto
+	fs.Var(autoFloat{&c.Gtol, &gtolRule}, "gtol", "riemannian: stop as converged once ‖grad_M Tr D²L‖ ≤ gtol; auto (0): once it is at its rounding floor, 4096·ε·‖∇Tr D²L‖")
 	fs.Int64Var(&c.Steps, "steps", c.Steps, "number of steps")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of Θ₀ and of the trainer's noise")
-	fs.Float64Var(&c.InitScale, "init-scale", c.InitScale, "Θ₀ entries are N(0, init-scale²)")
+	fs.Var(autoFloat{&c.InitScale, &c.InitScaleRule}, "init-scale", "Θ₀ entries are N(0, init-scale²); auto: the scale at which the initial outputs' mean square equals the labels'")
 	fs.StringVar(&c.Theta0Path, "theta0", "", "initial Θ as .npy, m×d (instead of a random one)")
 	fs.Int64Var(&c.LogEvery, "log-every", c.LogEvery, "log metrics every this many steps")
 	fs.Float64Var(&c.MaxLoss, "max-loss", c.MaxLoss, "stop as diverged when the loss exceeds this")
@@ -82,11 +85,37 @@ const (
 	graphsHelp = "step in compiled GoMLX graphs also where SimpleGo would step on the host (the reference: slower, equal to rounding)"
 )
 
-// checkSizes rejects sizes and η given as ≤ 0: in Config, 0 means "not given".
-func checkSizes(fs *pflag.FlagSet, c *runner.Config) error {
-	if fs.Changed("eta") && !(c.Eta > 0) {
-		return runner.Input(fmt.Errorf("--eta must be positive, got %v", c.Eta))
+// autoFloat is a float flag that also takes "auto": the value 0 and rule
+// runner.Auto, for flatmin to choose (the rule is "" for a number given).
+type autoFloat struct {
+	v    *float64
+	rule *string
+}
+
+func (a autoFloat) String() string {
+	if a.v == nil || *a.rule == runner.Auto {
+		return runner.Auto
 	}
+	return strconv.FormatFloat(*a.v, 'g', -1, 64)
+}
+
+func (a autoFloat) Set(s string) error {
+	if s == runner.Auto {
+		*a.v, *a.rule = 0, runner.Auto
+		return nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("want a number or auto, got %q", s)
+	}
+	*a.v, *a.rule = v, ""
+	return nil
+}
+
+func (a autoFloat) Type() string { return "float|auto" }
+
+// checkSizes rejects sizes given as ≤ 0: in Config, 0 means "not given".
+func checkSizes(fs *pflag.FlagSet, c *runner.Config) error {
 	for _, s := range []struct {
 		name string
 		v    int

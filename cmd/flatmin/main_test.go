@@ -304,9 +304,15 @@ func TestDefaultTrainRuns(t *testing.T) {
 	}
 	sum := readJSON(t, filepath.Join(dir, "summary.json"))
 	cfg := sum["config"].(map[string]any)
-	for key, want := range map[string]float64{"m": 10, "n": 3, "d": 3, "eta": 0.05, "sigma": 0.03} {
+	for key, want := range map[string]float64{"m": 10, "n": 3, "d": 3, "sigma": 0.03} {
 		if cfg[key].(float64) != want {
 			t.Errorf("default %s = %v, the paper's Figure 1a has %v", key, cfg[key], want)
+		}
+	}
+	// η and the initial scale are chosen, and say by which rule.
+	for _, key := range []string{"eta", "init_scale"} {
+		if v, rule := cfg[key].(float64), cfg[key+"_rule"]; !(v > 0) || !strings.HasPrefix(fmt.Sprint(rule), "auto: ") {
+			t.Errorf("default %s = %v by rule %q: want a positive value chosen automatically", key, v, rule)
 		}
 	}
 	if sum["diverged"] != false || sum["steps"].(float64) != 1e6 {

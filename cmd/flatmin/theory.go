@@ -16,7 +16,7 @@ func cmdTheory(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
 	eps := fs.Float64("eps", 1e-6, "ε of Theorem 3's time bound to ε-stationarity")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of Θ₀ (F(0) is Tr D²L at Θ₀ retracted onto the manifold)")
-	fs.Float64Var(&cfg.InitScale, "init-scale", cfg.InitScale, "Θ₀ entries are N(0, init-scale²)")
+	fs.Var(autoFloat{&cfg.InitScale, &cfg.InitScaleRule}, "init-scale", "Θ₀ entries are N(0, init-scale²); auto: the scale at which the initial outputs' mean square equals the labels'")
 	fs.StringVar(&cfg.Theta0Path, "theta0", "", "initial Θ as .npy, m×d")
 	problemFlags(fs, &cfg)
 	if err := parse(fs, args); err != nil {

@@ -174,6 +174,14 @@ func printSummary(w io.Writer, s *runner.Summary, dir string) {
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 	row("loss", "%.4g", start.Loss, f.Loss, "")
+	if s.StopReason == trainers.StopDiverged {
+		// A blown-up state's trace and singular values say nothing about rank one.
+		fmt.Fprintf(w, "  DIVERGED: %s\n", s.Error)
+		fmt.Fprintf(w, "  theta.npy holds step %d, the last finite state\n", s.ThetaStep)
+		printChosen(w, c)
+		fmt.Fprintf(w, "  run directory: %s\n", dir)
+		return
+	}
 	note := "(no F*: it needs w = 1 and φ⁻¹(y_i/m))"
 	if !math.IsNaN(f.TraceMin) {
 		note = fmt.Sprintf("(Theorem 2's F* = %.6g)", f.TraceMin)
@@ -189,13 +197,30 @@ func printSummary(w io.Writer, s *runner.Summary, dir string) {
 		row("theory gap", "%.3g", start.TheoryGap, f.TheoryGap, "(max_ij |θ_j·x_i − φ⁻¹(y_i/m)|: → 0)")
 	}
 	fmt.Fprintf(w, "  singular values of Z at the end: %s\n", formatList(f.SingularValuesZ))
-	switch {
-	case s.Diverged:
-		fmt.Fprintf(w, "  DIVERGED: %s\n", s.Error)
-	case s.Interrupted:
+	switch s.StopReason {
+	case trainers.StopConverged:
+		fmt.Fprintf(w, "  converged at step %d: ‖grad_M Tr D²L‖ = %.3g, stationary to rounding (or --gtol)\n", s.Steps, f.RiemannianGradNorm)
+	case trainers.StopError:
+		fmt.Fprintf(w, "  stopped by an error at step %d: %s\n", s.Steps, s.Error)
+	case trainers.StopInterrupted:
 		fmt.Fprintf(w, "  interrupted at step %d\n", s.Steps)
 	}
+	printChosen(w, c)
 	fmt.Fprintf(w, "  run directory: %s\n", dir)
+}
+
+// printChosen prints the settings flatmin chose (--eta auto, --init-scale auto).
+func printChosen(w io.Writer, c runner.Config) {
+	var parts []string
+	if strings.HasPrefix(c.EtaRule, runner.Auto) {
+		parts = append(parts, fmt.Sprintf("η = %.4g (%s)", c.Eta, c.EtaRule))
+	}
+	if strings.HasPrefix(c.InitScaleRule, runner.Auto) {
+		parts = append(parts, fmt.Sprintf("init scale = %.4g (%s)", c.InitScale, c.InitScaleRule))
+	}
+	for _, p := range parts {
+		fmt.Fprintf(w, "  chosen: %s\n", p)
+	}
 }
 
 func ratio(sv []float64, k int) float64 {

@@ -40,10 +40,17 @@ func (p Param) Apply(c *Config) error {
 	var err error
 	switch p.Key {
 	case "eta":
-		c.Eta, err = f()
-		if err == nil && !(c.Eta > 0) {
-			err = errors.New("must be positive")
+		if p.Value == Auto {
+			c.Eta, c.EtaRule = 0, Auto
+			break
 		}
+		c.Eta, err = f()
+		c.EtaRule = ""
+		if err == nil && (!(c.Eta > 0) || math.IsInf(c.Eta, 0)) {
+			err = errors.New("must be positive and finite, or auto")
+		}
+	case "gtol":
+		c.Gtol, err = f()
 	case "sigma":
 		c.Sigma, err = f()
 	case "rho":
@@ -63,7 +70,7 @@ func (p Param) Apply(c *Config) error {
 	case "seed":
 		c.Seed, err = strconv.ParseUint(p.Value, 10, 64)
 	default:
-		return fmt.Errorf("--param %s.%s: unknown key %q (use eta, sigma, rho, sam_batch, lambda, retract_tol, steps, log_every, seed)", p.Trainer, p.Key, p.Key)
+		return fmt.Errorf("--param %s.%s: unknown key %q (use eta, sigma, rho, sam_batch, lambda, retract_tol, gtol, steps, log_every, seed)", p.Trainer, p.Key, p.Key)
 	}
 	if err != nil {
 		return fmt.Errorf("--param %s.%s=%s: %v", p.Trainer, p.Key, p.Value, err)
@@ -82,12 +89,14 @@ type CompareRow struct {
 	TheoryGap   trainers.JSONFloat `json:"theory_gap"`
 	Sigma21     trainers.JSONFloat `json:"sigma2_over_sigma1"` // σ2/σ1 of Z
 	Diverged    bool               `json:"diverged"`
+	StopReason  string             `json:"stop_reason"` // as in the run's summary.json
 	Error       string             `json:"error,omitempty"`
 }
 
 // Compare runs each trainer on the same data from the same Θ₀, each into
-// dir/<trainer>, and writes dir/compare.json. A trainer that diverges is
-// reported in its row; bad settings stop everything before any run starts.
+// dir/<trainer>, and writes dir/compare.json. A trainer that stops early
+// (diverged, an error) is reported in its row with its stop reason and the
+// others still run; bad settings stop everything before any run starts.
 func Compare(ctx context.Context, base Config, names []string, params []Param, b backends.Backend, dir string, opt Options) ([]CompareRow, error) {
 	if len(names) == 0 {
 		return nil, Input(errors.New("--trainers: give at least one trainer"))
@@ -136,14 +145,13 @@ func Compare(ctx context.Context, base Config, names []string, params []Param, b
 	for k, s := range setups {
 		sub := filepath.Join(dir, names[k])
 		sum, err := s.Train(ctx, b, sub, opt)
-		row := CompareRow{Trainer: names[k], Dir: sub}
-		var div *trainers.DivergedError
-		switch {
-		case err != nil && !errors.As(err, &div):
-			return rows, fmt.Errorf("%s: %w", names[k], err)
-		case sum != nil:
+		row := CompareRow{Trainer: names[k], Dir: sub, StopReason: trainers.StopError}
+		if err != nil {
+			row.Error = err.Error()
+		}
+		if sum != nil {
 			f := sum.Final
-			row.Steps, row.WallSeconds, row.Diverged, row.Error = sum.Steps, sum.WallSeconds, sum.Diverged, sum.Error
+			row.Steps, row.WallSeconds, row.Diverged, row.StopReason, row.Error = sum.Steps, sum.WallSeconds, sum.Diverged, sum.StopReason, sum.Error
 			row.Loss = trainers.JSONFloat(f.Loss)
 			row.TraceRatio = trainers.JSONFloat(f.TraceHessianManifold / f.TraceMin)
 			row.TheoryGap = trainers.JSONFloat(f.TheoryGap)

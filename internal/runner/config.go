@@ -33,20 +33,27 @@ type Config struct {
 	WPath      string  `json:"w,omitempty"`
 
 	// The run.
-	Trainer    string  `json:"trainer"`
-	Eta        float64 `json:"eta"` // 0 means the trainer's default (trainers.DefaultEta)
+	Trainer string  `json:"trainer"`
+	Eta     float64 `json:"eta"`
+	// EtaRule names the rule that chose Eta: Auto before it is chosen, a
+	// Rule* constant after, "" when the user gave η.
+	EtaRule    string  `json:"eta_rule,omitempty"`
 	Sigma      float64 `json:"sigma"`
 	Rho        float64 `json:"rho"`
 	SAMBatch   int     `json:"sam_batch"`
 	Lambda     float64 `json:"lambda"`
 	RetractTol float64 `json:"retract_tol"`
-	Steps      int64   `json:"steps"`
-	LogEvery   int64   `json:"log_every"`
-	Seed       uint64  `json:"seed"`
-	InitScale  float64 `json:"init_scale"`
-	Theta0Path string  `json:"theta0,omitempty"`
-	MaxLoss    float64 `json:"max_loss"`
-	Backend    string  `json:"backend"`
+	// Gtol ends a riemannian run once ‖grad_M F‖ ≤ Gtol (0: at its rounding floor).
+	Gtol      float64 `json:"gtol"`
+	Steps     int64   `json:"steps"`
+	LogEvery  int64   `json:"log_every"`
+	Seed      uint64  `json:"seed"`
+	InitScale float64 `json:"init_scale"`
+	// InitScaleRule names the rule that chose InitScale, as EtaRule does for Eta.
+	InitScaleRule string  `json:"init_scale_rule,omitempty"`
+	Theta0Path    string  `json:"theta0,omitempty"`
+	MaxLoss       float64 `json:"max_loss"`
+	Backend       string  `json:"backend"`
 	// Engine, Fuse and Graphs change speed only, not results (beyond
 	// rounding for Engine and Graphs).
 	Engine string `json:"engine,omitempty"`
@@ -64,15 +71,16 @@ const (
 	DefaultD = 3
 )
 
-// DefaultConfig is `flatmin train` with no flags: Figure 1a (m=10, d=3, n=3,
-// η=0.05, σ=0.03) with label-noise SGD.
+// DefaultConfig is `flatmin train` with no flags: Figure 1a's data (m=10,
+// d=3, n=3) and σ=0.03 with label-noise SGD, η and the initial scale chosen
+// automatically (AutoEta, model.AutoInitScale).
 func DefaultConfig() Config {
 	tc := trainers.DefaultConfig()
 	return Config{
 		Activation: "cubic", Nu: DefaultNu, K: 1, Labels: DefaultLabels, DataSeed: 1,
-		Trainer: "labelnoise", Eta: 0, Sigma: tc.Sigma, Rho: tc.Rho, SAMBatch: tc.SAMBatch,
+		Trainer: "labelnoise", EtaRule: Auto, Sigma: tc.Sigma, Rho: tc.Rho, SAMBatch: tc.SAMBatch,
 		Lambda: tc.Lambda, RetractTol: tc.RetractTol,
-		Steps: DefaultSteps, LogEvery: 2000, Seed: 1, InitScale: 0.5, MaxLoss: trainers.DefaultMaxLoss,
+		Steps: DefaultSteps, LogEvery: 2000, Seed: 1, InitScaleRule: Auto, MaxLoss: trainers.DefaultMaxLoss,
 		CheckpointEvery: DefaultCheckpointEvery,
 	}
 }
@@ -95,7 +103,7 @@ const DefaultCheckpointEvery = 100_000
 // TrainerConfig extracts the trainers' hyperparameters.
 func (c *Config) TrainerConfig() trainers.Config {
 	return trainers.Config{Eta: c.Eta, Sigma: c.Sigma, Rho: c.Rho, SAMBatch: c.SAMBatch, Lambda: c.Lambda, RetractTol: c.RetractTol,
-		Engine: c.Engine, Fuse: c.Fuse, Graphs: c.Graphs}
+		Gtol: c.Gtol, Engine: c.Engine, Fuse: c.Fuse, Graphs: c.Graphs}
 }
 
 // Check validates the run settings that do not depend on the data.
@@ -105,6 +113,10 @@ func (c *Config) Check() error {
 		return fmt.Errorf("--steps must be positive, got %d", c.Steps)
 	case c.LogEvery <= 0:
 		return fmt.Errorf("--log-every must be positive, got %d", c.LogEvery)
+	case c.EtaRule == "" && (!(c.Eta > 0) || math.IsInf(c.Eta, 0)):
+		return fmt.Errorf("--eta must be positive and finite (or auto), got %v", c.Eta)
+	case !(c.Gtol >= 0) || math.IsInf(c.Gtol, 0):
+		return fmt.Errorf("--gtol must be ≥ 0 and finite, got %v", c.Gtol)
 	case !(c.InitScale >= 0) || math.IsInf(c.InitScale, 0):
 		return fmt.Errorf("--init-scale must be ≥ 0 and finite, got %v", c.InitScale)
 	case !(c.MaxLoss > 0):
@@ -194,10 +206,15 @@ func (c *Config) Problem() (*model.Problem, error) {
 	return p, nil
 }
 
-// Theta0 is --theta0 if given (checked against m×d), else N(0, init_scale²) entries from --seed.
+// Theta0 is --theta0 if given (checked against m×d), else N(0, init_scale²)
+// entries from --seed, the scale chosen first if it is automatic.
 func (c *Config) Theta0(p *model.Problem) ([]float64, error) {
 	if c.Theta0Path == "" {
+		c.resolveInitScale(p)
 		return model.InitTheta(p.M, p.D, c.InitScale, c.Seed), nil
+	}
+	if c.InitScaleRule == Auto {
+		c.InitScale, c.InitScaleRule = 0, "" // Θ₀ is the user's
 	}
 	theta, rows, cols, err := model.ReadMatrix(c.Theta0Path, "--theta0")
 	if err != nil {

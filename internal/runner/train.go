@@ -63,7 +63,16 @@ type Summary struct {
 	Initial     *trainers.Metrics `json:"initial,omitempty"`
 	Diverged    bool              `json:"diverged"`
 	Interrupted bool              `json:"interrupted"`
-	Error       string            `json:"error,omitempty"`
+	// Converged is true when the trainer reached a point it cannot improve
+	// (the Riemannian flow: ‖grad_M F‖ at its rounding floor or --gtol).
+	Converged bool `json:"converged"`
+	// StopReason is why the run stopped: converged, steps (the budget was
+	// spent), diverged, error or interrupted (trainers.Stop*).
+	StopReason string `json:"stop_reason"`
+	// ThetaStep is the step whose Θ theta.npy holds: the last step, or the
+	// last finite state before it for a diverged run.
+	ThetaStep int64  `json:"theta_step"`
+	Error     string `json:"error,omitempty"`
 	Backend     string            `json:"backend"`
 	Engine      string            `json:"engine"` // the engine in force (Config.Engine may say auto)
 	Path        string            `json:"path"`   // where the steps ran: "host" (SimpleGo's host paths) or "graphs"
@@ -93,9 +102,6 @@ func Prepare(cfg Config, b backends.Backend, opt Options) (*Setup, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, Input(err)
 	}
-	if cfg.Eta == 0 {
-		cfg.Eta = trainers.DefaultEta(cfg.Trainer)
-	}
 	p := opt.Problem
 	if p == nil {
 		var err error
@@ -116,6 +122,12 @@ func Prepare(cfg Config, b backends.Backend, opt Options) (*Setup, error) {
 		if err := p.CheckTheta(theta0); err != nil {
 			return nil, Input(err)
 		}
+	}
+	if cfg.EtaRule == Auto {
+		if theta0 == nil {
+			return nil, Input(fmt.Errorf("--eta auto needs Θ₀"))
+		}
+		cfg.Eta, cfg.EtaRule, _, _ = AutoEta(cfg.Trainer, p, theta0)
 	}
 	tr, err := trainers.New(cfg.Trainer, b, p, cfg.TrainerConfig())
 	if err != nil {
@@ -232,37 +244,64 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 	sink := &csvSink{log: log, extras: s.Trainer.Extras()}
 	res, runErr := trainers.Run(ctx, s.Trainer, s.Evaluator, state, loop, sink)
 	if err := log.Close(); err != nil && runErr == nil {
-		runErr = err
+		runErr, res.StopReason = err, trainers.StopError
+	}
+	if res.StopReason == "" { // Run failed before its first step (Init)
+		res.StopReason = trainers.StopError
 	}
 	var div *trainers.DivergedError
-	if errors.Is(runErr, trainers.ErrSingularJJT) {
-		return nil, Input(runErr) // a property of the data and model the user gave
-	}
-	if runErr != nil && !errors.As(runErr, &div) {
-		return nil, runErr
+	if errors.As(runErr, &div) {
+		div.Eta = s.Config.Eta
+		div.StableEta = StableEta(s.Problem, s.Trainer.Name(), dir)
 	}
 	sum := &Summary{
 		Trainer: s.Trainer.Name(), Steps: state.Step, WallSeconds: res.Wall.Seconds(), Config: s.Config,
-		Final: res.Final, Initial: sink.first, Diverged: div != nil, Interrupted: res.Interrupted, Backend: b.Name(), Engine: s.Trainer.Engine(), Path: trainers.Path(s.Trainer), Version: Version,
+		Final: res.Final, Initial: sink.first, Diverged: div != nil, Interrupted: res.Interrupted,
+		Converged: res.StopReason == trainers.StopConverged, StopReason: res.StopReason, ThetaStep: state.Step,
+		Backend: b.Name(), Engine: s.Trainer.Engine(), Path: trainers.Path(s.Trainer), Version: Version,
 	}
-	if div != nil {
-		sum.Error = div.Error()
+	if runErr != nil {
+		sum.Error = runErr.Error()
 	}
-	if err := s.writeTheta(filepath.Join(dir, ThetaFile), state); err != nil {
-		return sum, err
+	// Whatever stopped the run, its results are written: Θ (the last finite
+	// state; Θ₀ if none is left) and the summary saying why it stopped.
+	written, err := s.writeTheta(filepath.Join(dir, ThetaFile), state)
+	if err == nil && !written {
+		sum.ThetaStep = 0
+		err = copyFile(filepath.Join(dir, Theta0File), filepath.Join(dir, ThetaFile))
+	}
+	if err != nil {
+		return sum, errors.Join(runErr, err)
 	}
 	if err := runio.WriteJSON(filepath.Join(dir, SummaryFile), sum); err != nil {
-		return sum, err
+		return sum, errors.Join(runErr, err)
+	}
+	if errors.Is(runErr, trainers.ErrSingularJJT) {
+		return sum, Input(runErr) // a property of the data and model the user gave
 	}
 	return sum, runErr
+}
+
+// copyFile copies src to dst atomically.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	return runio.WriteAtomic(dst, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	})
 }
 
 // errNotFinite stops writing a Θ with NaN or Inf entries.
 var errNotFinite = errors.New("Θ is not finite")
 
-// writeTheta streams the final Θ to path; a Θ with NaN or Inf (a diverged
-// run) is not written, and an earlier file stays as it was.
-func (s *Setup) writeTheta(path string, state *trainers.State) error {
+// writeTheta streams the final Θ to path and reports whether it did; a Θ
+// with NaN or Inf (a diverged run) is not written, and an earlier file stays
+// as it was.
+func (s *Setup) writeTheta(path string, state *trainers.State) (bool, error) {
 	p := s.Problem
 	err := runio.WriteAtomic(path, func(w io.Writer) error {
 		return runio.NpyWriter(w, []int{p.M, p.D}, func(emit func([]float64) error) error {
@@ -275,9 +314,9 @@ func (s *Setup) writeTheta(path string, state *trainers.State) error {
 		})
 	})
 	if errors.Is(err, errNotFinite) {
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
 // SnapshotDir holds a run's neuron snapshots: z_<step>.npy (Z = XΘᵀ, n×m) and

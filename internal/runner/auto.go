@@ -1,0 +1,96 @@
+package runner
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"strings"
+
+	"github.com/flatmin/flatmin/model"
+	"github.com/flatmin/flatmin/regularizers"
+	"github.com/flatmin/flatmin/trainers"
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+// Auto is the value of --eta and --init-scale that asks flatmin to choose.
+const Auto = "auto"
+
+// Names of the rules that choose η and the initial scale, as summary.json's
+// config records them beside the numbers chosen.
+const (
+	RuleEtaCurvature = "auto: min(1/λ*, 1.9/λ̂₀): half the stability limit 2/λ* of gradient descent at the predicted optimum (λ* = λ_max(D²L) there), where the run spends its time, and 95% of it at Θ₀ (λ̂₀ a bound on ‖D²L‖ there), whose curvature the run leaves behind"
+	RuleEtaFlow      = "auto: 1, the Riemannian safeguard's largest step (it halves η until Tr D²L decreases, and lets it regrow)"
+	RuleInitOutputs  = "auto: the scale at which the initial outputs' mean square equals the labels' (mean E f_i² = mean y_i²)"
+	RuleInitDefault  = "auto: labels all zero, nothing to match; the paper's 0.5"
+)
+
+// AutoEta chooses the step size for trainer on problem p from Θ₀ (m×d):
+// 1 for riemannian (RuleEtaFlow), else min(1/λ*, 1.9/λ̂₀) (RuleEtaCurvature),
+// where λ̂₀ is regularizers.LossHessianNormBound at Θ₀ (the curvature a run
+// meets at its start, bounded from above) and λ* is
+// regularizers.SharpnessAtOptimum where the theory predicts the optimum
+// (w = 1, n ≤ d): the curvature where it is headed. For the cube at large m
+// both grow like m, which is why a fixed η diverges on wide networks. It
+// also returns the two curvatures (NaN where not used).
+func AutoEta(trainer string, p *model.Problem, theta0 []float64) (eta float64, rule string, atStart, atOptimum float64) {
+	if strings.EqualFold(trainer, "riemannian") {
+		return 1, RuleEtaFlow, math.NaN(), math.NaN()
+	}
+	atStart = CurvatureBound(p, theta0)
+	atOptimum = math.NaN()
+	eta = startFraction / atStart
+	if opt := regularizers.PredictOptimum(p); opt.OK && p.N <= p.D {
+		atOptimum = regularizers.SharpnessAtOptimum(p, opt)
+		eta = min(eta, 1/atOptimum)
+	}
+	if !(eta > 0) || math.IsInf(eta, 0) {
+		return trainers.DefaultConfig().Eta, fmt.Sprintf("auto: no curvature to go by (λ̂₀ = %g, λ* = %g); the paper's 0.05", atStart, atOptimum), atStart, atOptimum
+	}
+	return eta, RuleEtaCurvature, atStart, atOptimum
+}
+
+// startFraction times 2/λ̂₀ is the largest η AutoEta takes at Θ₀: close to
+// the limit, since λ̂₀ bounds ‖D²L‖ from above (by 15–35% in our checks) and
+// the curvature falls as the loss does.
+const startFraction = 1.9
+
+// CurvatureBound is regularizers.LossHessianNormBound at Θ (m×d, row-major).
+func CurvatureBound(p *model.Problem, theta []float64) float64 {
+	return regularizers.LossHessianNormBound(model.NewHostNet(p).Forward(featuresOf(p, theta)))
+}
+
+// StableEta returns the step size --eta auto would choose for the run in
+// dir (from its theta0.npy), for a diverged run's advice: the curvature at
+// the state where it diverged is that of a blown-up Θ, no guide to a step
+// that avoids getting there. 0 when Θ₀ cannot be read.
+func StableEta(p *model.Problem, trainer, dir string) float64 {
+	theta0, rows, cols, err := model.ReadMatrix(filepath.Join(dir, Theta0File), Theta0File)
+	if err != nil || rows != p.M || cols != p.D {
+		return 0
+	}
+	eta, _, _, _ := AutoEta(trainer, p, theta0)
+	return eta
+}
+
+// featuresOf returns Zᵀ = Θ Xᵀ [m, n] for Θ [m, d].
+func featuresOf(p *model.Problem, theta []float64) []float64 {
+	zt := make([]float64, p.M*p.N)
+	blas64.Gemm(blas.NoTrans, blas.Trans, 1,
+		blas64.General{Rows: p.M, Cols: p.D, Stride: p.D, Data: theta},
+		blas64.General{Rows: p.N, Cols: p.D, Stride: p.D, Data: p.X},
+		0, blas64.General{Rows: p.M, Cols: p.N, Stride: p.N, Data: zt})
+	return zt
+}
+
+// resolveInitScale chooses the initial scale when it is automatic (c.InitScaleRule == Auto).
+func (c *Config) resolveInitScale(p *model.Problem) {
+	if c.InitScaleRule != Auto {
+		return
+	}
+	if s, ok := model.AutoInitScale(p); ok {
+		c.InitScale, c.InitScaleRule = s, RuleInitOutputs
+	} else {
+		c.InitScale, c.InitScaleRule = 0.5, RuleInitDefault
+	}
+}
