@@ -50,7 +50,7 @@ type InspectRequest struct {
 
 // Inspect measures Θ from a file: the same metrics a run logs (without step
 // and wall time), and Hutchinson's estimate of Tr D²L when asked.
-func Inspect(b backends.Backend, req InspectRequest) (*trainers.Report, error) {
+func Inspect(b backends.Backend, req InspectRequest) (*InspectReport, error) {
 	p := req.Problem
 	theta, rows, cols, err := model.ReadMatrix(req.ThetaPath, "--theta")
 	if err != nil {
@@ -77,5 +77,5 @@ func Inspect(b backends.Backend, req InspectRequest) (*trainers.Report, error) {
 			return nil, err
 		}
 	}
-	return report, nil
+	return &InspectReport{Report: report, Note: inspectNote(p, m)}, nil
 }
