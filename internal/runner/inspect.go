@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 
+	"github.com/flatmin/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
 	"github.com/gomlx/gomlx/backends"
@@ -29,7 +29,7 @@ func LoadRun(dir string) (*Run, error) {
 		return nil, err
 	}
 	r := &Run{Dir: dir, Config: cfg}
-	if data, err := os.ReadFile(filepath.Join(dir, SummaryFile)); err == nil {
+	if data, err := runio.ReadFile(filepath.Join(dir, SummaryFile)); err == nil {
 		if err := json.Unmarshal(data, &r.Summary); err != nil {
 			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, SummaryFile), err)
 		}
