@@ -105,6 +105,8 @@ func TestNumericSettingsChecked(t *testing.T) {
 		{[]string{"theory", "--init-scale", "NaN"}, "--init-scale"},
 		{[]string{"theory", "--k", "-1"}, "--k"},
 		{[]string{"inspect", "--k", "-1", "--theta", "t.npy"}, "--k"},
+		{[]string{"bench", "--fuse", "5000"}, "--fuse"},
+		{[]string{"bench", "--min-time", "-1s"}, "--min-time"},
 	}
 	for _, c := range cases {
 		dir := filepath.Join(t.TempDir(), "run")
