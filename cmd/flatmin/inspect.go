@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/flatmin/flatmin/internal/backend"
@@ -75,6 +76,9 @@ func cmdInspect(args []string, stdout, stderr io.Writer) error {
 // shapeFromTheta takes m and d from Θ's shape where no flag or file gives
 // them, and checks --m and --d against it.
 func shapeFromTheta(fs *pflag.FlagSet, cfg *runner.Config, path string) error {
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return nil // a pipe can be read once: Inspect checks Θ against the flags
+	}
 	dims, err := model.NpyShape(path)
 	if err != nil {
 		return fmt.Errorf("--theta: %w", err)
