@@ -158,16 +158,139 @@ var npyShapeRE = regexp.MustCompile(`'shape'\s*:\s*\(([^)]*)\)`)
 var npyDescrRE = regexp.MustCompile(`'descr'\s*:\s*'([^']*)'`)
 
 // ReadNpy reads a numeric .npy array as float64 values with its dimensions.
+// The header is read and checked first; the data is then read only as far
+// as the header says, and a regular file must hold exactly that much (a
+// pipe or device is read up to that bound, no further).
 func ReadNpy(path string) ([]float64, []int, error) {
-	data, err := readBounded(path, maxNpyBytes)
+	f, size, err := openInput(path)
 	if err != nil {
 		return nil, nil, err
+	}
+	defer f.Close()
+	data, err := readNpyBytes(f, size)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	values, dims, err := DecodeNpy(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return values, dims, nil
+}
+
+// openInput opens a user's file; size is its length for a regular file, -1
+// when unknown (a pipe, a device, an empty-looking /proc file).
+func openInput(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if st.IsDir() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s is a directory, not a file", path)
+	}
+	if !st.Mode().IsRegular() || st.Size() == 0 {
+		return f, -1, nil
+	}
+	return f, st.Size(), nil
+}
+
+// NpyShape reads only the header of a .npy file and returns its dimensions.
+func NpyShape(path string) ([]int, error) {
+	f, _, err := openInput(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	_, dims, _, _, err := readNpyHead(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return dims, nil
+}
+
+// readNpyHead reads a .npy file's prefix and header from r and returns
+// their bytes with the layout they declare.
+func readNpyHead(r io.Reader) (head []byte, dims []int, count, itemSize int, err error) {
+	pre := make([]byte, 12)
+	if n, err := io.ReadFull(r, pre[:10]); err != nil {
+		if n == 0 {
+			return nil, nil, 0, 0, errors.New("not a .npy file (empty)")
+		}
+		if string(pre[:n]) != "\x93NUMPY"[:min(n, 6)] {
+			return nil, nil, 0, 0, errors.New("not a .npy file (bad magic bytes)")
+		}
+		return nil, nil, 0, 0, errors.New("truncated .npy header")
+	}
+	if string(pre[:6]) != "\x93NUMPY" {
+		return nil, nil, 0, 0, errors.New("not a .npy file (bad magic bytes)")
+	}
+	start := 10
+	if pre[6] == 2 || pre[6] == 3 {
+		if _, err := io.ReadFull(r, pre[10:12]); err != nil {
+			return nil, nil, 0, 0, errors.New("truncated .npy header")
+		}
+		start = 12
+	}
+	hlen, _, err := npyHeaderLen(pre[:start])
+	if err != nil {
+		return nil, nil, 0, 0, err
+	}
+	head = make([]byte, start+hlen)
+	copy(head, pre[:start])
+	if _, err := io.ReadFull(r, head[start:]); err != nil {
+		return nil, nil, 0, 0, errors.New("truncated .npy header")
+	}
+	dims, _, count, itemSize, err = npyLayout(string(head[start:]))
+	return head, dims, count, itemSize, err
+}
+
+// readNpyBytes reads one .npy file from r: the header first, then exactly
+// the data it declares. size is the file's length, -1 if unknown.
+func readNpyBytes(r io.Reader, size int64) ([]byte, error) {
+	head, _, count, itemSize, err := readNpyHead(r)
+	if err != nil {
+		return nil, err
+	}
+	body := int64(count) * int64(itemSize)
+	total := int64(len(head)) + body
+	if size >= 0 && size != total {
+		return nil, npySizeError(size-int64(len(head)), count, itemSize)
+	}
+	if size >= 0 {
+		data := make([]byte, total)
+		copy(data, head)
+		if _, err := io.ReadFull(r, data[len(head):]); err != nil {
+			return nil, fmt.Errorf("reading the .npy data: %w", err)
+		}
+		return data, nil
+	}
+	// Unknown size: read at most one byte more than declared, growing as
+	// data arrives, so a stream that lies costs what it sent, not what it claimed.
+	var buf bytes.Buffer
+	buf.Write(head)
+	n, err := io.Copy(&buf, io.LimitReader(r, body+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the .npy data: %w", err)
+	}
+	if n != body {
+		return nil, npySizeError(n, count, itemSize)
+	}
+	return buf.Bytes(), nil
+}
+
+// npySizeError says how got bytes of data disagree with count values of itemSize bytes.
+func npySizeError(got int64, count, itemSize int) error {
+	want := int64(count) * int64(itemSize)
+	if got < want {
+		return fmt.Errorf("truncated .npy file: its header declares %d values of %d bytes, but only %d bytes of data follow", count, itemSize, got)
+	}
+	return fmt.Errorf("the .npy file holds more data than its header declares (%d values of %d bytes)", count, itemSize)
 }
 
 // DecodeNpy parses the bytes of a .npy file. It checks the header against the
@@ -178,40 +301,15 @@ func DecodeNpy(data []byte) (values []float64, dims []int, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	m := npyDescrRE.FindStringSubmatch(header)
-	if m == nil {
-		return nil, nil, errors.New("not a .npy file: the header has no 'descr'")
+	dims, _, count, itemSize, err := npyLayout(header)
+	if err != nil {
+		return nil, nil, err
 	}
-	descr := m[1]
-	if strings.HasPrefix(descr, ">") {
-		return nil, nil, fmt.Errorf("big-endian array (dtype %q) is not supported: save it little-endian", descr)
+	if int64(len(body)) != int64(count)*int64(itemSize) {
+		return nil, nil, npySizeError(int64(len(body)), count, itemSize)
 	}
-	sm := npyShapeRE.FindStringSubmatch(header)
-	if sm == nil {
-		return nil, nil, errors.New("not a .npy file: the header has no 'shape'")
-	}
-	size := 1
-	for _, f := range strings.Split(sm[1], ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		v, perr := strconv.Atoi(f)
-		if perr != nil || v < 0 || v > maxNpyBytes {
-			return nil, nil, fmt.Errorf("bad dimension %q in the .npy header", f)
-		}
-		size *= v
-		if size > maxNpyBytes {
-			return nil, nil, errors.New("the .npy header declares an array too large to read")
-		}
-		dims = append(dims, v)
-	}
-	itemSize, ok := map[string]int{"f8": 8, "f4": 4, "f2": 2, "i8": 8, "i4": 4, "i2": 2, "i1": 1, "u8": 8, "u4": 4, "u2": 2, "u1": 1}[strings.TrimLeft(descr, "<|=")]
-	if !ok {
-		return nil, nil, fmt.Errorf("unsupported dtype %q: want a float or integer array", descr)
-	}
-	if len(body) != size*itemSize {
-		return nil, nil, fmt.Errorf("the .npy data has %d bytes, but its header declares %d values of %d bytes (truncated or corrupt file)", len(body), size, itemSize)
+	if count == 0 {
+		return []float64{}, dims, nil // valid, but GoMLX's reader cannot take it
 	}
 	t, err := decodeWithGoMLX(data)
 	if err != nil {
@@ -222,6 +320,46 @@ func DecodeNpy(data []byte) (values []float64, dims []int, err error) {
 		return nil, nil, err
 	}
 	return values, dims, nil
+}
+
+// npyLayout reads a .npy header's dimensions, dtype, value count and item size.
+func npyLayout(header string) (dims []int, descr string, count, itemSize int, err error) {
+	m := npyDescrRE.FindStringSubmatch(header)
+	if m == nil {
+		return nil, "", 0, 0, errors.New("not a .npy file: the header has no 'descr'")
+	}
+	descr = m[1]
+	if strings.HasPrefix(descr, ">") {
+		return nil, "", 0, 0, fmt.Errorf("big-endian array (dtype %q) is not supported: save it little-endian", descr)
+	}
+	sm := npyShapeRE.FindStringSubmatch(header)
+	if sm == nil {
+		return nil, "", 0, 0, errors.New("not a .npy file: the header has no 'shape'")
+	}
+	count = 1
+	for _, f := range strings.Split(sm[1], ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v, perr := strconv.Atoi(f)
+		if perr != nil || v < 0 {
+			return nil, "", 0, 0, fmt.Errorf("bad dimension %q in the .npy header", f)
+		}
+		if v > maxNpyBytes || v > 0 && count > maxNpyBytes/v {
+			return nil, "", 0, 0, fmt.Errorf("the .npy header declares an array too large to read (shape (%s))", sm[1])
+		}
+		count *= v
+		dims = append(dims, v)
+	}
+	itemSize, ok := map[string]int{"f8": 8, "f4": 4, "f2": 2, "i8": 8, "i4": 4, "i2": 2, "i1": 1, "u8": 8, "u4": 4, "u2": 2, "u1": 1}[strings.TrimLeft(descr, "<|=")]
+	if !ok {
+		return nil, "", 0, 0, fmt.Errorf("unsupported dtype %q: want a float or integer array", descr)
+	}
+	if int64(count)*int64(itemSize) > maxNpyBytes {
+		return nil, "", 0, 0, fmt.Errorf("the .npy header declares an array too large to read (shape (%s))", sm[1])
+	}
+	return dims, descr, count, itemSize, nil
 }
 
 func decodeWithGoMLX(data []byte) (t *tensors.Tensor, err error) {
@@ -238,25 +376,33 @@ func npyHeader(data []byte) (string, []byte, error) {
 	if len(data) < 10 || string(data[:6]) != "\x93NUMPY" {
 		return "", nil, errors.New("not a .npy file (bad magic bytes)")
 	}
-	var hlen, start int
-	switch data[6] {
-	case 1:
-		hlen, start = int(binary.LittleEndian.Uint16(data[8:10])), 10
-	case 2, 3:
-		if len(data) < 12 {
-			return "", nil, errors.New("truncated .npy header")
-		}
-		hlen, start = int(binary.LittleEndian.Uint32(data[8:12])), 12
-		if hlen > 0xFFFF {
-			return "", nil, errors.New("the .npy header is too long")
-		}
-	default:
-		return "", nil, fmt.Errorf("unsupported .npy version %d", data[6])
+	hlen, start, err := npyHeaderLen(data)
+	if err != nil {
+		return "", nil, err
 	}
 	if start+hlen > len(data) {
 		return "", nil, errors.New("truncated .npy header")
 	}
 	return string(data[start : start+hlen]), data[start+hlen:], nil
+}
+
+// npyHeaderLen reads the header length from a .npy prefix (magic bytes,
+// version, length: 10 bytes, 12 from version 2), and where the header starts.
+func npyHeaderLen(pre []byte) (hlen, start int, err error) {
+	switch pre[6] {
+	case 1:
+		return int(binary.LittleEndian.Uint16(pre[8:10])), 10, nil
+	case 2, 3:
+		if len(pre) < 12 {
+			return 0, 0, errors.New("truncated .npy header")
+		}
+		hlen = int(binary.LittleEndian.Uint32(pre[8:12]))
+		if hlen > 0xFFFF {
+			return 0, 0, errors.New("the .npy header is too long")
+		}
+		return hlen, 12, nil
+	}
+	return 0, 0, fmt.Errorf("unsupported .npy version %d", pre[6])
 }
 
 func toFloat64(t *tensors.Tensor) ([]float64, error) {
@@ -312,6 +458,13 @@ func ReadMatrix(path, what string) (values []float64, rows, cols int, err error)
 	if len(dims) != 2 {
 		return nil, 0, 0, fmt.Errorf("%s: %s has shape %v, want a 2-D array", what, path, dims)
 	}
+	if dims[0] == 0 || dims[1] == 0 {
+		part := "no rows"
+		if dims[0] > 0 {
+			part = "no columns"
+		}
+		return nil, 0, 0, fmt.Errorf("%s: %s is empty: shape %v has %s", what, path, dims, part)
+	}
 	if err := CheckFinite(what, values); err != nil {
 		return nil, 0, 0, fmt.Errorf("%s: %w", path, err)
 	}
@@ -327,6 +480,9 @@ func ReadVector(path, what string) ([]float64, error) {
 	if !(len(dims) == 1 || len(dims) == 2 && (dims[0] == 1 || dims[1] == 1)) {
 		return nil, fmt.Errorf("%s: %s has shape %v, want a vector", what, path, dims)
 	}
+	if len(values) == 0 {
+		return nil, fmt.Errorf("%s: %s is empty (shape %v)", what, path, dims)
+	}
 	if err := CheckFinite(what, values); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -335,13 +491,15 @@ func ReadVector(path, what string) ([]float64, error) {
 
 // ReadCSV reads data from CSV: one row per data point, the last column is y.
 // Blank lines and lines starting with '#' are skipped; a first line that does
-// not parse as numbers is taken as a header.
+// not parse as numbers is taken as a header. The file may be a stream (a
+// pipe), but it must be text with lines of at most maxCSVLine bytes.
 func ReadCSV(path string) (x []float64, y []float64, n, d int, err error) {
-	data, err := readBounded(path, maxNpyBytes)
+	f, _, err := openInput(path)
 	if err != nil {
 		return nil, nil, 0, 0, err
 	}
-	x, y, n, d, err = ParseCSV(data)
+	defer f.Close()
+	x, y, n, d, err = parseCSV(f)
 	if err != nil {
 		return nil, nil, 0, 0, fmt.Errorf("%s: %w", path, err)
 	}
@@ -350,13 +508,65 @@ func ReadCSV(path string) (x []float64, y []float64, n, d int, err error) {
 
 // ParseCSV parses CSV bytes as ReadCSV does.
 func ParseCSV(data []byte) (x []float64, y []float64, n, d int, err error) {
-	r := csv.NewReader(bytes.NewReader(data))
+	return parseCSV(bytes.NewReader(data))
+}
+
+// maxCSVLine bounds one line of a CSV file (a row of 10⁴ features in full
+// precision is about 250 kB).
+const maxCSVLine = 1 << 20
+
+// textGuard passes text through and stops at the first NUL byte (binary
+// data), at a line longer than maxCSVLine, or past maxNpyBytes in all.
+type textGuard struct {
+	r     io.Reader
+	line  int
+	total int64
+	err   error
+}
+
+func (g *textGuard) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	n, err := g.r.Read(p)
+	for i, b := range p[:n] {
+		switch {
+		case b == 0:
+			g.err = fmt.Errorf("not text (a NUL byte at offset %d): a CSV file is text", g.total+int64(i))
+		case b == '\n':
+			g.line = 0
+		default:
+			g.line++
+			if g.line > maxCSVLine {
+				g.err = fmt.Errorf("a line is longer than %d bytes: not a CSV file of data", maxCSVLine)
+			}
+		}
+		if g.err != nil {
+			return 0, g.err
+		}
+	}
+	g.total += int64(n)
+	if g.total > maxNpyBytes {
+		g.err = fmt.Errorf("larger than %d bytes", int64(maxNpyBytes))
+		return 0, g.err
+	}
+	return n, err
+}
+
+func parseCSV(in io.Reader) (x []float64, y []float64, n, d int, err error) {
+	guard := &textGuard{r: in}
+	r := csv.NewReader(guard)
 	r.Comment = '#'
 	r.FieldsPerRecord = -1
 	r.TrimLeadingSpace = true
+	r.ReuseRecord = true
 	cols := -1
+	header := false
 	for first := true; ; first = false {
 		rec, rerr := r.Read()
+		if guard.err != nil {
+			return nil, nil, 0, 0, guard.err
+		}
 		if rerr == io.EOF {
 			break
 		}
@@ -379,9 +589,10 @@ func ParseCSV(data []byte) (x []float64, y []float64, n, d int, err error) {
 		}
 		if bad >= 0 {
 			if first {
-				continue // a header
+				header = true
+				continue
 			}
-			return nil, nil, 0, 0, fmt.Errorf("line %d, column %d: %q is not a number", line, bad+1, rec[bad])
+			return nil, nil, 0, 0, fmt.Errorf("line %d, column %d: %s is not a number", line, bad+1, clip(rec[bad]))
 		}
 		if cols < 0 {
 			cols = len(rec)
@@ -400,27 +611,21 @@ func ParseCSV(data []byte) (x []float64, y []float64, n, d int, err error) {
 		y = append(y, vals[cols-1])
 		n++
 	}
-	if n == 0 {
-		return nil, nil, 0, 0, errors.New("no data rows")
+	switch {
+	case n > 0:
+		return x, y, n, cols - 1, nil
+	case header:
+		return nil, nil, 0, 0, errors.New("no data rows: only a header line")
+	case guard.total == 0:
+		return nil, nil, 0, 0, errors.New("no data rows: the file is empty")
 	}
-	return x, y, n, cols - 1, nil
+	return nil, nil, 0, 0, errors.New("no data rows")
 }
 
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+// clip quotes s for a message, shortened to its first 40 bytes.
+func clip(s string) string {
+	if len(s) > 40 {
+		return strconv.Quote(s[:40]) + "..."
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("%s is a directory, not a file", path)
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return io.ReadAll(io.LimitReader(f, limit+1))
+	return strconv.Quote(s)
 }

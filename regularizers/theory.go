@@ -98,7 +98,7 @@ type Theory struct {
 	Optimum     Optimum
 	// Eps and F0 are Theorem 3's accuracy and F = Tr D²L at the flow's start
 	// on the manifold (NaN if unknown); TimeBound is the flow time after which
-	// ‖grad_M F‖ ≤ ε (NaN unless Assumptions 1–3 hold).
+	// ‖grad_M F‖ ≤ ε (NaN unless w = 1 and Assumptions 1–3 hold).
 	Eps, F0, TimeBound float64
 	// Note says what the theory predicts when w is not all ones.
 	Note string
@@ -132,7 +132,8 @@ func PredictTheory(p *model.Problem, eps, f0 float64) Theory {
 		th.Note = "n > d: θ_j·x_i = z*_i for all i has no solution in general, so F* is a lower bound Tr D²L does not reach and the theory gap stays positive"
 	}
 	c := th.Constants
-	if c.Assumption1 && c.Assumption3 && th.Assumption2 && eps > 0 && !math.IsNaN(f0) {
+	// Theorem 3 is stated for w = 1.
+	if p.UnitWeights() && c.Assumption1 && c.Assumption3 && th.Assumption2 && eps > 0 && !math.IsNaN(f0) {
 		b2 := c.Beta * c.Beta
 		r := c.Rho1 * c.Rho2
 		th.TimeBound = f0/(th.Mu*b2) + math.Log(math.Max(b2/(r*r*eps*eps), 1))/(r*th.Mu)

@@ -18,15 +18,15 @@ import (
 )
 
 const benchNotes = `
-Rows (--only; all of them by default, about 1.5 minutes on 2 cores):
+Rows (--only; all of them by default; README.md gives run times):
   labelnoise  one label-noise SGD step at (m,d,n) = (10,3,3), (1000,64,32),
               (10000,256,64) and (100000,256,64), on synthetic data as flatmin
               train makes it; η = 0.05, or 1/λ_max(2JJᵀ) at Θ₀ where 0.05
               would diverge (m ≥ 1000). (100000,256,64) peaks near 0.6 GB.
   riemannian  one Riemannian flow step, retraction included, at (1000,64,32)
   hutchinson  Hutchinson's estimate of Tr D²L with --probes probes at (1000,64,32)
-  fig1a       a whole --fig1a-steps run of Figure 1a's label-noise SGD
-              (about 20 s); its time per step is total/steps
+  fig1a       a whole --fig1a-steps run of Figure 1a's label-noise SGD;
+              its time per step is total/steps
   tts         time to solution: the Riemannian flow on Figure 1a until the
               theory gap is below 1e-6; its median_seconds is that time
 --sizes replaces the sizes of labelnoise, riemannian and hutchinson.

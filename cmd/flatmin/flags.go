@@ -35,7 +35,20 @@ func parse(fs *pflag.FlagSet, args []string) error {
 	if fs.NArg() > 0 {
 		return runner.Input(fmt.Errorf("unexpected argument %q (see flatmin %s --help)", fs.Arg(0), fs.Name()))
 	}
-	return nil
+	return refuseEmpty(fs)
+}
+
+// refuseEmpty refuses a string flag given an empty value: that is an unset
+// shell variable more often than a wish for the default (`--resume ""`
+// would otherwise start a new run).
+func refuseEmpty(fs *pflag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *pflag.Flag) {
+		if err == nil && f.Value.Type() == "string" && f.Value.String() == "" {
+			err = runner.Input(fmt.Errorf("--%s is empty (an unset variable?): give a value, or leave the flag out", f.Name))
+		}
+	})
+	return err
 }
 
 // problemFlags registers the data and model flags shared by the commands.
@@ -74,6 +87,7 @@ func trainerFlags(fs *pflag.FlagSet, c *runner.Config) {
 	fs.Int64Var(&c.LogEvery, "log-every", c.LogEvery, "log metrics every this many steps")
 	fs.Float64Var(&c.MaxLoss, "max-loss", c.MaxLoss, "stop as diverged when the loss exceeds this")
 	fs.StringVar(&c.Engine, "engine", c.Engine, engineHelp)
+	fs.Lookup("engine").DefValue = "auto" // Config's "" means auto; say so in --help
 	fs.IntVar(&c.Fuse, "fuse", c.Fuse, fuseHelp)
 	fs.BoolVar(&c.Graphs, "graphs", c.Graphs, graphsHelp)
 }

@@ -13,7 +13,7 @@
 //	flatmin bench   [flags]   time steps against PyTorch's figures
 //	flatmin version           versions and backends
 //
-// `flatmin <command> --help` lists a command's flags.
+// `flatmin <command> --help` (or `flatmin help <command>`) lists a command's flags.
 package main
 
 import (
@@ -62,7 +62,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun `flatmin <command> --help` for a command's flags.")
+	fmt.Fprintln(w, "\nRun `flatmin <command> --help` (or `flatmin help <command>`) for a command's flags.")
 }
 
 // run executes one command line and returns the exit status. Errors become
@@ -77,6 +77,9 @@ func run(args []string, stdout, stderr io.Writer) (status int) {
 			status = exitFailure
 		}
 	}()
+	if len(args) == 2 && args[0] == "help" {
+		args = []string{args[1], "--help"} // `flatmin help CMD` is `flatmin CMD --help`
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		return exitOK

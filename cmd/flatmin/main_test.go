@@ -175,7 +175,7 @@ func TestBadInput(t *testing.T) {
 		{"out under a file", []string{"train", "--steps", "5", "--out", filepath.Join(file, "run")}, "--out"},
 		{"existing run", []string{"train", "--steps", "5", "--out", existing}, "already"},
 		{"inspect without theta", []string{"inspect"}, "--theta"},
-		{"inspect wrong shape", []string{"inspect", "--theta", filepath.Join(dir, "theta.npy")}, "shape"},
+		{"inspect wrong shape", []string{"inspect", "--theta", filepath.Join(dir, "theta.npy"), "--m", "10"}, "--m"},
 		{"inspect negative probes", []string{"inspect", "--theta", filepath.Join(dir, "theta.npy"), "--probes", "-1"}, "--probes"},
 		{"unknown command", []string{"fly"}, "fly"},
 	}

@@ -15,7 +15,7 @@ import (
 
 func cmdRepro(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("repro", "repro fig1a|fig2|fig1b|all [--quick] [--out DIR]", stdout)
-	quick := fs.Bool("quick", false, "short runs (all three figures in about 30 s): trends, not final values")
+	quick := fs.Bool("quick", false, "short runs (README.md gives run times): trends, not final values")
 	out := fs.String("out", "", "directory to create (default runs/repro-<time>)")
 	spec := fs.String("backend", "", "GoMLX backend (default from $GOMLX_BACKEND, else go)")
 	quiet := fs.Bool("quiet", false, "print nothing but errors")
@@ -25,6 +25,9 @@ func cmdRepro(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return runner.Input(fmt.Errorf("%v (see flatmin repro --help)", err))
+	}
+	if err := refuseEmpty(fs); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		return runner.Input(fmt.Errorf("name one figure: flatmin repro fig1a|fig2|fig1b|all"))

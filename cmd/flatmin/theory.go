@@ -25,6 +25,9 @@ func cmdTheory(args []string, stdout, stderr io.Writer) error {
 	if err := checkSizes(fs, &cfg); err != nil {
 		return err
 	}
+	if err := cfg.Check(); err != nil {
+		return runner.Input(err)
+	}
 	b, err := backend.Open(cfg.Backend)
 	if err != nil {
 		return runner.Input(err)
@@ -70,7 +73,7 @@ func printTheory(w io.Writer, r *runner.TheoryReport) {
 	}
 	fmt.Fprintf(w, "\nTheorem 3: F(0) = %.6g (Tr D²L at Θ₀ retracted onto the manifold)\n", float64(r.F0))
 	if math.IsNaN(float64(r.TimeBound)) {
-		fmt.Fprintf(w, "  no time bound: it needs Assumptions 1-3 and F(0)\n")
+		fmt.Fprintf(w, "  time bound: %s\n", r.TimeBoundNote)
 	} else {
 		fmt.Fprintf(w, "  the flow is ε-stationary (‖grad_M F‖ ≤ %g) for all t ≥ F(0)/(μβ²) + log(β²/(ϱ1²ϱ2²ε²) ∨ 1)/(ϱ1ϱ2μ) = %.6g\n",
 			r.Eps, float64(r.TimeBound))

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/flatmin/flatmin/internal/backend"
 	"github.com/flatmin/flatmin/internal/runner"
+	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
 	"github.com/spf13/pflag"
 )
@@ -55,10 +57,9 @@ func parseTrain(args []string, stdout io.Writer) (*trainRequest, error) {
 			r.changed = append(r.changed, f.Name)
 		}
 	})
-	if r.resume == "" {
-		if err := cfg.Check(); err != nil {
-			return nil, runner.Input(err)
-		}
+	// Checked also when resuming: a flag given then must be valid too.
+	if err := cfg.Check(); err != nil {
+		return nil, runner.Input(err)
 	}
 	return r, nil
 }
@@ -182,11 +183,7 @@ func printSummary(w io.Writer, s *runner.Summary, dir string) {
 		fmt.Fprintf(w, "  run directory: %s\n", dir)
 		return
 	}
-	note := "(no F*: it needs w = 1 and φ⁻¹(y_i/m))"
-	if !math.IsNaN(f.TraceMin) {
-		note = fmt.Sprintf("(Theorem 2's F* = %.6g)", f.TraceMin)
-	}
-	row("Tr D²L on the manifold", "%.6g", start.TraceHessianManifold, f.TraceHessianManifold, note)
+	row("Tr D²L", "%.6g", start.TraceHessian, f.TraceHessian, traceNote(s, dir))
 	if len(f.SingularValuesZ) > 1 {
 		row("σ2/σ1 of Z", "%.3g", ratio(start.SingularValuesZ, 1), ratio(f.SingularValuesZ, 1), "(rank one: → 0)")
 	}
@@ -221,6 +218,32 @@ func printChosen(w io.Writer, c runner.Config) {
 	for _, p := range parts {
 		fmt.Fprintf(w, "  chosen: %s\n", p)
 	}
+}
+
+// traceNote sets the final Tr D²L against F* where F* is the minimum it
+// could reach (on the manifold of zero loss, within Theorem 2's scope) and
+// says why not elsewhere.
+func traceNote(s *runner.Summary, dir string) string {
+	c, f := s.Config, s.Final
+	if math.IsNaN(f.TraceMin) {
+		return "(no F*: it needs w = 1 and φ⁻¹(y_i/m))"
+	}
+	if act, err := model.NewActivation(c.Activation, c.Nu, c.K); err == nil {
+		if why := runner.TraceMinScope(act, c.N, c.D); why != "" {
+			return fmt.Sprintf("(F* = %.6g; %s)", f.TraceMin, why)
+		}
+	}
+	ySq := 1.0 // if the labels cannot be read, compare the loss itself
+	if y, err := model.ReadVector(filepath.Join(dir, runner.YFile), "y"); err == nil {
+		ySq = 0
+		for _, v := range y {
+			ySq += v * v
+		}
+	}
+	if rel := math.Sqrt(f.Loss / ySq); !(rel <= runner.OnManifoldTol) {
+		return fmt.Sprintf("(off the manifold, ‖f−y‖/‖y‖ = %.2g: F* = %.6g is the minimum at zero loss only)", rel, f.TraceMin)
+	}
+	return fmt.Sprintf("(on the manifold: Theorem 2's minimum F* = %.6g)", f.TraceMin)
 }
 
 func ratio(sv []float64, k int) float64 {

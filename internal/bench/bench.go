@@ -190,8 +190,8 @@ func (o Options) Check() error {
 		return fmt.Errorf("--tts-max-steps must be at least 1, got %d", o.TTSMaxSteps)
 	case !(o.TTSTol > 0):
 		return fmt.Errorf("the tts tolerance must be positive, got %v", o.TTSTol)
-	case o.Fuse < 0:
-		return fmt.Errorf("--fuse must be ≥ 0, got %d", o.Fuse)
+	case o.Fuse < 0 || o.Fuse > 4096: // train's bound (runner.Config.Check)
+		return fmt.Errorf("--fuse must be between 0 (automatic) and 4096, got %d", o.Fuse)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/flatmin/flatmin/internal/runio"
 	"gonum.org/v1/plot"
 )
 
@@ -58,7 +59,7 @@ func PlotCompare(dir string) ([]string, error) {
 // readComparison reads compare.json and each trainer's metrics.csv.
 func readComparison(dir string) ([]comparedRun, error) {
 	path := filepath.Join(dir, compareFile)
-	data, err := os.ReadFile(path)
+	data, err := runio.ReadFile(path)
 	if err != nil {
 		return nil, badInput(err)
 	}

@@ -77,7 +77,7 @@ func (t *table) numbered(prefix string) [][]float64 {
 // trainerName reads summary.json's "trainer"; "" when it cannot be read,
 // since the name only decorates titles.
 func trainerName(dir string) string {
-	data, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	data, err := runio.ReadFile(filepath.Join(dir, "summary.json"))
 	if err != nil {
 		return ""
 	}

@@ -214,10 +214,32 @@ func (l *CSVLog) Close() error {
 	return l.f.Close()
 }
 
+// ReadFile reads a run directory's file, which must be a regular file: a
+// pipe or device (a link to /dev/zero) is refused unread, and a regular
+// file is read no further than its size when opened.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	data := make([]byte, 0, st.Size())
+	buf := bytes.NewBuffer(data)
+	_, err = io.Copy(buf, io.LimitReader(f, st.Size()))
+	return buf.Bytes(), err
+}
+
 // ReadCSVLog reads a CSV log: its header and complete rows. A last line
 // without its newline (a write cut short) is dropped.
 func ReadCSVLog(path string) (header []string, rows [][]string, err error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -72,6 +72,9 @@ func (p Param) Apply(c *Config) error {
 	default:
 		return fmt.Errorf("--param %s.%s: unknown key %q (use eta, sigma, rho, sam_batch, lambda, retract_tol, gtol, steps, log_every, seed)", p.Trainer, p.Key, p.Key)
 	}
+	if err == nil {
+		err = c.Check()
+	}
 	if err != nil {
 		return fmt.Errorf("--param %s.%s=%s: %v", p.Trainer, p.Key, p.Value, err)
 	}

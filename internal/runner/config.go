@@ -119,8 +119,8 @@ func (c *Config) Check() error {
 		return fmt.Errorf("--gtol must be ≥ 0 and finite, got %v", c.Gtol)
 	case !(c.InitScale >= 0) || math.IsInf(c.InitScale, 0):
 		return fmt.Errorf("--init-scale must be ≥ 0 and finite, got %v", c.InitScale)
-	case !(c.MaxLoss > 0):
-		return fmt.Errorf("--max-loss must be positive, got %v", c.MaxLoss)
+	case !(c.MaxLoss > 0) || math.IsInf(c.MaxLoss, 0):
+		return fmt.Errorf("--max-loss must be positive and finite, got %v", c.MaxLoss)
 	case c.CheckpointEvery < 0:
 		return fmt.Errorf("--checkpoint-every must be ≥ 0, got %d", c.CheckpointEvery)
 	case c.Snapshots < 0 || c.Snapshots > 10000:
@@ -129,6 +129,30 @@ func (c *Config) Check() error {
 		return fmt.Errorf("--fuse must be between 0 (automatic) and 4096, got %d", c.Fuse)
 	case c.M < 0 || c.N < 0 || c.D < 0:
 		return fmt.Errorf("sizes must be positive: m=%d n=%d d=%d", c.M, c.N, c.D)
+	}
+	return c.checkTrainerSettings()
+}
+
+// checkTrainerSettings checks every trainer's settings, also those the
+// chosen trainer ignores: a NaN there is a mistake all the same (and would
+// reach config.json). η is checked in Check (it may be auto).
+func (c *Config) checkTrainerSettings() error {
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	switch {
+	case !(c.Sigma >= 0 && finite(c.Sigma)):
+		return fmt.Errorf("--sigma must be ≥ 0 and finite, got %v", c.Sigma)
+	case !(c.Rho > 0 && finite(c.Rho)):
+		return fmt.Errorf("--rho must be positive and finite, got %v", c.Rho)
+	case c.SAMBatch < 1:
+		return fmt.Errorf("--sam-batch must be at least 1, got %d", c.SAMBatch)
+	case !(c.Lambda >= 0 && finite(c.Lambda)):
+		return fmt.Errorf("--lambda must be ≥ 0 and finite, got %v", c.Lambda)
+	case !(c.RetractTol > 0 && c.RetractTol < 1):
+		return fmt.Errorf("--retract-tol must be in (0, 1), got %v", c.RetractTol)
+	case !finite(c.Nu):
+		return fmt.Errorf("--nu must be finite, got %v", c.Nu)
+	case c.K < 1 || c.K > 10:
+		return fmt.Errorf("--k must be between 1 and 10, got %d", c.K)
 	}
 	return nil
 }

@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 
+	"github.com/flatmin/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
 	"github.com/gomlx/gomlx/backends"
@@ -29,7 +29,7 @@ func LoadRun(dir string) (*Run, error) {
 		return nil, err
 	}
 	r := &Run{Dir: dir, Config: cfg}
-	if data, err := os.ReadFile(filepath.Join(dir, SummaryFile)); err == nil {
+	if data, err := runio.ReadFile(filepath.Join(dir, SummaryFile)); err == nil {
 		if err := json.Unmarshal(data, &r.Summary); err != nil {
 			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, SummaryFile), err)
 		}
@@ -50,7 +50,7 @@ type InspectRequest struct {
 
 // Inspect measures Θ from a file: the same metrics a run logs (without step
 // and wall time), and Hutchinson's estimate of Tr D²L when asked.
-func Inspect(b backends.Backend, req InspectRequest) (*trainers.Report, error) {
+func Inspect(b backends.Backend, req InspectRequest) (*InspectReport, error) {
 	p := req.Problem
 	theta, rows, cols, err := model.ReadMatrix(req.ThetaPath, "--theta")
 	if err != nil {
@@ -77,5 +77,5 @@ func Inspect(b backends.Backend, req InspectRequest) (*trainers.Report, error) {
 			return nil, err
 		}
 	}
-	return report, nil
+	return &InspectReport{Report: report, Note: inspectNote(p, m)}, nil
 }

@@ -39,15 +39,17 @@ type TheoryReport struct {
 	Eps         float64            `json:"eps"`
 	F0          trainers.JSONFloat `json:"F0"`         // Tr D²L where the flow starts on the manifold
 	TimeBound   trainers.JSONFloat `json:"time_bound"` // Theorem 3, flow time to ε-stationarity
-	Note        string             `json:"note,omitempty"`
+	// TimeBoundNote says why time_bound is null, "" when it is not.
+	TimeBoundNote string `json:"time_bound_note,omitempty"`
+	Note          string `json:"note,omitempty"`
 }
 
 // Theory evaluates the paper's predictions for the configured problem. F(0)
 // is Tr D²L at Θ₀ retracted onto the manifold, where `--trainer riemannian`
 // would start; it is NaN when that retraction is impossible.
 func Theory(cfg Config, b backends.Backend, eps float64) (*TheoryReport, error) {
-	if !(eps > 0) {
-		return nil, Input(fmt.Errorf("--eps must be positive, got %v", eps))
+	if !(eps > 0) || math.IsInf(eps, 0) {
+		return nil, Input(fmt.Errorf("--eps must be positive and finite, got %v", eps))
 	}
 	p, err := cfg.Problem()
 	if err != nil {
@@ -79,6 +81,13 @@ func Theory(cfg Config, b backends.Backend, eps float64) (*TheoryReport, error) 
 		Assumption1: c.Assumption1, Assumption2: th.Assumption2, Assumption3: c.Assumption3, Why: th.Why(),
 		TraceMin: trainers.JSONFloat(math.NaN()), Optimum: "defined", Eps: eps, F0: trainers.JSONFloat(f0),
 		TimeBound: trainers.JSONFloat(th.TimeBound), Note: th.Note,
+	}
+	switch {
+	case !math.IsNaN(th.TimeBound):
+	case !p.UnitWeights():
+		r.TimeBoundNote = "not applicable: Theorem 3 is stated for w = 1"
+	default:
+		r.TimeBoundNote = "none: it needs Assumptions 1-3 and F(0)"
 	}
 	if r.Why == nil {
 		r.Why = []string{}
