@@ -74,7 +74,7 @@ func trainerFlags(fs *pflag.FlagSet, c *runner.Config) {
 	fs.StringVar(&c.Trainer, "trainer", c.Trainer, "trainer: "+trainerList())
 	fs.Var(autoFloat{&c.Eta, &c.EtaRule}, "eta", "step size η, or auto: 1/λ̂ with λ̂ the larger of a bound on the loss Hessian's norm at Θ₀ and its λ_max at the predicted optimum (half the stability limit); riemannian: 1, the largest step its safeguard may take")
 	fs.Float64Var(&c.Sigma, "sigma", c.Sigma, "label-noise standard deviation σ (labelnoise)")
-	fs.Float64Var(&c.Rho, "rho", c.Rho, "1-SAM perturbation radius ρ (sam1)")
+	fs.Var(autoFloat{&c.Rho, &c.RhoRule}, "rho", "1-SAM perturbation radius ρ (sam1); auto: rms(y)/(8 rms‖∇f_i‖) at Θ₀, so that it moves outputs by about 1/8 of the labels' scale at any width")
 	fs.IntVar(&c.SAMBatch, "sam-batch", c.SAMBatch, "examples per 1-SAM step, each with its own perturbation (sam1)")
 	fs.Float64Var(&c.Lambda, "lambda", c.Lambda, "weight λ of Tr D²L in L + λ Tr D²L (penalty)")
 	fs.Float64Var(&c.RetractTol, "retract-tol", c.RetractTol, "retraction tolerance on ‖f − y‖, relative to ‖y‖ (riemannian)")

@@ -102,7 +102,7 @@ func (f Figure) config(backendSpec string) runner.Config {
 	c := runner.DefaultConfig()
 	c.M, c.N, c.D = f.M, f.N, f.D
 	c.Labels, c.Nu, c.InitScale, c.Sigma, c.Rho = f.Labels, f.Nu, f.InitScale, f.Sigma, f.Rho
-	c.InitScaleRule = "" // the paper's scale, not the automatic one
+	c.InitScaleRule, c.RhoRule = "", "" // the paper's values, not the automatic ones
 	c.Snapshots = f.Snapshots
 	c.Backend = backendSpec
 	c.CheckpointEvery = 0

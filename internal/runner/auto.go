@@ -21,6 +21,7 @@ const Auto = "auto"
 const (
 	RuleEtaCurvature = "auto: min(1/λ*, 1.9/λ̂₀): half the stability limit 2/λ* of gradient descent at the predicted optimum (λ* = λ_max(D²L) there), where the run spends its time, and 95% of it at Θ₀ (λ̂₀ a bound on ‖D²L‖ there), whose curvature the run leaves behind"
 	RuleEtaFlow      = "auto: 1, the Riemannian safeguard's largest step (it halves η until Tr D²L decreases, and lets it regrow)"
+	RuleRhoOutputs   = "auto: ρ = rms(y) / (8 rms_i ‖∇f_i‖) at Θ₀, so that the perturbation moves an example's output by about 1/8 of the labels' scale (0.047 on Figure 1a's data, whose paper value is 0.05); ‖∇f_i‖ grows like √m"
 	RuleInitOutputs  = "auto: the scale at which the initial outputs' mean square equals the labels' (mean E f_i² = mean y_i²)"
 	RuleInitDefault  = "auto: labels all zero, nothing to match; the paper's 0.5"
 )
@@ -48,6 +49,24 @@ func AutoEta(trainer string, p *model.Problem, theta0 []float64) (eta float64, r
 		return trainers.DefaultConfig().Eta, fmt.Sprintf("auto: no curvature to go by (λ̂₀ = %g, λ* = %g); the paper's 0.05", atStart, atOptimum), atStart, atOptimum
 	}
 	return eta, RuleEtaCurvature, atStart, atOptimum
+}
+
+// AutoRho chooses 1-SAM's radius from Θ₀ (RuleRhoOutputs): to first order
+// the perturbation ρ g/‖g‖ of example i moves f_i by ρ‖∇f_i‖, which grows
+// like √m at a fixed ρ; at the paper's ρ = 0.05 and m = 10 it is about 1/8
+// of the labels' scale, and this keeps it there at any width.
+func AutoRho(p *model.Problem, theta0 []float64) (float64, string) {
+	fw := model.NewHostNet(p).Forward(featuresOf(p, theta0))
+	jjt := fw.JJT() // (J Jᵀ)_ii = ‖∇f_i‖²
+	g2, y2 := 0.0, 0.0
+	for i := range p.N {
+		g2 += jjt[i*p.N+i]
+		y2 += p.Y[i] * p.Y[i]
+	}
+	if !(g2 > 0 && y2 > 0) || math.IsInf(g2, 0) {
+		return trainers.DefaultConfig().Rho, "auto: no gradient or labels to go by; the paper's 0.05"
+	}
+	return math.Sqrt(y2/g2) / 8, RuleRhoOutputs
 }
 
 // startFraction times 2/λ̂₀ is the largest η AutoEta takes at Θ₀: close to

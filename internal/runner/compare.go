@@ -54,7 +54,12 @@ func (p Param) Apply(c *Config) error {
 	case "sigma":
 		c.Sigma, err = f()
 	case "rho":
+		if p.Value == Auto {
+			c.Rho, c.RhoRule = 0, Auto
+			break
+		}
 		c.Rho, err = f()
+		c.RhoRule = ""
 	case "lambda":
 		c.Lambda, err = f()
 	case "retract_tol":

@@ -40,6 +40,8 @@ type Config struct {
 	EtaRule    string  `json:"eta_rule,omitempty"`
 	Sigma      float64 `json:"sigma"`
 	Rho        float64 `json:"rho"`
+	// RhoRule names the rule that chose Rho, as EtaRule does for Eta.
+	RhoRule    string  `json:"rho_rule,omitempty"`
 	SAMBatch   int     `json:"sam_batch"`
 	Lambda     float64 `json:"lambda"`
 	RetractTol float64 `json:"retract_tol"`
@@ -78,7 +80,7 @@ func DefaultConfig() Config {
 	tc := trainers.DefaultConfig()
 	return Config{
 		Activation: "cubic", Nu: DefaultNu, K: 1, Labels: DefaultLabels, DataSeed: 1,
-		Trainer: "labelnoise", EtaRule: Auto, Sigma: tc.Sigma, Rho: tc.Rho, SAMBatch: tc.SAMBatch,
+		Trainer: "labelnoise", EtaRule: Auto, Sigma: tc.Sigma, RhoRule: Auto, SAMBatch: tc.SAMBatch,
 		Lambda: tc.Lambda, RetractTol: tc.RetractTol,
 		Steps: DefaultSteps, LogEvery: 2000, Seed: 1, InitScaleRule: Auto, MaxLoss: trainers.DefaultMaxLoss,
 		CheckpointEvery: DefaultCheckpointEvery,
@@ -141,8 +143,8 @@ func (c *Config) checkTrainerSettings() error {
 	switch {
 	case !(c.Sigma >= 0 && finite(c.Sigma)):
 		return fmt.Errorf("--sigma must be ≥ 0 and finite, got %v", c.Sigma)
-	case !(c.Rho > 0 && finite(c.Rho)):
-		return fmt.Errorf("--rho must be positive and finite, got %v", c.Rho)
+	case c.RhoRule == "" && !(c.Rho > 0 && finite(c.Rho)):
+		return fmt.Errorf("--rho must be positive and finite (or auto), got %v", c.Rho)
 	case c.SAMBatch < 1:
 		return fmt.Errorf("--sam-batch must be at least 1, got %d", c.SAMBatch)
 	case !(c.Lambda >= 0 && finite(c.Lambda)):

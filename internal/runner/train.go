@@ -129,6 +129,12 @@ func Prepare(cfg Config, b backends.Backend, opt Options) (*Setup, error) {
 		}
 		cfg.Eta, cfg.EtaRule, _, _ = AutoEta(cfg.Trainer, p, theta0)
 	}
+	if cfg.RhoRule == Auto {
+		if theta0 == nil {
+			return nil, Input(fmt.Errorf("--rho auto needs Θ₀"))
+		}
+		cfg.Rho, cfg.RhoRule = AutoRho(p, theta0)
+	}
 	tr, err := trainers.New(cfg.Trainer, b, p, cfg.TrainerConfig())
 	if err != nil {
 		return nil, Input(err)
