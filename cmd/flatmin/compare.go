@@ -19,7 +19,7 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	trainerFlags(fs, &cfg)
 	fs.Lookup("trainer").Hidden = true
 	problemFlags(fs, &cfg)
-	out := fs.String("out", "", "directory to create, one subdirectory per trainer (default runs/compare-<time>)")
+	out := fs.String("out", "", "directory to create, new or empty, one subdirectory per trainer (default runs/compare-<time>)")
 	quiet := fs.Bool("quiet", false, "print nothing but errors")
 	if err := parse(fs, args); err != nil {
 		return err

@@ -127,6 +127,9 @@ func sameRows(a, b [][]string) (int, bool) {
 // never interrupted, for every trainer, with metrics.csv neither duplicating
 // nor missing a row.
 func TestKillAndResumeIsBitIdentical(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real processes")
+	}
 	for _, trainer := range []string{"gd", "labelnoise", "sam1", "penalty", "riemannian"} {
 		t.Run(trainer, func(t *testing.T) {
 			ref, killed := filepath.Join(t.TempDir(), "ref"), filepath.Join(t.TempDir(), "killed")
@@ -142,13 +145,25 @@ func TestKillAndResumeIsBitIdentical(t *testing.T) {
 			if code, out := runBinary(t, "train", "--resume", killed, "--quiet"); code != 0 {
 				t.Fatalf("resume: %d %s", code, out)
 			}
-			if !sameFile(t, filepath.Join(ref, "theta.npy"), filepath.Join(killed, "theta.npy")) {
-				t.Error("final Θ differs from the uninterrupted run's")
-			}
-			if i, ok := sameRows(metricsWithoutWall(t, ref), metricsWithoutWall(t, killed)); !ok {
-				t.Errorf("metrics.csv differs from the uninterrupted run's (row %d)", i)
-			}
+			sameOutputs(t, ref, killed)
 		})
+	}
+}
+
+// sameOutputs checks that a resumed run's outputs equal an uninterrupted
+// run's: metrics.csv row for row (the row count included), theta.npy byte for
+// byte, and summary.json (with "initial", the metrics at Θ₀) but for wall time.
+func sameOutputs(t *testing.T, ref, resumed string) {
+	t.Helper()
+	a, b := metricsWithoutWall(t, ref), metricsWithoutWall(t, resumed)
+	if i, ok := sameRows(a, b); !ok {
+		t.Errorf("metrics.csv differs from the uninterrupted run's (%d rows against %d; row %d)", len(b), len(a), i)
+	}
+	if !sameFile(t, filepath.Join(ref, "theta.npy"), filepath.Join(resumed, "theta.npy")) {
+		t.Error("final Θ differs from the uninterrupted run's")
+	}
+	if sa, sb := summaryWithoutWall(t, ref), summaryWithoutWall(t, resumed); sa != sb {
+		t.Errorf("summary.json differs from the uninterrupted run's:\n%s\n%s", sb, sa)
 	}
 }
 
@@ -156,6 +171,9 @@ func TestKillAndResumeIsBitIdentical(t *testing.T) {
 // metrics and a summary marked interrupted, exit 130/143; the run resumes to
 // the uninterrupted result.
 func TestInterruptWritesCheckpointAndResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real processes")
+	}
 	ref := filepath.Join(t.TempDir(), "ref")
 	if code, out := runBinary(t, trainArgs("labelnoise", ref)...); code != 0 {
 		t.Fatal(out)
@@ -185,15 +203,16 @@ func TestInterruptWritesCheckpointAndResumes(t *testing.T) {
 		if code, out := runBinary(t, "train", "--resume", dir, "--quiet"); code != 0 {
 			t.Fatalf("resume: %s", out)
 		}
-		if !sameFile(t, filepath.Join(ref, "theta.npy"), filepath.Join(dir, "theta.npy")) {
-			t.Errorf("%v: resumed Θ differs from the uninterrupted run's", tc.sig)
-		}
+		sameOutputs(t, ref, dir)
 	}
 }
 
 // A damaged newest checkpoint is detected, skipped with a warning, and the
 // run resumes from the previous one, still to the uninterrupted result.
 func TestResumeSkipsCorruptCheckpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real processes")
+	}
 	ref, dir := filepath.Join(t.TempDir(), "ref"), filepath.Join(t.TempDir(), "run")
 	args := func(out, steps string) []string {
 		return []string{"train", "--trainer", "labelnoise", "--steps", steps, "--checkpoint-every", "1000", "--log-every", "500", "--quiet", "--out", out}
@@ -319,6 +338,9 @@ func fill(t *testing.T, dir string) string {
 // When the disk fills up, the run stops with a clear one-line error and the
 // previous checkpoint stays intact; once there is room the run resumes.
 func TestDiskFullKeepsPreviousCheckpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real processes")
+	}
 	base := fullDisk(t)
 	limited := base == ""
 	if limited {

@@ -13,10 +13,10 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func cmdRepro(args []string, stdout, stderr io.Writer) error {
+func cmdRepro(args []string, stdout, stderr io.Writer) (err error) {
 	fs := newFlagSet("repro", "repro fig1a|fig2|fig1b|all [--quick] [--out DIR]", stdout)
 	quick := fs.Bool("quick", false, "short runs (README.md gives run times): trends, not final values")
-	out := fs.String("out", "", "directory to create (default runs/repro-<time>)")
+	out := fs.String("out", "", "directory to create, new or empty (default runs/repro-<time>)")
 	spec := fs.String("backend", "", "GoMLX backend (default from $GOMLX_BACKEND, else go)")
 	quiet := fs.Bool("quiet", false, "print nothing but errors")
 	// One positional argument, the figure: parse would refuse it.
@@ -44,6 +44,18 @@ func cmdRepro(args []string, stdout, stderr io.Writer) error {
 	if dir == "" {
 		dir = filepath.Join("runs", "repro-"+time.Now().Format("20060102-150405"))
 	}
+	// The directory is new or empty, and locked until the report is written.
+	claim, err := runner.ClaimOutDir(dir, "--out")
+	if err != nil {
+		return runner.Input(err)
+	}
+	defer func() {
+		if err != nil && claim.Empty() {
+			claim.Discard()
+		} else {
+			claim.Close()
+		}
+	}()
 	ctx, _, stop := interruptible()
 	defer stop()
 	start := time.Now()
@@ -51,7 +63,7 @@ func cmdRepro(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := repro.WriteReport(dir, results, *quick, time.Since(start), b.Name()); err != nil {
+	if err = repro.WriteReport(dir, results, *quick, time.Since(start), b.Name()); err != nil {
 		return err
 	}
 	if !*quiet {

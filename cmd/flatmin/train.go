@@ -38,7 +38,7 @@ func parseTrain(args []string, stdout io.Writer) (*trainRequest, error) {
 	fs := newFlagSet("train", "train [flags] | train --resume DIR [--steps N]", stdout)
 	trainerFlags(fs, cfg)
 	problemFlags(fs, cfg)
-	fs.StringVar(&r.out, "out", "", "run directory to create (default runs/<trainer>-<time>)")
+	fs.StringVar(&r.out, "out", "", "run directory to create, new or empty (default runs/<trainer>-<time>)")
 	fs.StringVar(&r.resume, "resume", "", "continue the run in DIR from its newest valid checkpoint (--steps may raise its budget)")
 	fs.Int64Var(&cfg.CheckpointEvery, "checkpoint-every", cfg.CheckpointEvery, "checkpoint every this many steps (and at the end; 0: only at the end)")
 	fs.IntVar(&cfg.Snapshots, "snapshots", 0, "save this many snapshots of Z and Θ, spread over the run, in DIR/snapshots")

@@ -59,6 +59,15 @@ type Checkpoint struct {
 	Extra          map[string]float64
 	WallSeconds    float64
 	Config         json.RawMessage // the run's configuration, as in config.json
+	// Identity ties the checkpoint to its run; nil in files written before it existed.
+	Identity *Identity
+}
+
+// Identity is what a checkpoint must agree with to continue a run: digests
+// of the run's trajectory-relevant settings and of its data files.
+type Identity struct {
+	Config string            `json:"config_sha256"`
+	Data   map[string]string `json:"data_sha256"` // file in the run directory → its SHA-256
 }
 
 // meta is the payload's JSON line (version 2).
@@ -68,6 +77,7 @@ type meta struct {
 	Extra       map[string]float64 `json:"extra"`
 	WallSeconds float64            `json:"wall_seconds"`
 	Config      json.RawMessage    `json:"config"`
+	Identity    *Identity          `json:"identity,omitempty"`
 	Arrays      []arrayMeta        `json:"arrays"`
 }
 
@@ -110,7 +120,7 @@ func (c *Checkpoint) encodeTo(w io.Writer, names []string, ts []*tensors.Tensor,
 			return fmt.Errorf("checkpoint: %s is %v", k, v)
 		}
 	}
-	m := meta{Step: c.Step, Extra: c.Extra, WallSeconds: c.WallSeconds, Config: c.Config}
+	m := meta{Step: c.Step, Extra: c.Extra, WallSeconds: c.WallSeconds, Config: c.Config, Identity: c.Identity}
 	for _, r := range c.RNG {
 		m.RNG = append(m.RNG, strconv.FormatUint(r, 10))
 	}
@@ -222,7 +232,7 @@ func Decode(data []byte) (*Checkpoint, error) {
 	if err := json.Unmarshal(line, &m); err != nil {
 		return nil, fmt.Errorf("checkpoint payload: %w", err)
 	}
-	c := &Checkpoint{Step: m.Step, Extra: m.Extra, WallSeconds: m.WallSeconds, Config: m.Config}
+	c := &Checkpoint{Step: m.Step, Extra: m.Extra, WallSeconds: m.WallSeconds, Config: m.Config, Identity: m.Identity}
 	if err := c.setScalars(m.Step, m.RNG); err != nil {
 		return nil, err
 	}
@@ -236,7 +246,7 @@ func Decode(data []byte) (*Checkpoint, error) {
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint %s: %w", a.Name, err)
 		}
-		if len(d) != 2 {
+		if len(d) != 2 || d[0] < 1 || d[1] < 1 {
 			return nil, fmt.Errorf("checkpoint %s has shape %v", a.Name, d)
 		}
 		if err := model.CheckFinite("checkpoint "+a.Name, v); err != nil {
@@ -307,7 +317,7 @@ func decodeV1(body []byte) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint Θ: %w", err)
 	}
-	if len(dims) != 2 {
+	if len(dims) != 2 || dims[0] < 1 || dims[1] < 1 {
 		return nil, fmt.Errorf("checkpoint Θ has shape %v", dims)
 	}
 	if err := model.CheckFinite("checkpoint Θ", theta); err != nil {
@@ -369,6 +379,13 @@ var ErrNone = errors.New("no valid checkpoint")
 // Latest returns the newest checkpoint that verifies, and a warning for each
 // newer one that did not (skipped in its favour).
 func Latest(runDir string) (*Checkpoint, []string, error) {
+	return LatestValid(runDir, nil)
+}
+
+// LatestValid is Latest for checkpoints that also pass check (the run's own
+// consistency checks; nil for none). A checkpoint whose step is not the one
+// its file name says is skipped too.
+func LatestValid(runDir string, check func(c *Checkpoint) error) (*Checkpoint, []string, error) {
 	dir := filepath.Join(runDir, Dir)
 	files, err := list(dir)
 	if err != nil && !os.IsNotExist(err) {
@@ -377,14 +394,39 @@ func Latest(runDir string) (*Checkpoint, []string, error) {
 	var warnings []string
 	for k := len(files) - 1; k >= 0; k-- {
 		path := filepath.Join(dir, files[k])
-		data, err := os.ReadFile(path)
+		c, err := Load(path)
+		if err == nil && check != nil {
+			err = check(c)
+		}
 		if err == nil {
-			var c *Checkpoint
-			if c, err = Decode(data); err == nil {
-				return c, warnings, nil
-			}
+			return c, warnings, nil
 		}
 		warnings = append(warnings, fmt.Sprintf("skipping checkpoint %s: %v", path, err))
 	}
 	return nil, warnings, fmt.Errorf("%w in %s", ErrNone, dir)
+}
+
+// Load reads and verifies one checkpoint file, its step against its name.
+func Load(path string) (*Checkpoint, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckName(filepath.Base(path), c.Step); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// CheckName checks that a checkpoint file's name is the one Write gives a
+// checkpoint of this step (a file renamed to another step is not trusted).
+func CheckName(name string, step int64) error {
+	if name != fileName(step) {
+		return fmt.Errorf("it holds step %d, but its name is %s (want %s)", step, name, fileName(step))
+	}
+	return nil
 }

@@ -142,3 +142,46 @@ func TestDecodeReadsVersion1(t *testing.T) {
 		t.Fatalf("got %+v", c)
 	}
 }
+
+// A checkpoint's identity comes back as written; one without (older
+// files) comes back nil.
+func TestIdentityRoundTrip(t *testing.T) {
+	c := sample(5)
+	c.Identity = &Identity{Config: "abc", Data: map[string]string{"x.npy": "01", "theta0.npy": "02"}}
+	back, err := Decode(mustEncode(t, c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Identity == nil || back.Identity.Config != "abc" || back.Identity.Data["x.npy"] != "01" || back.Identity.Data["theta0.npy"] != "02" || len(back.Identity.Data) != 2 {
+		t.Errorf("identity came back as %+v", back.Identity)
+	}
+	if back, _ := Decode(mustEncode(t, sample(5))); back.Identity != nil {
+		t.Errorf("no identity came back as %+v", back.Identity)
+	}
+}
+
+// LatestValid skips a checkpoint whose name is not its step's and one its
+// check refuses, naming why, and falls back to the next.
+func TestLatestValidSkipsRenamedAndRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, step := range []int64{100, 200} {
+		if err := Write(dir, sample(step)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Rename(filepath.Join(dir, Dir, fileName(200)), filepath.Join(dir, Dir, fileName(900)))
+	c, warnings, err := LatestValid(dir, nil)
+	if err != nil || c.Step != 100 || len(warnings) != 1 || !strings.Contains(warnings[0], "holds step 200") {
+		t.Fatalf("renamed: %v, %v, %v", c, warnings, err)
+	}
+	refuse := func(c *Checkpoint) error {
+		if c.Step == 100 {
+			return errors.New("not this run's")
+		}
+		return nil
+	}
+	_, warnings, err = LatestValid(dir, refuse)
+	if !errors.Is(err, ErrNone) || len(warnings) != 2 || !strings.Contains(warnings[1], "not this run's") {
+		t.Errorf("refused: %v, %v", warnings, err)
+	}
+}

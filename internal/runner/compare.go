@@ -105,6 +105,7 @@ type CompareRow struct {
 // dir/<trainer>, and writes dir/compare.json. A trainer that stops early
 // (diverged, an error) is reported in its row with its stop reason and the
 // others still run; bad settings stop everything before any run starts.
+// dir must be new or empty; it is locked while the comparison runs.
 func Compare(ctx context.Context, base Config, names []string, params []Param, b backends.Backend, dir string, opt Options) ([]CompareRow, error) {
 	if len(names) == 0 {
 		return nil, Input(errors.New("--trainers: give at least one trainer"))
@@ -146,9 +147,21 @@ func Compare(ctx context.Context, base Config, names []string, params []Param, b
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	if err := PrepareOutDir(dir); err != nil {
+	out, err := ClaimOutDir(dir, "--out")
+	if err != nil {
 		return nil, Input(err)
 	}
+	rows, err := compare(ctx, setups, names, b, dir, opt)
+	if err != nil && out.Empty() {
+		out.Discard() // no run got as far as its first step
+	} else {
+		out.Close()
+	}
+	return rows, err
+}
+
+// compare runs the prepared setups into dir's subdirectories.
+func compare(ctx context.Context, setups []*Setup, names []string, b backends.Backend, dir string, opt Options) ([]CompareRow, error) {
 	var rows []CompareRow
 	for k, s := range setups {
 		sub := filepath.Join(dir, names[k])

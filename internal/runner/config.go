@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
@@ -272,22 +270,4 @@ func normalizeRows(x []float64, n, d int) {
 			}
 		}
 	}
-}
-
-// PrepareOutDir makes dir for a new run; a directory that already holds a run is refused.
-func PrepareOutDir(dir string) error {
-	for _, f := range []string{MetricsFile, SummaryFile, CompareFile, ConfigFile} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-			return fmt.Errorf("--out %s already holds a run (%s): choose another directory", dir, f)
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("--out: %w", err)
-	}
-	probe, err := os.CreateTemp(dir, ".write-test-*")
-	if err != nil {
-		return fmt.Errorf("--out %s is not writable: %w", dir, err)
-	}
-	probe.Close()
-	return os.Remove(probe.Name())
 }

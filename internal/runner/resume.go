@@ -71,8 +71,8 @@ func CheckResumeConflicts(saved, given Config, changed []string) error {
 	for _, flag := range changed {
 		key := strings.ReplaceAll(flag, "-", "_")
 		want, known := a[key]
-		if !known || slices.Contains(resumeMayChange, key) {
-			continue
+		if !known || slices.Contains(resumeMayChange, key) || slices.Contains(dataPathKeys, key) {
+			continue // data files are compared by content (checkResumeData)
 		}
 		if got := b[key]; string(got) != string(want) {
 			return fmt.Errorf("--resume: --%s %s conflicts with the run's %s = %s (a resume may change only --steps, --backend, --engine, --fuse, --graphs and --checkpoint-every)",
@@ -99,15 +99,26 @@ func unquote(raw json.RawMessage) string {
 // Resume continues the run in dir from its newest valid checkpoint, appending
 // to metrics.csv after dropping rows logged past that checkpoint. given and
 // changed are the settings the user passed with --resume (see
-// CheckResumeConflicts). The warnings name checkpoints skipped as damaged.
+// CheckResumeConflicts; data flags are compared by content with the run's
+// files). The run directory is locked while it runs. A checkpoint that is
+// damaged or not the run's (VerifyCheckpoint) is skipped with a warning.
 func Resume(ctx context.Context, dir string, given Config, changed []string, b backends.Backend, opt Options) (*Summary, []string, error) {
-	cfg, err := LoadConfig(dir)
+	if _, err := LoadConfig(dir); err != nil {
+		return nil, nil, Input(fmt.Errorf("--resume: %w", err))
+	}
+	lock, err := runio.TryLock(dir)
+	if err != nil {
+		return nil, nil, Input(lockError("--resume", dir, err))
+	}
+	defer lock.Unlock()
+	saved, err := LoadConfig(dir)
 	if err != nil {
 		return nil, nil, Input(fmt.Errorf("--resume: %w", err))
 	}
-	if err := CheckResumeConflicts(cfg, given, changed); err != nil {
+	if err := CheckResumeConflicts(saved, given, changed); err != nil {
 		return nil, nil, Input(err)
 	}
+	cfg := saved
 	for _, flag := range changed {
 		switch flag {
 		case "steps":
@@ -128,26 +139,33 @@ func Resume(ctx context.Context, dir string, given Config, changed []string, b b
 	if err != nil {
 		return nil, nil, Input(fmt.Errorf("--resume: %w", err))
 	}
-	ckpt, warnings, err := checkpoint.Latest(dir)
+	if err := checkResumeData(dir, saved, given, changed, p); err != nil {
+		return nil, nil, Input(err)
+	}
+	id, err := RunIdentity(dir, saved)
+	if err != nil {
+		return nil, nil, Input(fmt.Errorf("--resume: %w", err))
+	}
+	ckpt, warnings, err := checkpoint.LatestValid(dir, func(c *checkpoint.Checkpoint) error {
+		return VerifyCheckpoint(c, saved, id, p.M, p.D, p.N)
+	})
 	if err != nil {
 		return nil, warnings, Input(fmt.Errorf("--resume: %w", err))
 	}
 	if ckpt.Step >= cfg.Steps {
 		return nil, warnings, Input(fmt.Errorf("--resume: the run is complete at step %d; give --steps above %d to continue it", ckpt.Step, ckpt.Step))
 	}
-	if ckpt.M != p.M || ckpt.D != p.D || (ckpt.Features != nil && ckpt.N != p.N) {
-		return nil, warnings, Input(fmt.Errorf("--resume: the checkpoint at step %d is for m=%d d=%d, the run's problem has m=%d d=%d n=%d",
-			ckpt.Step, ckpt.M, ckpt.D, p.M, p.D, p.N))
-	}
 	setup, err := Prepare(cfg, b, Options{Problem: p, resumed: true})
 	if err != nil {
 		return nil, warnings, err
 	}
+	setup.identity = id
 	state, err := trainers.RestoreState(p, ckpt.Step, ckpt.Theta, ckpt.Base, ckpt.Features, ckpt.RNG, ckpt.Extra)
 	if err != nil {
 		return nil, warnings, Input(fmt.Errorf("--resume: checkpoint at step %d: %w", ckpt.Step, err))
 	}
-	log, err := truncateMetrics(dir, trainers.CSVHeader(p, setup.Trainer.Extras()), ckpt.Step)
+	extras := setup.Trainer.Extras()
+	log, initial, err := truncateMetrics(dir, trainers.CSVHeader(p, extras), extras, ckpt.Step, cfg.LogEvery)
 	if err != nil {
 		return nil, warnings, err
 	}
@@ -155,33 +173,44 @@ func Resume(ctx context.Context, dir string, given Config, changed []string, b b
 		log.Close()
 		return nil, warnings, err
 	}
+	opt.initial = initial
 	sum, err := setup.run(ctx, b, dir, state, log, false, time.Duration(ckpt.WallSeconds*float64(time.Second)), opt)
 	return sum, warnings, err
 }
 
-// truncateMetrics keeps metrics.csv's header and the rows up to step (rows
-// logged after the checkpoint will be logged again), then opens it for appending.
-func truncateMetrics(dir string, header []string, step int64) (*runio.CSVLog, error) {
+// truncateMetrics keeps metrics.csv's header and the rows an uninterrupted
+// run has up to step: rows logged after the checkpoint will be logged again,
+// and a row off the log cadence (where an interrupted run or an earlier
+// budget stopped) is not one of them. It returns the log opened for
+// appending and the metrics at Θ₀ (step 0's row, nil if absent).
+func truncateMetrics(dir string, header, extras []string, step, logEvery int64) (*runio.CSVLog, *trainers.Metrics, error) {
 	path := filepath.Join(dir, MetricsFile)
 	got, rows, err := runio.ReadCSVLog(path)
 	if err != nil {
-		return nil, Input(fmt.Errorf("--resume: %w", err))
+		return nil, nil, Input(fmt.Errorf("--resume: %w", err))
 	}
 	if !slices.Equal(got, header) {
-		return nil, Input(errors.New("--resume: metrics.csv's columns do not match the run's configuration"))
+		return nil, nil, Input(errors.New("--resume: metrics.csv's columns do not match the run's configuration"))
 	}
 	var kept [][]string
+	var initial *trainers.Metrics
 	for _, r := range rows {
 		s, err := strconv.ParseInt(r[0], 10, 64)
 		if err != nil {
-			return nil, Input(fmt.Errorf("--resume: metrics.csv has a bad step %q", r[0]))
+			return nil, nil, Input(fmt.Errorf("--resume: metrics.csv has a bad step %q", r[0]))
 		}
-		if s <= step {
+		if s <= step && s%logEvery == 0 {
 			kept = append(kept, r)
+		}
+		if s == 0 && initial == nil {
+			if initial, err = metricsFromRow(header, r, extras); err != nil {
+				return nil, nil, Input(fmt.Errorf("--resume: %w", err))
+			}
 		}
 	}
 	if err := runio.RewriteCSVLog(path, header, kept); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return runio.AppendCSVLog(path)
+	log, err := runio.AppendCSVLog(path)
+	return log, initial, err
 }

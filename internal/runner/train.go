@@ -59,7 +59,7 @@ type Summary struct {
 	WallSeconds float64          `json:"wall_seconds"`
 	Config      Config           `json:"config"`
 	Final       trainers.Metrics `json:"final"`
-	// Initial holds the metrics at Θ₀ (at the first step logged, for a resumed run).
+	// Initial holds the metrics at Θ₀ (for a resumed run, read back from metrics.csv).
 	Initial     *trainers.Metrics `json:"initial,omitempty"`
 	Diverged    bool              `json:"diverged"`
 	Interrupted bool              `json:"interrupted"`
@@ -85,7 +85,8 @@ type Options struct {
 	Problem  *model.Problem // use this problem instead of building one from the config
 	Theta0   []float64      // use this Θ₀ instead of the config's
 	Quiet    bool
-	resumed  bool // no Θ₀: the state comes from a checkpoint
+	resumed  bool              // no Θ₀: the state comes from a checkpoint
+	initial  *trainers.Metrics // a resumed run's metrics at Θ₀, read back from metrics.csv
 }
 
 // Setup is a run ready to go: problem, Θ₀, trainer and evaluator.
@@ -95,6 +96,7 @@ type Setup struct {
 	Theta0    []float64
 	Trainer   trainers.Trainer
 	Evaluator *trainers.Evaluator
+	identity  *checkpoint.Identity // the run's, written into each checkpoint
 }
 
 // Prepare checks the configuration and builds everything a run needs.
@@ -184,11 +186,28 @@ func Train(ctx context.Context, cfg Config, b backends.Backend, dir string, opt 
 	return setup.Train(ctx, b, dir, opt)
 }
 
-// Train runs the prepared setup into a new run directory dir.
-func (s *Setup) Train(ctx context.Context, b backends.Backend, dir string, opt Options) (*Summary, error) {
-	if err := PrepareOutDir(dir); err != nil {
+// Train runs the prepared setup into a new run directory dir, which it
+// creates (or finds empty) and locks for the run's life. A run that fails
+// before its first step leaves nothing behind.
+func (s *Setup) Train(ctx context.Context, b backends.Backend, dir string, opt Options) (sum *Summary, err error) {
+	out, err := ClaimOutDir(dir, "--out")
+	if err != nil {
 		return nil, Input(err)
 	}
+	var state *trainers.State
+	defer func() {
+		if err != nil && (state == nil || state.Step == 0) {
+			out.Discard()
+		} else {
+			out.Close()
+		}
+	}()
+	sum, state, err = s.start(ctx, b, dir, opt)
+	return sum, err
+}
+
+// start writes a new run's files into dir and runs it.
+func (s *Setup) start(ctx context.Context, b backends.Backend, dir string, opt Options) (*Summary, *trainers.State, error) {
 	p := s.Problem
 	for _, f := range []struct {
 		name   string
@@ -198,23 +217,27 @@ func (s *Setup) Train(ctx context.Context, b backends.Backend, dir string, opt O
 		{XFile, p.X, []int{p.N, p.D}}, {YFile, p.Y, []int{p.N}}, {WFile, p.W, []int{p.M}}, {Theta0File, s.Theta0, []int{p.M, p.D}},
 	} {
 		if err := runio.WriteNpy(filepath.Join(dir, f.name), f.values, f.dims...); err != nil {
-			return nil, Input(fmt.Errorf("--out: %w", err))
+			return nil, nil, Input(fmt.Errorf("--out: %w", err))
 		}
 	}
 	state, err := trainers.NewStateOn(b, p, s.Theta0, s.Config.Seed)
 	if err != nil {
-		return nil, Input(err)
+		return nil, nil, Input(err)
 	}
 	// The state holds Θ₀ now; a large Θ₀ is not kept twice.
 	s.Theta0 = nil
+	if s.identity, err = RunIdentity(dir, s.Config); err != nil {
+		return nil, state, Input(fmt.Errorf("--out: %w", err))
+	}
 	if err := runio.WriteJSON(filepath.Join(dir, ConfigFile), s.Config); err != nil {
-		return nil, Input(fmt.Errorf("--out: %w", err))
+		return nil, state, Input(fmt.Errorf("--out: %w", err))
 	}
 	log, err := runio.CreateCSVLog(filepath.Join(dir, MetricsFile), trainers.CSVHeader(p, s.Trainer.Extras()))
 	if err != nil {
-		return nil, Input(fmt.Errorf("--out: %w", err))
+		return nil, state, Input(fmt.Errorf("--out: %w", err))
 	}
-	return s.run(ctx, b, dir, state, log, true, 0, opt)
+	sum, err := s.run(ctx, b, dir, state, log, true, 0, opt)
+	return sum, state, err
 }
 
 // run drives the loop from state, appending to log, and writes the
@@ -233,7 +256,7 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 		Checkpoint: func(st *trainers.State, wall time.Duration) error {
 			c := &checkpoint.Checkpoint{
 				Step: st.Step, M: p.M, D: p.D, N: p.N, RNG: st.RNGValues(),
-				Extra: st.Extra, WallSeconds: wall.Seconds(), Config: cfgJSON,
+				Extra: st.Extra, WallSeconds: wall.Seconds(), Config: cfgJSON, Identity: s.identity,
 			}
 			if st.Features != nil {
 				c.Base, c.Features = st.Base, st.Features
@@ -247,7 +270,7 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 		loop.Snapshots = SnapshotSteps(s.Config.Snapshots, s.Config.Steps)
 		loop.Snapshot = func(st *trainers.State) error { return s.writeSnapshot(dir, st) }
 	}
-	sink := &csvSink{log: log, extras: s.Trainer.Extras()}
+	sink := &csvSink{log: log, extras: s.Trainer.Extras(), first: opt.initial}
 	res, runErr := trainers.Run(ctx, s.Trainer, s.Evaluator, state, loop, sink)
 	if err := log.Close(); err != nil && runErr == nil {
 		runErr, res.StopReason = err, trainers.StopError
