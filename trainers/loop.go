@@ -102,8 +102,10 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 	start := time.Now()
 	wall := func() time.Duration { return cfg.WallOffset + time.Since(start) }
 	lastLogged := int64(-1)
-	if !cfg.Fresh {
-		lastLogged = s.Step // a resumed run's checkpointed step was logged before
+	if !cfg.Fresh && s.Step%cfg.LogEvery == 0 {
+		// A resumed run's checkpointed step on the log cadence was logged
+		// before; a row off it (an interruption's) is not kept on resume.
+		lastLogged = s.Step
 	}
 	var last Metrics
 	haveLast := false
