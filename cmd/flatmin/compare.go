@@ -60,12 +60,12 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 }
 
 func printComparison(w io.Writer, rows []runner.CompareRow, dir string) {
-	fmt.Fprintf(w, "%-11s %9s %9s %12s %14s %12s %10s\n", "trainer", "steps", "wall s", "final loss", "TrD²L_M / F*", "theory gap", "σ2/σ1(Z)")
+	fmt.Fprintf(w, "%-11s %9s %9s %12s %14s %12s %10s  %s\n", "trainer", "steps", "wall s", "final loss", "TrD²L_M / F*", "theory gap", "σ2/σ1(Z)", "stop")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%-11s %9d %9.1f %12.4g %14.10g %12.4g %10.4g", r.Trainer, r.Steps, r.WallSeconds,
-			float64(r.Loss), float64(r.TraceRatio), float64(r.TheoryGap), float64(r.Sigma21))
-		if r.Diverged {
-			fmt.Fprint(w, "  DIVERGED")
+		fmt.Fprintf(w, "%-11s %9d %9.1f %12.4g %14.10g %12.4g %10.4g  %s", r.Trainer, r.Steps, r.WallSeconds,
+			float64(r.Loss), float64(r.TraceRatio), float64(r.TheoryGap), float64(r.Sigma21), r.StopReason)
+		if r.Error != "" {
+			fmt.Fprintf(w, ": %s", r.Error)
 		}
 		fmt.Fprintln(w)
 	}
