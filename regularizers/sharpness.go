@@ -12,7 +12,7 @@ import (
 //
 //	D²L = 2 JᵀJ + 2 Σ_i r_i D²f_i,
 //
-// and D²f_i is block-diagonal over the neurons with blocks w_j φ''(z_ij) x_i x_iᵀ,
+// and D²f_i is block-diagonal over the neurons with blocks w_j φ”(z_ij) x_i x_iᵀ,
 // so the second term's norm is at most its largest block's, and
 //
 //	‖D²L‖ ≤ 2 λ_max(J Jᵀ) + 2 max_j |w_j| Σ_i |r_i φ''(z_ij)| ‖x_i‖².

@@ -35,9 +35,9 @@ type Config struct {
 	Eta     float64 `json:"eta"`
 	// EtaRule names the rule that chose Eta: Auto before it is chosen, a
 	// Rule* constant after, "" when the user gave η.
-	EtaRule    string  `json:"eta_rule,omitempty"`
-	Sigma      float64 `json:"sigma"`
-	Rho        float64 `json:"rho"`
+	EtaRule string  `json:"eta_rule,omitempty"`
+	Sigma   float64 `json:"sigma"`
+	Rho     float64 `json:"rho"`
 	// RhoRule names the rule that chose Rho, as EtaRule does for Eta.
 	RhoRule    string  `json:"rho_rule,omitempty"`
 	SAMBatch   int     `json:"sam_batch"`

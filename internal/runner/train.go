@@ -73,10 +73,10 @@ type Summary struct {
 	// last finite state before it for a diverged run.
 	ThetaStep int64  `json:"theta_step"`
 	Error     string `json:"error,omitempty"`
-	Backend     string            `json:"backend"`
-	Engine      string            `json:"engine"` // the engine in force (Config.Engine may say auto)
-	Path        string            `json:"path"`   // where the steps ran: "host" (SimpleGo's host paths) or "graphs"
-	Version     string            `json:"version"`
+	Backend   string `json:"backend"`
+	Engine    string `json:"engine"` // the engine in force (Config.Engine may say auto)
+	Path      string `json:"path"`   // where the steps ran: "host" (SimpleGo's host paths) or "graphs"
+	Version   string `json:"version"`
 }
 
 // Options adjust Train for callers other than `flatmin train`.
