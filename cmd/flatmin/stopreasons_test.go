@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,12 +114,16 @@ type stopping struct {
 	at     int64
 	err    error
 	cancel func()
+	fill   func() // instead: called once at step at, the run goes on
 }
 
 func (s *stopping) Advance(st *trainers.State, k int64) (float64, error) {
 	loss := math.NaN()
 	for range k {
-		if st.Step == s.at {
+		if st.Step == s.at && s.fill != nil {
+			s.fill()
+			s.fill = nil
+		} else if st.Step == s.at {
 			if s.err != nil {
 				return math.NaN(), s.err
 			}
@@ -184,5 +190,58 @@ func TestStopReasonsErrorAndInterrupted(t *testing.T) {
 		if !sameFile(t, filepath.Join(dir, "theta.npy"), filepath.Join(ref, "theta.npy")) {
 			t.Errorf("%s: resumed Θ differs from the uninterrupted run's", reason)
 		}
+	}
+}
+
+// A disk that fills up mid-run stops it with an error and still leaves
+// theta.npy (Θ at the stop) and summary.json saying why, written in place
+// over the versions reserved at the start. Needs root for a small tmpfs.
+func TestDiskFullLeavesResults(t *testing.T) {
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs (%v: %s)", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", mnt).Run() })
+	b, err := backend.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := filepath.Join(t.TempDir(), "ref")
+	if _, stderr, s := flatmin(t, "train", "--trainer", "gd", "--steps", "300", "--log-every", "100", "--out", ref, "--quiet"); s != 0 {
+		t.Fatal(stderr)
+	}
+	cfg := runner.DefaultConfig()
+	cfg.Trainer, cfg.Steps, cfg.LogEvery, cfg.CheckpointEvery = "gd", 400, 100, 100
+	setup, err := runner.Prepare(cfg, b, runner.Options{Quiet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill := func() {
+		f, err := os.Create(filepath.Join(mnt, "filler"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		block := make([]byte, 4096)
+		for {
+			if _, err := f.Write(block); err != nil {
+				return // ENOSPC
+			}
+		}
+	}
+	setup.Trainer = &stopping{Trainer: setup.Trainer, at: 250, fill: fill}
+	dir := filepath.Join(mnt, "run")
+	if _, err := setup.Train(context.Background(), b, dir, runner.Options{Quiet: true}); err == nil || !strings.Contains(err.Error(), "no space") {
+		t.Fatalf("want a no-space error, got %v", err)
+	}
+	sum := readJSON(t, filepath.Join(dir, "summary.json"))
+	if sum["stop_reason"] != trainers.StopError || !strings.Contains(fmt.Sprint(sum["error"]), "no space") || sum["steps"].(float64) != 300 {
+		t.Errorf("summary: stop %v at %v, error %v", sum["stop_reason"], sum["steps"], sum["error"])
+	}
+	if !sameFile(t, filepath.Join(dir, "theta.npy"), filepath.Join(ref, "theta.npy")) {
+		t.Error("theta.npy is not Θ at the stop (step 300)")
 	}
 }

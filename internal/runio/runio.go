@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/core/tensors/numpy"
@@ -152,14 +154,22 @@ func NpyWriter(w io.Writer, dims []int, rows func(emit func([]float64) error) er
 
 // WriteJSON writes v as indented JSON, atomically.
 func WriteJSON(path string, v any) error {
+	data, err := encodeJSON(v)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, data)
+}
+
+func encodeJSON(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		return err
+		return nil, err
 	}
-	return WriteFileAtomic(path, buf.Bytes())
+	return buf.Bytes(), nil
 }
 
 // CSVLog is an append-only CSV file. Each row goes to the file in one write,
@@ -267,4 +277,75 @@ func RewriteCSVLog(path string, header []string, rows [][]string) error {
 		return err
 	}
 	return WriteFileAtomic(path, buf.Bytes())
+}
+
+// WriteReserved writes like WriteAtomic, and when the disk is full
+// (ENOSPC) overwrites path in place instead: its blocks, reserved by an
+// earlier version at least as large (see Reserve), take the new content,
+// which a full disk cannot give a temporary file. The in-place write is not
+// atomic; it is what is left when the alternative is losing the result.
+func WriteReserved(path string, write func(w io.Writer) error) error {
+	err := WriteAtomic(path, write)
+	if err == nil || !errors.Is(err, syscall.ENOSPC) {
+		return err
+	}
+	f, ferr := os.OpenFile(path, os.O_WRONLY, 0)
+	if ferr != nil {
+		return err
+	}
+	cw := &countingWriter{w: bufio.NewWriterSize(f, 1<<20)}
+	werr := write(cw)
+	if werr == nil {
+		werr = cw.w.(*bufio.Writer).Flush()
+	}
+	if werr == nil {
+		werr = f.Truncate(cw.n)
+	}
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("%w (and in place: %v)", err, werr)
+	}
+	return nil
+}
+
+// WriteJSONReserved is WriteJSON through WriteReserved.
+func WriteJSONReserved(path string, v any) error {
+	data, err := encodeJSON(v)
+	if err != nil {
+		return err
+	}
+	return WriteReserved(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// Reserve writes v as JSON to path padded with trailing spaces (still valid
+// JSON) to at least size bytes, so that a later WriteReserved of up to size
+// bytes fits on a full disk.
+func Reserve(path string, v any, size int) error {
+	data, err := encodeJSON(v)
+	if err != nil {
+		return err
+	}
+	if pad := size - len(data); pad > 0 {
+		data = append(data, bytes.Repeat([]byte{' '}, pad)...)
+	}
+	return WriteFileAtomic(path, data)
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -271,6 +271,10 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 		loop.Snapshot = func(st *trainers.State) error { return s.writeSnapshot(dir, st) }
 	}
 	sink := &csvSink{log: log, extras: s.Trainer.Extras(), first: opt.initial}
+	if err := s.reserve(dir, state); err != nil {
+		log.Close()
+		return nil, err
+	}
 	res, runErr := trainers.Run(ctx, s.Trainer, s.Evaluator, state, loop, sink)
 	if err := log.Close(); err != nil && runErr == nil {
 		runErr, res.StopReason = err, trainers.StopError
@@ -302,7 +306,7 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 	if err != nil {
 		return sum, errors.Join(runErr, err)
 	}
-	if err := runio.WriteJSON(filepath.Join(dir, SummaryFile), sum); err != nil {
+	if err := runio.WriteJSONReserved(filepath.Join(dir, SummaryFile), sum); err != nil {
 		return sum, errors.Join(runErr, err)
 	}
 	if errors.Is(runErr, trainers.ErrSingularJJT) {
@@ -311,14 +315,39 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 	return sum, runErr
 }
 
-// copyFile copies src to dst atomically.
+// StopRunning is summary.json's stop_reason while a run goes on (and after
+// a crash that left no other word: kill -9, power loss).
+const StopRunning = "running"
+
+// reserve writes, before the first step, the files a stop must be able to
+// write even on a full disk: summary.json saying the run is going on,
+// padded to the size its final version may take, and theta.npy (Θ₀ for a
+// fresh run), whose size never changes. The final versions overwrite them
+// in place when there is no room for a temporary file (runio.WriteReserved).
+func (s *Setup) reserve(dir string, state *trainers.State) error {
+	p := s.Problem
+	sum := &Summary{Trainer: s.Trainer.Name(), Steps: state.Step, Config: s.Config, StopReason: StopRunning, ThetaStep: -1, Version: Version}
+	size := 16<<10 + 4*32*(min(p.N, p.M)+min(p.M, p.D))
+	if err := runio.Reserve(filepath.Join(dir, SummaryFile), sum, size); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(dir, ThetaFile)); err == nil {
+		return nil
+	}
+	return copyFile(filepath.Join(dir, Theta0File), filepath.Join(dir, ThetaFile))
+}
+
+// copyFile copies src to dst atomically (in place on a full disk, see runio.WriteReserved).
 func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	return runio.WriteAtomic(dst, func(w io.Writer) error {
+	return runio.WriteReserved(dst, func(w io.Writer) error {
+		if _, err := in.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
 		_, err := io.Copy(w, in)
 		return err
 	})
@@ -332,7 +361,7 @@ var errNotFinite = errors.New("Θ is not finite")
 // as it was.
 func (s *Setup) writeTheta(path string, state *trainers.State) (bool, error) {
 	p := s.Problem
-	err := runio.WriteAtomic(path, func(w io.Writer) error {
+	err := runio.WriteReserved(path, func(w io.Writer) error {
 		return runio.NpyWriter(w, []int{p.M, p.D}, func(emit func([]float64) error) error {
 			return trainers.StreamTheta(s.Trainer, state, func(v []float64) error {
 				if !finite(v) {
