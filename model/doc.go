@@ -1,4 +1,4 @@
-// Package model owns the two-layer network of MATH.md: activations (φ, its
+// Package model owns the two-layer network of docs/MATH.md (§2): activations (φ, its
 // first three derivatives, φ⁻¹ and the theory's constants), the problem (data
 // X, labels y, fixed second-layer weights w), the network's graph functions
 // (features Z = XΘᵀ, outputs f = φ(Z)w, the loss L = Σ(f−y)²) and the

@@ -1,4 +1,4 @@
-// Package regularizers owns the sharpness measures of MATH.md: the exact trace
+// Package regularizers owns the sharpness measures of docs/MATH.md (§3): the exact trace
 // of the loss Hessian Tr D²L in closed form (valid on and off the manifold of
 // zero loss, for any w and any row norms), its value on the manifold, its
 // gradient through GoMLX autodiff and in closed form (also on the host, for

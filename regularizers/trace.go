@@ -5,7 +5,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 )
 
-// TraceHessian returns the exact Tr D²L of MATH.md,
+// TraceHessian returns the exact Tr D²L of docs/MATH.md §3.1,
 //
 //	2 Σ_i ‖x_i‖² Σ_j ( w_j² φ'(z_ij)² + r_i w_j φ''(z_ij) ),
 //

@@ -18,7 +18,7 @@ func init() { register("sam1", newSAM1) }
 //	Θ ← Θ − (η/B) Σ_b ∇ℓ_{i_b}(Θ + ρ g_b/‖g_b‖),  g_b = ∇ℓ_{i_b}(Θ), ℓ_i = (f_i − y_i)²,
 //
 // each example with its own perturbation (B = 1 is the paper's 1-SAM). The
-// per-example perturbation is applied in closed form (MATH.md): only example
+// per-example perturbation is applied in closed form (docs/MATH.md §4.4): only example
 // i's pre-activations move, by ρ sign(r_i) ‖x_i‖ A_ij / ‖A_i·‖, so a batch of
 // B perturbed gradients costs about one ordinary gradient on B rows.
 // The reported loss is the batch estimate (n/B) Σ_b r_{i_b}², for divergence checks.
