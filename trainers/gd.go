@@ -33,7 +33,7 @@ func newLabelNoise(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 	}
 	return newFused(b, p, cfg, rule{
 		name: "labelnoise",
-		// The noisy targets 2η(y − σζ) of all c steps at once.
+		// The noisy targets y − σζ of all c steps at once.
 		draw: func(net *model.Net, key, step *Node, c int) []*Node {
 			return drawNormal(key, step, c, p.N, func(zeta *Node) *Node {
 				return noisyTargets(net, zeta, cfg.Sigma, cfg.Eta)

@@ -14,7 +14,7 @@ func init() { register("penalty", newPenalty) }
 
 // newPenalty is GD on the explicitly regularized loss L + λ Tr D²L, the
 // baseline against which the implicit regularizers are compared. The trace's
-// gradient comes from GoMLX autodiff of the closed form.
+// gradient is its closed form (regularizers.TraceHessianFeatureGrad).
 func newPenalty(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
 	if !(cfg.Lambda >= 0) || math.IsInf(cfg.Lambda, 0) {
 		return nil, fmt.Errorf("--lambda must be ≥ 0 and finite, got %v", cfg.Lambda)

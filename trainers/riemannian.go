@@ -31,7 +31,8 @@ const (
 // where the retraction R returns to M by Gauss–Newton steps
 // Θ ← Θ − Jᵀ (J Jᵀ)⁻¹ (f − y) until ‖f − y‖ ≤ tol·‖y‖. J is never formed; the
 // n×n systems are solved on the host by Cholesky. The safeguard halves η
-// (and retries the step) when F does not decrease (Armijo) or the retraction
+// (and retries the step) when the Lagrangian F − cᵀr does not decrease
+// enough (Armijo; see Step) or the retraction
 // does not converge; after each accepted step η grows back by 2%, never
 // beyond the nominal --eta, so η tracks the largest stable step. The
 // computations at a point go through a flow (flow.go): compiled graphs, or
@@ -204,7 +205,7 @@ func (t *riemannian) polish(theta *tensors.Tensor, r, jjt []float64, rn float64)
 // The sufficient-decrease test is on the Lagrangian F̃(Θ') = F(Θ') − cᵀr(Θ'),
 // with c = (J Jᵀ)⁻¹J∇F the multiplier at the current Θ, not on F: F has a
 // large derivative normal to M (∇F − P∇F = Jᵀc), so the rounding-level
-// residual r that every retraction leaves moves F by about −cᵀΔr, which near
+// residual r that every retraction leaves moves F by about cᵀΔr, which near
 // the optimum exceeds the decrease η‖P∇F‖² and made the test fail at every
 // η. F̃ has no first-order dependence on r (∂F̃/∂Θ = P∇F to first order), so
 // only F's own rounding error remains, which the slack covers.

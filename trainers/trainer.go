@@ -155,7 +155,7 @@ type Config struct {
 	// default) ends it only when ‖grad_M F‖ reaches its rounding floor.
 	Gtol float64
 	// Engine is how Θ is represented while training: EngineTheta (Θ itself,
-	// the reference), EngineFeature (Θ = Θ₀ − SᵀX, moving only S and Z), or
+	// the reference), EngineFeature (Θ = Θ₀ − SX, moving only Zᵀ), or
 	// "" for automatic (EngineFeature where it is cheaper).
 	Engine string
 	// Fuse is how many steps run inside one compiled call; 0 chooses by size,
@@ -182,7 +182,8 @@ func DefaultConfig() Config {
 
 // DefaultEta is a trainer's default step size: the paper's η = 0.05, except
 // for riemannian, whose η is only the largest step its safeguard may take
-// (it halves η until Tr D²L decreases, then lets it grow back).
+// (it halves η until the step decreases the Lagrangian of Tr D²L enough,
+// then lets it grow back).
 func DefaultEta(trainer string) float64 {
 	if strings.ToLower(trainer) == "riemannian" {
 		return 1

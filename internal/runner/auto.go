@@ -20,7 +20,7 @@ const Auto = "auto"
 // config records them beside the numbers chosen.
 const (
 	RuleEtaCurvature = "auto: min(1/λ*, 1.9/λ̂₀): half the stability limit 2/λ* of gradient descent at the predicted optimum (λ* = λ_max(D²L) there), where the run spends its time, and 95% of it at Θ₀ (λ̂₀ a bound on ‖D²L‖ there), whose curvature the run leaves behind"
-	RuleEtaFlow      = "auto: 1, the Riemannian safeguard's largest step (it halves η until Tr D²L decreases, and lets it regrow)"
+	RuleEtaFlow      = "auto: 1, the Riemannian safeguard's largest step (it halves η until a step decreases the Lagrangian of Tr D²L enough, and lets it regrow)"
 	RuleRhoOutputs   = "auto: ρ = rms(y) / (8 rms_i ‖∇f_i‖) at Θ₀, so that the perturbation moves an example's output by about 1/8 of the labels' scale (0.047 on Figure 1a's data, whose paper value is 0.05); ‖∇f_i‖ grows like √m"
 	RuleInitOutputs  = "auto: the scale at which the initial outputs' mean square equals the labels' (mean E f_i² = mean y_i²)"
 	RuleInitDefault  = "auto: labels all zero, nothing to match; the paper's 0.5"
