@@ -1,11 +1,6 @@
 package model
 
-import (
-	"sync"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
-)
+import "github.com/flatmin/flatmin/internal/linalg"
 
 // HostNet is a Problem's data for the host path: the network evaluated in
 // plain Go and gonum from neuron-major features Zᵀ [m, n]. It is the CPU fast
@@ -49,16 +44,14 @@ func (net *HostNet) Put(bufs ...[]float64) {
 }
 
 // TimesGram returns scale · V G for V [m, n] (row-major), into out, or
-// into a buffer from Take when out is nil (out may not alias v).
+// into a buffer from Take when out is nil (out may not alias v). Each entry
+// is an in-order fused sum (linalg.MulSquare): the same bits on every machine.
 func (net *HostNet) TimesGram(v []float64, scale float64, out []float64) []float64 {
 	p := net.Problem
 	if out == nil {
 		out = net.Take()
 	}
-	blas64.Gemm(blas.NoTrans, blas.NoTrans, scale,
-		blas64.General{Rows: p.M, Cols: p.N, Stride: p.N, Data: v},
-		blas64.General{Rows: p.N, Cols: p.N, Stride: p.N, Data: net.G},
-		0, blas64.General{Rows: p.M, Cols: p.N, Stride: p.N, Data: out})
+	linalg.MulSquare(out, v, net.G, p.M, p.N, scale)
 	return out
 }
 
@@ -186,44 +179,11 @@ func (h *HostForward) JJT() []float64 {
 	return h.jjt
 }
 
-// hostGramOfColumns returns aᵀa [n, n] for a [m, n]: gonum's Syrk per block of
-// rows, the blocks in parallel (gonum runs a product with a small output on
-// one core), then summed in order.
+// hostGramOfColumns returns aᵀa [n, n] for a [m, n] (linalg.GramColumns:
+// in-order fused sums, the same bits on every machine and number of cores).
 func hostGramOfColumns(a []float64, m, n int) []float64 {
-	// The split depends on the size alone, not on the cores, so that the
-	// sum's rounding (and a run) is the same on every machine.
-	parts := 1
-	if m*n*n >= 1<<16 {
-		parts = max(1, min(m/128, 8))
-	}
-	grams := make([][]float64, parts)
-	var wg sync.WaitGroup
-	for k := range parts {
-		lo, hi := k*m/parts, (k+1)*m/parts
-		grams[k] = make([]float64, n*n)
-		syrk := func() {
-			blas64.Syrk(blas.Trans, 1, blas64.General{Rows: hi - lo, Cols: n, Stride: n, Data: a[lo*n : hi*n]},
-				0, blas64.Symmetric{N: n, Stride: n, Uplo: blas.Upper, Data: grams[k]})
-		}
-		if k == parts-1 {
-			syrk()
-			continue
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); syrk() }()
-	}
-	wg.Wait()
-	out := grams[0]
-	for _, g := range grams[1:] {
-		for i := range out {
-			out[i] += g[i]
-		}
-	}
-	for i := range n { // mirror the upper triangle
-		for j := i + 1; j < n; j++ {
-			out[j*n+i] = out[i*n+j]
-		}
-	}
+	out := make([]float64, n*n)
+	linalg.GramColumns(out, a, m, n)
 	return out
 }
 

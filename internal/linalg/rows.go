@@ -1,0 +1,129 @@
+package linalg
+
+import (
+	"math"
+	"runtime"
+	"sync"
+)
+
+// combo sets dst[c] = Σ_{t<k} s[t·ss] · b[t·bs + c] for c < len(dst): a
+// combination of k rows of b, with coefficients s at stride ss. Each entry is
+// summed over t in order with fused multiply-adds (one rounding each), so the
+// result is the same bits with or without the vector kernels (combo32, …),
+// on every machine, whatever the split of the work.
+func combo(dst, s []float64, ss int, b []float64, bs, k int) {
+	if k == 0 {
+		clear(dst)
+		return
+	}
+	_ = s[(k-1)*ss]
+	_ = b[(k-1)*bs+len(dst)-1]
+	c := 0
+	if useVector {
+		for ; c+32 <= len(dst); c += 32 {
+			combo32(&dst[c], &s[0], ss, &b[c], bs, k)
+		}
+		for ; c+16 <= len(dst); c += 16 {
+			combo16(&dst[c], &s[0], ss, &b[c], bs, k)
+		}
+		for ; c+4 <= len(dst); c += 4 {
+			combo4(&dst[c], &s[0], ss, &b[c], bs, k)
+		}
+	}
+	for ; c < len(dst); c++ {
+		acc := 0.0
+		for t := range k {
+			acc = math.FMA(s[t*ss], b[t*bs+c], acc)
+		}
+		dst[c] = acc
+	}
+}
+
+// parallelWork is the least number of multiply-adds worth splitting over
+// goroutines (a start costs microseconds).
+const parallelWork = 1 << 17
+
+// parallelRows runs do(lo, hi) over [0, rows) split in contiguous parts of
+// about equal cost (cost(lo, hi), in multiply-adds), one per core, when the
+// work is large enough. Every row is computed whole by one call, so the split
+// changes no bits.
+func parallelRows(rows int, cost func(lo, hi int) int, do func(lo, hi int)) {
+	parts := runtime.GOMAXPROCS(0)
+	total := cost(0, rows)
+	if parts < 2 || rows < 2 || total < parallelWork {
+		do(0, rows)
+		return
+	}
+	parts = min(parts, rows, total/(parallelWork/2))
+	var wg sync.WaitGroup
+	lo := 0
+	for p := 1; p <= parts && lo < rows; p++ {
+		hi := rows
+		if p < parts { // the first row where the cost so far reaches p/parts of the total
+			hi = lo + 1
+			for hi < rows && cost(0, hi)*parts < total*p {
+				hi++
+			}
+		}
+		if hi == rows {
+			do(lo, hi)
+			break
+		}
+		wg.Add(1)
+		go func(lo, hi int) { defer wg.Done(); do(lo, hi) }(lo, hi)
+		lo = hi
+	}
+	wg.Wait()
+}
+
+// MulSquare sets out = scale · V B for V [rows, n] and B [n, n], all
+// row-major; out must not alias V or B. Each entry is summed over k in order
+// with fused multiply-adds (then scaled), so the result does not depend on
+// the machine or the number of cores.
+func MulSquare(out, v, b []float64, rows, n int, scale float64) {
+	if len(v) != rows*n || len(out) != rows*n || len(b) != n*n {
+		panic("linalg: MulSquare sizes")
+	}
+	parallelRows(rows, func(lo, hi int) int { return (hi - lo) * n * n }, func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			row := out[j*n : (j+1)*n]
+			combo(row, v[j*n:(j+1)*n], 1, b, n, n)
+			if scale != 1 {
+				for i := range row {
+					row[i] *= scale
+				}
+			}
+		}
+	})
+}
+
+// GramColumns sets out [n, n] = Aᵀ A for A [m, n] row-major: entry (i, k)
+// is Σ_j A_ji A_jk summed over j in order with fused multiply-adds, computed
+// for k ≥ i and mirrored, so out is exactly symmetric and the same on every
+// machine, whatever the number of cores.
+func GramColumns(out, a []float64, m, n int) {
+	if len(a) != m*n || len(out) != n*n {
+		panic("linalg: GramColumns sizes")
+	}
+	// Row i is computed from column i0 = i rounded down to a multiple of 4
+	// (whole vectors); the entries left of i are overwritten by the mirror.
+	start := func(i int) int { return i &^ 3 }
+	cost := func(lo, hi int) int {
+		c := 0
+		for i := lo; i < hi; i++ {
+			c += (n - start(i)) * m
+		}
+		return c
+	}
+	parallelRows(n, cost, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			i0 := start(i)
+			combo(out[i*n+i0:(i+1)*n], a[i:], n, a[i0:], n, m)
+		}
+	})
+	for i := range n {
+		for k := i + 1; k < n; k++ {
+			out[k*n+i] = out[i*n+k]
+		}
+	}
+}
