@@ -6,14 +6,13 @@ import (
 	"sync"
 )
 
-// combo sets dst[c] = Σ_{t<k} s[t·ss] · b[t·bs + c] for c < len(dst): a
+// combo adds to dst[c] Σ_{t<k} s[t·ss] · b[t·bs + c] for c < len(dst): a
 // combination of k rows of b, with coefficients s at stride ss. Each entry is
-// summed over t in order with fused multiply-adds (one rounding each), so the
-// result is the same bits with or without the vector kernels (combo32, …),
-// on every machine, whatever the split of the work.
+// accumulated over t in order with fused multiply-adds (one rounding each),
+// so the result is the same bits with or without the vector kernels
+// (combo32, …), on every machine, whatever the split of the work.
 func combo(dst, s []float64, ss int, b []float64, bs, k int) {
-	if k == 0 {
-		clear(dst)
+	if k == 0 || len(dst) == 0 {
 		return
 	}
 	_ = s[(k-1)*ss]
@@ -31,7 +30,7 @@ func combo(dst, s []float64, ss int, b []float64, bs, k int) {
 		}
 	}
 	for ; c < len(dst); c++ {
-		acc := 0.0
+		acc := dst[c]
 		for t := range k {
 			acc = math.FMA(s[t*ss], b[t*bs+c], acc)
 		}
@@ -87,6 +86,7 @@ func MulSquare(out, v, b []float64, rows, n int, scale float64) {
 	parallelRows(rows, func(lo, hi int) int { return (hi - lo) * n * n }, func(lo, hi int) {
 		for j := lo; j < hi; j++ {
 			row := out[j*n : (j+1)*n]
+			clear(row)
 			combo(row, v[j*n:(j+1)*n], 1, b, n, n)
 			if scale != 1 {
 				for i := range row {
@@ -97,33 +97,29 @@ func MulSquare(out, v, b []float64, rows, n int, scale float64) {
 	})
 }
 
+// gramBlock is how many rows of A GramColumns passes over at once: 64 rows
+// of 32 columns (16 KB) stay in the level-1 cache while every output row
+// takes their contribution.
+const gramBlock = 64
+
 // GramColumns sets out [n, n] = Aᵀ A for A [m, n] row-major: entry (i, k)
-// is Σ_j A_ji A_jk summed over j in order with fused multiply-adds, computed
-// for k ≥ i and mirrored, so out is exactly symmetric and the same on every
-// machine, whatever the number of cores.
+// is Σ_j A_ji A_jk accumulated over j in order with fused multiply-adds (in
+// blocks of rows of A, which does not change the order), the same on every
+// machine, whatever the number of cores. Whole rows are computed (twice the
+// arithmetic of one triangle, but in the widest kernels); (i, k) and (k, i)
+// sum the same products in the same order, so out is exactly symmetric.
 func GramColumns(out, a []float64, m, n int) {
 	if len(a) != m*n || len(out) != n*n {
 		panic("linalg: GramColumns sizes")
 	}
-	// Row i is computed from column i0 = i rounded down to a multiple of 4
-	// (whole vectors); the entries left of i are overwritten by the mirror.
-	start := func(i int) int { return i &^ 3 }
-	cost := func(lo, hi int) int {
-		c := 0
-		for i := lo; i < hi; i++ {
-			c += (n - start(i)) * m
-		}
-		return c
-	}
-	parallelRows(n, cost, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			i0 := start(i)
-			combo(out[i*n+i0:(i+1)*n], a[i:], n, a[i0:], n, m)
+	clear(out)
+	parallelRows(n, func(lo, hi int) int { return (hi - lo) * n * m }, func(lo, hi int) {
+		for j0 := 0; j0 < m; j0 += gramBlock {
+			rows := min(gramBlock, m-j0)
+			blk := a[j0*n : (j0+rows)*n]
+			for i := lo; i < hi; i++ {
+				combo(out[i*n:(i+1)*n], blk[i:], n, blk, n, rows)
+			}
 		}
 	})
-	for i := range n {
-		for k := i + 1; k < n; k++ {
-			out[k*n+i] = out[i*n+k]
-		}
-	}
 }

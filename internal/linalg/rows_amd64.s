@@ -1,7 +1,7 @@
 #include "textflag.h"
 
-// dst[c] = Σ_{t<k} s[t·ss] · b[t·bs + c], one accumulator lane per column, summed
-// over t in order by VFMADD231PD (one rounding per step, as math.FMA).
+// dst[c] += Σ_{t<k} s[t·ss] · b[t·bs + c], one accumulator lane per column,
+// summed over t in order by VFMADD231PD (one rounding per step, as math.FMA).
 
 // func combo32(dst, s *float64, ss int, b *float64, bs, k int)
 TEXT ·combo32(SB), NOSPLIT, $0-48
@@ -13,14 +13,14 @@ TEXT ·combo32(SB), NOSPLIT, $0-48
 	MOVQ k+40(FP), CX
 	SHLQ $3, R8
 	SHLQ $3, R9
-	VXORPD Y0, Y0, Y0
-	VXORPD Y1, Y1, Y1
-	VXORPD Y2, Y2, Y2
-	VXORPD Y3, Y3, Y3
-	VXORPD Y4, Y4, Y4
-	VXORPD Y5, Y5, Y5
-	VXORPD Y6, Y6, Y6
-	VXORPD Y7, Y7, Y7
+	VMOVUPD (DI), Y0
+	VMOVUPD 32(DI), Y1
+	VMOVUPD 64(DI), Y2
+	VMOVUPD 96(DI), Y3
+	VMOVUPD 128(DI), Y4
+	VMOVUPD 160(DI), Y5
+	VMOVUPD 192(DI), Y6
+	VMOVUPD 224(DI), Y7
 	TESTQ CX, CX
 	JE combo32_done
 combo32_loop:
@@ -59,10 +59,10 @@ TEXT ·combo16(SB), NOSPLIT, $0-48
 	MOVQ k+40(FP), CX
 	SHLQ $3, R8
 	SHLQ $3, R9
-	VXORPD Y0, Y0, Y0
-	VXORPD Y1, Y1, Y1
-	VXORPD Y2, Y2, Y2
-	VXORPD Y3, Y3, Y3
+	VMOVUPD (DI), Y0
+	VMOVUPD 32(DI), Y1
+	VMOVUPD 64(DI), Y2
+	VMOVUPD 96(DI), Y3
 	TESTQ CX, CX
 	JE combo16_done
 combo16_loop:
@@ -93,7 +93,7 @@ TEXT ·combo4(SB), NOSPLIT, $0-48
 	MOVQ k+40(FP), CX
 	SHLQ $3, R8
 	SHLQ $3, R9
-	VXORPD Y0, Y0, Y0
+	VMOVUPD (DI), Y0
 	TESTQ CX, CX
 	JE combo4_done
 combo4_loop:
