@@ -15,11 +15,31 @@ type HostNet struct {
 	NormSq  []float64 // ‖x_i‖² [n]
 	unit    bool
 	pool    [][]float64 // m×n buffers given back (Put), for Take
+
+	// The cubic φ = z (c₁z² + c₀) with c₀ ≠ 0 (cubic set), evaluated inline
+	// by the fused loops (Forward, Curvature) with hostSlice's expressions,
+	// so the values are the same bits as through Phi: φ′ = d₁z² + d₀,
+	// φ″ = k₂z, φ‴ = k₃.
+	cubic          bool
+	c0, c1, d0, d1 float64
+	k2, k3         float64
 }
 
 // NewHostNet prepares p for host evaluation.
 func NewHostNet(p *Problem) *HostNet {
-	return &HostNet{Problem: p, G: p.Gram(), NormSq: p.RowNormSq(), unit: p.UnitWeights()}
+	net := &HostNet{Problem: p, G: p.Gram(), NormSq: p.RowNormSq(), unit: p.UnitWeights()}
+	if a, ok := p.Act.(*OddActivation); ok {
+		c, q0 := a.hostPoly(0)
+		d, q1 := a.hostPoly(1)
+		k2, q2 := a.hostPoly(2)
+		k3, q3 := a.hostPoly(3)
+		// hostSlice's cases "the cubic's φ, φ′, φ″" and "a constant".
+		if len(c) == 2 && q0 == 1 && len(d) == 2 && q1 == 0 && len(k2) == 1 && q2 == 1 && len(k3) == 1 && q3 == 0 {
+			net.cubic = true
+			net.c0, net.c1, net.d0, net.d1, net.k2, net.k3 = c[0], c[1], d[0], d[1], k2[0], k3[0]
+		}
+	}
+	return net
 }
 
 // Take returns an m×n buffer, reused from Put when one is there; its
@@ -63,22 +83,63 @@ func (net *HostNet) Forward(zt []float64) *HostForward {
 		panic("model: host features must have m×n values")
 	}
 	h := &HostForward{Net: net, Zt: zt}
-	phi := h.Phi(0)
-	if net.unit {
-		h.F = h.SumNeurons(phi)
+	if net.cubic {
+		h.forwardCubic()
 	} else {
-		wphi := h.weigh(phi)
-		h.F = h.SumNeurons(wphi)
-		net.Put(wphi)
+		phi := h.Phi(0)
+		if net.unit {
+			h.F = h.SumNeurons(phi)
+		} else {
+			wphi := h.weigh(phi)
+			h.F = h.SumNeurons(wphi)
+			net.Put(wphi)
+		}
+		net.Put(phi) // only f needs φ itself
+		h.phi[0] = nil
 	}
-	net.Put(phi) // only f needs φ itself
-	h.phi[0] = nil
 	h.R = make([]float64, p.N)
 	for i, f := range h.F {
 		h.R[i] = f - p.Y[i]
 	}
 	return h
 }
+
+// forwardCubic is Forward's f and A (every point of the flow needs J Jᵀ) in
+// one pass over Zᵀ for the cubic: the values and the order of the sums are
+// those of SumNeurons(weigh(Phi(0))) and weigh(Phi(1)).
+func (h *HostForward) forwardCubic() {
+	net := h.Net
+	p := net.Problem
+	n := p.N
+	c0, c1, d0, d1 := net.c0, net.c1, net.d0, net.d1
+	f := make([]float64, n)
+	a := net.Take()
+	for j := range p.M {
+		z := h.Zt[j*n : (j+1)*n]
+		ar := a[j*n : (j+1)*n][:len(z)]
+		f := f[:len(z)]
+		if net.unit {
+			for i, v := range z {
+				f[i] += float64((c1*v*v + c0) * v)
+				ar[i] = d1*v*v + d0
+			}
+			continue
+		}
+		w := p.W[j]
+		for i, v := range z {
+			f[i] += float64(w * float64((c1*v*v+c0)*v))
+			ar[i] = float64(w * float64(d1*v*v+d0))
+		}
+	}
+	h.F, h.a = f, a
+	if net.unit {
+		h.phi[1] = a
+	}
+}
+
+// CubicCurvature reports whether φ is the cubic evaluated inline (ν ≠ 0),
+// and then its φ″(z) = k2·z and φ‴ = k3, the values Phi(2) and Phi(3) hold.
+func (net *HostNet) CubicCurvature() (k2, k3 float64, ok bool) { return net.k2, net.k3, net.cubic }
 
 // HostForward is Forward on the host, at one Zᵀ. Derived values are computed
 // on first use and kept.
@@ -203,6 +264,21 @@ func (h *HostForward) Jv(v []float64) []float64 {
 	return out
 }
 
+// Corrected writes Zᵀ − Coef(δ) G into out [m, n] (the point moved by
+// −Jᵀδ): Zᵀ plus A times diag(−δ) G, each entry summed onto z_ij in order
+// with fused multiply-adds (linalg.MulSquareAdd), with no m×n temporary.
+func (h *HostForward) Corrected(delta, out []float64) {
+	n := h.Net.Problem.N
+	dg := make([]float64, n*n) // diag(−δ) G
+	for k := range n {
+		for i := range n {
+			dg[k*n+i] = -delta[k] * h.Net.G[k*n+i]
+		}
+	}
+	copy(out, h.Zt)
+	linalg.MulSquareAdd(out, h.A(), dg, h.Net.Problem.M, n)
+}
+
 // Coef returns c_i A_ji [m, n] (a buffer from Take): Jᵀc is the direction Coef(c) X.
 func (h *HostForward) Coef(c []float64) []float64 {
 	a := h.A()
@@ -229,23 +305,34 @@ func HostEval(act Activation, z []float64, order int, out []float64) {
 	}
 }
 
-// hostSlice is evalSq on the host: φ^(order)(z) = z^q P(z²) in Horner form.
-func (a *OddActivation) hostSlice(z []float64, order int, out []float64) {
+// hostPoly returns φ^(order)(z) = z^q P(z²): P's coefficients, lowest
+// first (nil when φ^(order) = 0), and q.
+func (a *OddActivation) hostPoly(order int) (coef []float64, q int) {
 	checkOrder(order)
 	terms := a.terms(order)
 	if len(terms) == 0 {
-		clear(out[:len(z)])
-		return
+		return nil, 0
 	}
-	q := int(terms[len(terms)-1][1])
+	q = int(terms[len(terms)-1][1])
 	top := 0
 	for _, t := range terms {
 		top = max(top, (int(t[1])-q)/2)
 	}
-	coef := make([]float64, top+1)
+	coef = make([]float64, top+1)
 	for _, t := range terms {
 		coef[(int(t[1])-q)/2] += t[0]
 	}
+	return coef, q
+}
+
+// hostSlice is evalSq on the host: φ^(order)(z) = z^q P(z²) in Horner form.
+func (a *OddActivation) hostSlice(z []float64, order int, out []float64) {
+	coef, q := a.hostPoly(order)
+	if coef == nil {
+		clear(out[:len(z)])
+		return
+	}
+	top := len(coef) - 1
 	switch {
 	case top == 1 && q == 1: // the cubic's φ
 		c0, c1 := coef[0], coef[1]

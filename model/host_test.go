@@ -8,7 +8,7 @@ import (
 
 // HostForward at Zᵀ = (XΘᵀ)ᵀ against plain loops from Θ: the outputs, J Jᵀ
 // (J formed row by row as J_i = Σ_j A_ij e_j ⊗ x_i), J v for v = V X, and
-// V G, for every activation with non-unit and unit weights.
+// V G and the features after a move −Jᵀδ, for every activation with non-unit and unit weights.
 func TestHostForwardMatchesLoops(t *testing.T) {
 	for _, a := range testActivations(t) {
 		for _, unit := range []bool{false, true} {
@@ -82,6 +82,23 @@ func TestHostForwardMatchesLoops(t *testing.T) {
 					s += J[i][k] * vx[k]
 				}
 				near("Jv", jv[i], s)
+			}
+			// Zᵀ after the move −Jᵀδ, from Θ − Jᵀδ.
+			delta := v[:p.N]
+			moved := make([]float64, p.M*p.N)
+			h.Corrected(delta, moved)
+			for j := range p.M {
+				for i := range p.N {
+					s := 0.0
+					for c := range p.D {
+						th := theta[j*p.D+c]
+						for l := range p.N {
+							th -= delta[l] * J[l][j*p.D+c]
+						}
+						s += th * p.X[i*p.D+c]
+					}
+					near("Zᵀ − Coef(δ)G", moved[j*p.N+i], s)
+				}
 			}
 			vg := h.Net.TimesGram(v, 2, nil)
 			for j := range p.M {

@@ -251,16 +251,11 @@ func (f *hostFlow) residual(params *tensors.Tensor) ([]float64, []float64, error
 	return fw.R, fw.JJT(), nil
 }
 
-// correct: Jᵀδ is the direction Coef(δ) X, so Zᵀ moves by −Coef(δ) G.
+// correct: Jᵀδ is the direction Coef(δ) X, so Zᵀ moves by −Coef(δ) G (HostForward.Corrected).
 func (f *hostFlow) correct(params *tensors.Tensor, delta []float64) (*tensors.Tensor, []float64, []float64, error) {
 	fw := f.forward(params)
-	coef := fw.Coef(delta)
 	t, next := f.newTensor()
-	f.net.TimesGram(coef, 1, next)
-	f.net.Put(coef)
-	for k, z := range fw.Zt {
-		next[k] = z - next[k]
-	}
+	fw.Corrected(delta, next)
 	return f.newPoint(t, next)
 }
 
@@ -281,12 +276,9 @@ func (f *hostFlow) move(params, u *tensors.Tensor, eta float64) (*tensors.Tensor
 func (f *hostFlow) at(params *tensors.Tensor) (*tangentPoint, error) {
 	p := f.net.Problem
 	fw := f.forward(params)
-	g := regularizers.TraceHessianFeatureGradHost(fw)
 	grad, gv := f.newTensor()
-	copy(gv, g)
-	f.net.Put(g)
-	tp := &tangentPoint{proj: f, n: p.N, theta: params, F: regularizers.TraceHessianHost(fw),
-		grad: grad, jg: fw.Jv(gv), jjt: fw.JJT()}
+	F := regularizers.TraceHessianWithGradHost(fw, gv)
+	tp := &tangentPoint{proj: f, n: p.N, theta: params, F: F, grad: grad, jg: fw.Jv(gv), jjt: fw.JJT()}
 	fw.ReleasePhi(2, 3)
 	return tp, nil
 }
