@@ -7,6 +7,9 @@
 #
 # Usage: scripts/flow-vs-peer.sh            (from the checkout; builds flatmin)
 #   ROUNDS=5 SIZE=1000,64,32 PEER=/work/shared/peer-torch FLATMIN=/tmp/fm-speed
+#   THREADS=1: both on one thread (peer --threads 1, flatmin GOMAXPROCS=1),
+#   which a busy machine disturbs less; by default the peer's 2 threads and
+#   flatmin's GOMAXPROCS.
 set -eu
 ROUNDS=${ROUNDS:-5}
 SIZE=${SIZE:-1000,64,32}
@@ -14,6 +17,12 @@ PEER=${PEER:-$(cd "$(dirname "$0")/../.." && pwd)/shared/peer-torch}
 [ -d "$PEER" ] || PEER=/work/shared/peer-torch
 FLATMIN=${FLATMIN:-/tmp/fm-flow-vs-peer}
 PY=${PY:-/usr/bin/python3}
+THREADS=${THREADS:-}
+peer_threads=()
+if [ -n "$THREADS" ]; then
+	peer_threads=(--threads "$THREADS")
+	export GOMAXPROCS=$THREADS
+fi
 go build -o "$FLATMIN" ./cmd/flatmin
 
 field() { "$PY" -c "import json,sys
@@ -25,7 +34,7 @@ for l in sys.stdin:
 
 ratios=()
 for k in $(seq "$ROUNDS"); do
-	peer=$(cd "$PEER" && GOMP_SPINCOUNT=0 "$PY" bench.py --only flow --flow-size "$SIZE" --dtypes float64 | field median_s)
+	peer=$(cd "$PEER" && GOMP_SPINCOUNT=0 "$PY" bench.py --only flow --flow-size "$SIZE" --dtypes float64 "${peer_threads[@]}" | field median_s)
 	fm=$("$FLATMIN" bench --only riemannian --sizes "$SIZE" --json | field median_seconds)
 	r=$("$PY" -c "print(f'{$peer / $fm:.3f}')")
 	ratios+=("$r")
