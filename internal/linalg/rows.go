@@ -38,6 +38,25 @@ func combo(dst, s []float64, ss int, b []float64, bs, k int) {
 	}
 }
 
+// combo2 is combo for two rows, d0 from s0 and d1 from s1, with the same b:
+// the wide kernel shares each load of b between them.
+func combo2(d0, d1, s0, s1 []float64, ss int, b []float64, bs, k int) {
+	c := 0
+	if useWide && k > 0 {
+		_ = s0[(k-1)*ss]
+		_ = s1[(k-1)*ss]
+		_ = d1[len(d0)-1]
+		_ = b[(k-1)*bs+len(d0)-1]
+		for ; c+32 <= len(d0); c += 32 {
+			combo2x32(&d0[c], &d1[c], &s0[0], &s1[0], ss, &b[c], bs, k)
+		}
+	}
+	if c < len(d0) {
+		combo(d0[c:], s0, ss, b[c:], bs, k)
+		combo(d1[c:], s1, ss, b[c:], bs, k)
+	}
+}
+
 // parallelWork is the least number of multiply-adds worth splitting over
 // goroutines (a start costs microseconds).
 const parallelWork = 1 << 17
@@ -92,16 +111,19 @@ func mulSquare(out, v, b []float64, rows, n int, scale float64, set bool) {
 		panic("linalg: MulSquare sizes")
 	}
 	parallelRows(rows, func(lo, hi int) int { return (hi - lo) * n * n }, func(lo, hi int) {
-		for j := lo; j < hi; j++ {
-			row := out[j*n : (j+1)*n]
-			if set {
-				clear(row)
-			}
-			combo(row, v[j*n:(j+1)*n], 1, b, n, n)
-			if scale != 1 {
-				for i := range row {
-					row[i] *= scale
-				}
+		if set {
+			clear(out[lo*n : hi*n])
+		}
+		j := lo
+		for ; j+2 <= hi; j += 2 {
+			combo2(out[j*n:(j+1)*n], out[(j+1)*n:(j+2)*n], v[j*n:(j+1)*n], v[(j+1)*n:(j+2)*n], 1, b, n, n)
+		}
+		if j < hi {
+			combo(out[j*n:(j+1)*n], v[j*n:(j+1)*n], 1, b, n, n)
+		}
+		if scale != 1 {
+			for k := lo * n; k < hi*n; k++ {
+				out[k] *= scale
 			}
 		}
 	})
@@ -127,7 +149,11 @@ func GramColumns(out, a []float64, m, n int) {
 		for j0 := 0; j0 < m; j0 += gramBlock {
 			rows := min(gramBlock, m-j0)
 			blk := a[j0*n : (j0+rows)*n]
-			for i := lo; i < hi; i++ {
+			i := lo
+			for ; i+2 <= hi; i += 2 {
+				combo2(out[i*n:(i+1)*n], out[(i+1)*n:(i+2)*n], blk[i:], blk[i+1:], n, blk, n, rows)
+			}
+			if i < hi {
 				combo(out[i*n:(i+1)*n], blk[i:], n, blk, n, rows)
 			}
 		}

@@ -2,8 +2,11 @@
 
 package linalg
 
-const useVector = false
+const useVector, useWide = false, false
 
 func combo32(dst, s *float64, ss int, b *float64, bs, k int) { panic("unreachable") }
 func combo16(dst, s *float64, ss int, b *float64, bs, k int) { panic("unreachable") }
 func combo4(dst, s *float64, ss int, b *float64, bs, k int)  { panic("unreachable") }
+func combo2x32(d0, d1, s0, s1 *float64, ss int, b *float64, bs, k int) {
+	panic("unreachable")
+}
