@@ -24,6 +24,10 @@ type flow interface {
 	// correct returns params moved by −Jᵀδ (J at params), with r and J Jᵀ there.
 	correct(params *tensors.Tensor, delta []float64) (next *tensors.Tensor, r, jjt []float64, err error)
 	// move returns params − η·u for a velocity u (space.velocity), with r and J Jᵀ there.
+	// It starts a new attempt from params: the points and tangent points the
+	// flow returned before, other than params and the tangent point whose
+	// velocity u is, must not be used afterwards (hostFlow reuses their
+	// tensors; a point once moved from, a state, is never reused).
 	move(params, u *tensors.Tensor, eta float64) (cand *tensors.Tensor, r, jjt []float64, err error)
 	// at returns F = Tr D²L, its gradient, J∇F and J Jᵀ at params.
 	at(params *tensors.Tensor) (*tangentPoint, error)
