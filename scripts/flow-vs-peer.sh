@@ -7,6 +7,7 @@
 #
 # Usage: scripts/flow-vs-peer.sh            (from the checkout; builds flatmin)
 #   ROUNDS=5 SIZE=1000,64,32 PEER=/work/shared/peer-torch FLATMIN=/tmp/fm-speed
+#   WORK=hutchinson: the 10-probe Hutchinson estimate instead (peer --only hutch).
 #   THREADS=1: both on one thread (peer --threads 1, flatmin GOMAXPROCS=1),
 #   which a busy machine disturbs less; by default the peer's 2 threads and
 #   flatmin's GOMAXPROCS.
@@ -18,6 +19,12 @@ PEER=${PEER:-$(cd "$(dirname "$0")/../.." && pwd)/shared/peer-torch}
 FLATMIN=${FLATMIN:-/tmp/fm-flow-vs-peer}
 PY=${PY:-/usr/bin/python3}
 THREADS=${THREADS:-}
+WORK=${WORK:-riemannian}
+case "$WORK" in
+riemannian) peer_only=flow ;;
+hutchinson) peer_only=hutch ;;
+*) echo "WORK must be riemannian or hutchinson, got $WORK" >&2; exit 2 ;;
+esac
 peer_threads=()
 if [ -n "$THREADS" ]; then
 	peer_threads=(--threads "$THREADS")
@@ -34,8 +41,8 @@ for l in sys.stdin:
 
 ratios=()
 for k in $(seq "$ROUNDS"); do
-	peer=$(cd "$PEER" && GOMP_SPINCOUNT=0 "$PY" bench.py --only flow --flow-size "$SIZE" --dtypes float64 "${peer_threads[@]}" | field median_s)
-	fm=$("$FLATMIN" bench --only riemannian --sizes "$SIZE" --json | field median_seconds)
+	peer=$(cd "$PEER" && GOMP_SPINCOUNT=0 "$PY" bench.py --only "$peer_only" --flow-size "$SIZE" --dtypes float64 "${peer_threads[@]}" | field median_s)
+	fm=$("$FLATMIN" bench --only "$WORK" --sizes "$SIZE" --json | field median_seconds)
 	r=$("$PY" -c "print(f'{$peer / $fm:.3f}')")
 	ratios+=("$r")
 	printf 'round %d: peer %.3f ms, flatmin %.3f ms, peer/flatmin %s\n' "$k" \
