@@ -3,11 +3,12 @@ package model
 import "github.com/flatmin/flatmin/internal/linalg"
 
 // HostNet is a Problem's data for the host path: the network evaluated in
-// plain Go and gonum from neuron-major features Zᵀ [m, n]. It is the CPU fast
-// path of the feature engine's Riemannian flow: at (1000, 64, 32) SimpleGo's
-// generic kernels spend 2–4× the arithmetic (implicit broadcasting goes
-// through an index iterator, products through one accumulator chain), while
-// gonum's products run near the machine's speed. Every quantity here is the
+// plain Go from neuron-major features Zᵀ [m, n]. It is the CPU fast path of
+// the feature engine's Riemannian flow: at (1000, 64, 32) SimpleGo's generic
+// kernels spend 2–4× the arithmetic (implicit broadcasting goes through an
+// index iterator, products through one accumulator chain), while the
+// products here (linalg.MulSquare, linalg.GramColumns: FMA kernels) run near
+// the machine's speed. Every quantity here is the
 // one Net and Forward build in graphs; tests hold the two equal.
 type HostNet struct {
 	Problem *Problem

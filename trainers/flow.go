@@ -16,7 +16,7 @@ import (
 // flow is what the Riemannian flow computes at a point; params are the
 // engine's (Θ, or Zᵀ for the feature engine). graphFlow runs compiled graphs
 // on any backend; hostFlow runs the feature engine's on the host, with
-// gonum's products, where the backend is SimpleGo (see model.HostNet).
+// linalg's products, where the backend is SimpleGo (see model.HostNet).
 // The step logic (riemannian.go) is the same for both.
 type flow interface {
 	// residual returns r = f − y and J Jᵀ at params.
