@@ -16,6 +16,7 @@ type HostNet struct {
 	NormSq  []float64 // ‖x_i‖² [n]
 	unit    bool
 	pool    [][]float64 // m×n buffers given back (Put), for Take
+	dg      []float64   // diag(δ) G [n, n] for Corrected
 
 	// The cubic φ = z (c₁z² + c₀) with c₀ ≠ 0 (cubic set), evaluated inline
 	// by the fused loops (Forward, Curvature) with hostSlice's expressions,
@@ -266,18 +267,24 @@ func (h *HostForward) Jv(v []float64) []float64 {
 }
 
 // Corrected writes Zᵀ − Coef(δ) G into out [m, n] (the point moved by
-// −Jᵀδ): Zᵀ plus A times diag(−δ) G, each entry summed onto z_ij in order
-// with fused multiply-adds (linalg.MulSquareAdd), with no m×n temporary.
+// −Jᵀδ), with Coef(δ) G formed as A · diag(δ) G (no m×n temporary) and
+// subtracted after: summing the small terms onto Zᵀ directly would round
+// each to Zᵀ's scale and leave a retraction a residual twice as large.
 func (h *HostForward) Corrected(delta, out []float64) {
-	n := h.Net.Problem.N
-	dg := make([]float64, n*n) // diag(−δ) G
+	net := h.Net
+	n := net.Problem.N
+	if net.dg == nil {
+		net.dg = make([]float64, n*n)
+	}
 	for k := range n {
 		for i := range n {
-			dg[k*n+i] = -delta[k] * h.Net.G[k*n+i]
+			net.dg[k*n+i] = delta[k] * net.G[k*n+i]
 		}
 	}
-	copy(out, h.Zt)
-	linalg.MulSquareAdd(out, h.A(), dg, h.Net.Problem.M, n)
+	linalg.MulSquare(out, h.A(), net.dg, net.Problem.M, n, 1)
+	for k, z := range h.Zt {
+		out[k] = z - out[k]
+	}
 }
 
 // Coef returns c_i A_ji [m, n] (a buffer from Take): Jᵀc is the direction Coef(c) X.

@@ -99,21 +99,11 @@ func parallelRows(rows int, cost func(lo, hi int) int, do func(lo, hi int)) {
 // with fused multiply-adds (then scaled), so the result does not depend on
 // the machine or the number of cores.
 func MulSquare(out, v, b []float64, rows, n int, scale float64) {
-	mulSquare(out, v, b, rows, n, scale, true)
-}
-
-// MulSquareAdd adds V B to out, as MulSquare: each entry's sum starts from
-// out's value (one rounding per term, none for the final addition).
-func MulSquareAdd(out, v, b []float64, rows, n int) { mulSquare(out, v, b, rows, n, 1, false) }
-
-func mulSquare(out, v, b []float64, rows, n int, scale float64, set bool) {
 	if len(v) != rows*n || len(out) != rows*n || len(b) != n*n {
 		panic("linalg: MulSquare sizes")
 	}
 	parallelRows(rows, func(lo, hi int) int { return (hi - lo) * n * n }, func(lo, hi int) {
-		if set {
-			clear(out[lo*n : hi*n])
-		}
+		clear(out[lo*n : hi*n])
 		j := lo
 		for ; j+2 <= hi; j += 2 {
 			combo2(out[j*n:(j+1)*n], out[(j+1)*n:(j+2)*n], v[j*n:(j+1)*n], v[(j+1)*n:(j+2)*n], 1, b, n, n)

@@ -69,28 +69,6 @@ func TestMulSquare(t *testing.T) {
 	}
 }
 
-func TestMulSquareAdd(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	for _, sz := range rowSizes {
-		t.Run(fmt.Sprintf("%dx%d", sz.rows, sz.n), func(t *testing.T) {
-			v, b, out := randomSlice(r, sz.rows*sz.n), randomSlice(r, sz.n*sz.n), randomSlice(r, sz.rows*sz.n)
-			start := append([]float64(nil), out...)
-			MulSquareAdd(out, v, b, sz.rows, sz.n)
-			for j := range sz.rows {
-				for i := range sz.n {
-					want := start[j*sz.n+i]
-					for k := range sz.n {
-						want = math.FMA(v[j*sz.n+k], b[k*sz.n+i], want)
-					}
-					if got := out[j*sz.n+i]; got != want {
-						t.Fatalf("(%d, %d) = %v, want %v (in-order FMA sum from out)", j, i, got, want)
-					}
-				}
-			}
-		})
-	}
-}
-
 func TestGramColumns(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, procs := range []int{1, 2} {
