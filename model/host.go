@@ -1,18 +1,14 @@
 package model
 
-import (
-	"sync"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
-)
+import "github.com/flatmin/flatmin/internal/linalg"
 
 // HostNet is a Problem's data for the host path: the network evaluated in
-// plain Go and gonum from neuron-major features Zᵀ [m, n]. It is the CPU fast
-// path of the feature engine's Riemannian flow: at (1000, 64, 32) SimpleGo's
-// generic kernels spend 2–4× the arithmetic (implicit broadcasting goes
-// through an index iterator, products through one accumulator chain), while
-// gonum's products run near the machine's speed. Every quantity here is the
+// plain Go from neuron-major features Zᵀ [m, n]. It is the CPU fast path of
+// the feature engine's Riemannian flow: at (1000, 64, 32) SimpleGo's generic
+// kernels spend 2–4× the arithmetic (implicit broadcasting goes through an
+// index iterator, products through one accumulator chain), while the
+// products here (linalg.MulSquare, linalg.GramColumns: FMA kernels) run near
+// the machine's speed. Every quantity here is the
 // one Net and Forward build in graphs; tests hold the two equal.
 type HostNet struct {
 	Problem *Problem
@@ -20,11 +16,32 @@ type HostNet struct {
 	NormSq  []float64 // ‖x_i‖² [n]
 	unit    bool
 	pool    [][]float64 // m×n buffers given back (Put), for Take
+	dg      []float64   // diag(δ) G [n, n] for Corrected
+
+	// The cubic φ = z (c₁z² + c₀) with c₀ ≠ 0 (cubic set), evaluated inline
+	// by the fused loops (Forward, Curvature) with hostSlice's expressions,
+	// so the values are the same bits as through Phi: φ′ = d₁z² + d₀,
+	// φ″ = k₂z, φ‴ = k₃.
+	cubic          bool
+	c0, c1, d0, d1 float64
+	k2, k3         float64
 }
 
 // NewHostNet prepares p for host evaluation.
 func NewHostNet(p *Problem) *HostNet {
-	return &HostNet{Problem: p, G: p.Gram(), NormSq: p.RowNormSq(), unit: p.UnitWeights()}
+	net := &HostNet{Problem: p, G: p.Gram(), NormSq: p.RowNormSq(), unit: p.UnitWeights()}
+	if a, ok := p.Act.(*OddActivation); ok {
+		c, q0 := a.hostPoly(0)
+		d, q1 := a.hostPoly(1)
+		k2, q2 := a.hostPoly(2)
+		k3, q3 := a.hostPoly(3)
+		// hostSlice's cases "the cubic's φ, φ′, φ″" and "a constant".
+		if len(c) == 2 && q0 == 1 && len(d) == 2 && q1 == 0 && len(k2) == 1 && q2 == 1 && len(k3) == 1 && q3 == 0 {
+			net.cubic = true
+			net.c0, net.c1, net.d0, net.d1, net.k2, net.k3 = c[0], c[1], d[0], d[1], k2[0], k3[0]
+		}
+	}
+	return net
 }
 
 // Take returns an m×n buffer, reused from Put when one is there; its
@@ -49,16 +66,14 @@ func (net *HostNet) Put(bufs ...[]float64) {
 }
 
 // TimesGram returns scale · V G for V [m, n] (row-major), into out, or
-// into a buffer from Take when out is nil (out may not alias v).
+// into a buffer from Take when out is nil (out may not alias v). Each entry
+// is an in-order fused sum (linalg.MulSquare): the same bits on every machine.
 func (net *HostNet) TimesGram(v []float64, scale float64, out []float64) []float64 {
 	p := net.Problem
 	if out == nil {
 		out = net.Take()
 	}
-	blas64.Gemm(blas.NoTrans, blas.NoTrans, scale,
-		blas64.General{Rows: p.M, Cols: p.N, Stride: p.N, Data: v},
-		blas64.General{Rows: p.N, Cols: p.N, Stride: p.N, Data: net.G},
-		0, blas64.General{Rows: p.M, Cols: p.N, Stride: p.N, Data: out})
+	linalg.MulSquare(out, v, net.G, p.M, p.N, scale)
 	return out
 }
 
@@ -70,22 +85,63 @@ func (net *HostNet) Forward(zt []float64) *HostForward {
 		panic("model: host features must have m×n values")
 	}
 	h := &HostForward{Net: net, Zt: zt}
-	phi := h.Phi(0)
-	if net.unit {
-		h.F = h.SumNeurons(phi)
+	if net.cubic {
+		h.forwardCubic()
 	} else {
-		wphi := h.weigh(phi)
-		h.F = h.SumNeurons(wphi)
-		net.Put(wphi)
+		phi := h.Phi(0)
+		if net.unit {
+			h.F = h.SumNeurons(phi)
+		} else {
+			wphi := h.weigh(phi)
+			h.F = h.SumNeurons(wphi)
+			net.Put(wphi)
+		}
+		net.Put(phi) // only f needs φ itself
+		h.phi[0] = nil
 	}
-	net.Put(phi) // only f needs φ itself
-	h.phi[0] = nil
 	h.R = make([]float64, p.N)
 	for i, f := range h.F {
 		h.R[i] = f - p.Y[i]
 	}
 	return h
 }
+
+// forwardCubic is Forward's f and A (every point of the flow needs J Jᵀ) in
+// one pass over Zᵀ for the cubic: the values and the order of the sums are
+// those of SumNeurons(weigh(Phi(0))) and weigh(Phi(1)).
+func (h *HostForward) forwardCubic() {
+	net := h.Net
+	p := net.Problem
+	n := p.N
+	c0, c1, d0, d1 := net.c0, net.c1, net.d0, net.d1
+	f := make([]float64, n)
+	a := net.Take()
+	for j := range p.M {
+		z := h.Zt[j*n : (j+1)*n]
+		ar := a[j*n : (j+1)*n][:len(z)]
+		f := f[:len(z)]
+		if net.unit {
+			for i, v := range z {
+				f[i] += float64((c1*v*v + c0) * v)
+				ar[i] = d1*v*v + d0
+			}
+			continue
+		}
+		w := p.W[j]
+		for i, v := range z {
+			f[i] += float64(w * float64((c1*v*v+c0)*v))
+			ar[i] = float64(w * float64(d1*v*v+d0))
+		}
+	}
+	h.F, h.a = f, a
+	if net.unit {
+		h.phi[1] = a
+	}
+}
+
+// CubicCurvature reports whether φ is the cubic evaluated inline (ν ≠ 0),
+// and then its φ″(z) = k2·z and φ‴ = k3, the values Phi(2) and Phi(3) hold.
+func (net *HostNet) CubicCurvature() (k2, k3 float64, ok bool) { return net.k2, net.k3, net.cubic }
 
 // HostForward is Forward on the host, at one Zᵀ. Derived values are computed
 // on first use and kept.
@@ -186,44 +242,11 @@ func (h *HostForward) JJT() []float64 {
 	return h.jjt
 }
 
-// hostGramOfColumns returns aᵀa [n, n] for a [m, n]: gonum's Syrk per block of
-// rows, the blocks in parallel (gonum runs a product with a small output on
-// one core), then summed in order.
+// hostGramOfColumns returns aᵀa [n, n] for a [m, n] (linalg.GramColumns:
+// in-order fused sums, the same bits on every machine and number of cores).
 func hostGramOfColumns(a []float64, m, n int) []float64 {
-	// The split depends on the size alone, not on the cores, so that the
-	// sum's rounding (and a run) is the same on every machine.
-	parts := 1
-	if m*n*n >= 1<<16 {
-		parts = max(1, min(m/128, 8))
-	}
-	grams := make([][]float64, parts)
-	var wg sync.WaitGroup
-	for k := range parts {
-		lo, hi := k*m/parts, (k+1)*m/parts
-		grams[k] = make([]float64, n*n)
-		syrk := func() {
-			blas64.Syrk(blas.Trans, 1, blas64.General{Rows: hi - lo, Cols: n, Stride: n, Data: a[lo*n : hi*n]},
-				0, blas64.Symmetric{N: n, Stride: n, Uplo: blas.Upper, Data: grams[k]})
-		}
-		if k == parts-1 {
-			syrk()
-			continue
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); syrk() }()
-	}
-	wg.Wait()
-	out := grams[0]
-	for _, g := range grams[1:] {
-		for i := range out {
-			out[i] += g[i]
-		}
-	}
-	for i := range n { // mirror the upper triangle
-		for j := i + 1; j < n; j++ {
-			out[j*n+i] = out[i*n+j]
-		}
-	}
+	out := make([]float64, n*n)
+	linalg.GramColumns(out, a, m, n)
 	return out
 }
 
@@ -241,6 +264,27 @@ func (h *HostForward) Jv(v []float64) []float64 {
 		}
 	}
 	return out
+}
+
+// Corrected writes Zᵀ − Coef(δ) G into out [m, n] (the point moved by
+// −Jᵀδ), with Coef(δ) G formed as A · diag(δ) G (no m×n temporary) and
+// subtracted after: summing the small terms onto Zᵀ directly would round
+// each to Zᵀ's scale and leave a retraction a residual twice as large.
+func (h *HostForward) Corrected(delta, out []float64) {
+	net := h.Net
+	n := net.Problem.N
+	if net.dg == nil {
+		net.dg = make([]float64, n*n)
+	}
+	for k := range n {
+		for i := range n {
+			net.dg[k*n+i] = delta[k] * net.G[k*n+i]
+		}
+	}
+	linalg.MulSquare(out, h.A(), net.dg, net.Problem.M, n, 1)
+	for k, z := range h.Zt {
+		out[k] = z - out[k]
+	}
 }
 
 // Coef returns c_i A_ji [m, n] (a buffer from Take): Jᵀc is the direction Coef(c) X.
@@ -269,23 +313,34 @@ func HostEval(act Activation, z []float64, order int, out []float64) {
 	}
 }
 
-// hostSlice is evalSq on the host: φ^(order)(z) = z^q P(z²) in Horner form.
-func (a *OddActivation) hostSlice(z []float64, order int, out []float64) {
+// hostPoly returns φ^(order)(z) = z^q P(z²): P's coefficients, lowest
+// first (nil when φ^(order) = 0), and q.
+func (a *OddActivation) hostPoly(order int) (coef []float64, q int) {
 	checkOrder(order)
 	terms := a.terms(order)
 	if len(terms) == 0 {
-		clear(out[:len(z)])
-		return
+		return nil, 0
 	}
-	q := int(terms[len(terms)-1][1])
+	q = int(terms[len(terms)-1][1])
 	top := 0
 	for _, t := range terms {
 		top = max(top, (int(t[1])-q)/2)
 	}
-	coef := make([]float64, top+1)
+	coef = make([]float64, top+1)
 	for _, t := range terms {
 		coef[(int(t[1])-q)/2] += t[0]
 	}
+	return coef, q
+}
+
+// hostSlice is evalSq on the host: φ^(order)(z) = z^q P(z²) in Horner form.
+func (a *OddActivation) hostSlice(z []float64, order int, out []float64) {
+	coef, q := a.hostPoly(order)
+	if coef == nil {
+		clear(out[:len(z)])
+		return
+	}
+	top := len(coef) - 1
 	switch {
 	case top == 1 && q == 1: // the cubic's φ
 		c0, c1 := coef[0], coef[1]

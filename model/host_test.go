@@ -2,13 +2,14 @@ package model
 
 import (
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"testing"
 )
 
 // HostForward at Zᵀ = (XΘᵀ)ᵀ against plain loops from Θ: the outputs, J Jᵀ
 // (J formed row by row as J_i = Σ_j A_ij e_j ⊗ x_i), J v for v = V X, and
-// V G, for every activation with non-unit and unit weights.
+// V G and the features after a move −Jᵀδ, for every activation with non-unit and unit weights.
 func TestHostForwardMatchesLoops(t *testing.T) {
 	for _, a := range testActivations(t) {
 		for _, unit := range []bool{false, true} {
@@ -83,6 +84,23 @@ func TestHostForwardMatchesLoops(t *testing.T) {
 				}
 				near("Jv", jv[i], s)
 			}
+			// Zᵀ after the move −Jᵀδ, from Θ − Jᵀδ.
+			delta := v[:p.N]
+			moved := make([]float64, p.M*p.N)
+			h.Corrected(delta, moved)
+			for j := range p.M {
+				for i := range p.N {
+					s := 0.0
+					for c := range p.D {
+						th := theta[j*p.D+c]
+						for l := range p.N {
+							th -= delta[l] * J[l][j*p.D+c]
+						}
+						s += th * p.X[i*p.D+c]
+					}
+					near("Zᵀ − Coef(δ)G", moved[j*p.N+i], s)
+				}
+			}
 			vg := h.Net.TimesGram(v, 2, nil)
 			for j := range p.M {
 				for i := range p.N {
@@ -94,5 +112,61 @@ func TestHostForwardMatchesLoops(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Corrected rounds the moved features about once: within one unit in the
+// last place of an exact evaluation (math/big), where summing the small
+// correction terms onto Zᵀ one by one would be off by several.
+func TestCorrectedRoundsOnce(t *testing.T) {
+	act, _ := NewActivation("cubic", 0.1, 1)
+	p, theta := randomProblem(t, 16, 32, 200, act, 3)
+	zt := make([]float64, p.M*p.N)
+	for j := range p.M {
+		for i := range p.N {
+			for c := range p.D {
+				zt[j*p.N+i] += theta[j*p.D+c] * p.X[i*p.D+c]
+			}
+		}
+	}
+	h := NewHostNet(p).Forward(zt)
+	rng := rand.New(rand.NewPCG(9, 9))
+	a := h.A()
+	// δ scaled so that the move is about 1e-3 of Zᵀ, as near the manifold.
+	delta, move, size := make([]float64, p.N), 0.0, 0.0
+	for i := range delta {
+		delta[i] = rng.NormFloat64()
+	}
+	for j := range p.M {
+		for i := range p.N {
+			c := 0.0
+			for k := range p.N {
+				c += a[j*p.N+k] * delta[k] * h.Net.G[k*p.N+i]
+			}
+			move, size = math.Max(move, math.Abs(c)), math.Max(size, math.Abs(zt[j*p.N+i]))
+		}
+	}
+	for i := range delta {
+		delta[i] *= 1e-3 * size / move
+	}
+	out := make([]float64, p.M*p.N)
+	h.Corrected(delta, out)
+	worst := 0.0
+	for j := range p.M {
+		for i := range p.N {
+			exact := new(big.Float).SetPrec(300).SetFloat64(zt[j*p.N+i])
+			for k := range p.N {
+				term := new(big.Float).SetPrec(300).SetFloat64(a[j*p.N+k])
+				term.Mul(term, new(big.Float).SetFloat64(delta[k]))
+				term.Mul(term, new(big.Float).SetFloat64(h.Net.G[k*p.N+i]))
+				exact.Sub(exact, term)
+			}
+			want, _ := exact.Float64()
+			ulp := math.Nextafter(math.Abs(want), math.Inf(1)) - math.Abs(want)
+			worst = math.Max(worst, math.Abs(out[j*p.N+i]-want)/ulp)
+		}
+	}
+	if worst > 1 {
+		t.Errorf("Corrected is off by up to %.2f ulp from the exact value, want ≤ 1", worst)
 	}
 }

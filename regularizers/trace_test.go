@@ -214,6 +214,17 @@ func TestTraceHostMatchesAutodiff(t *testing.T) {
 					t.Fatalf("%s unit=%v: host ∂F/∂z[%d] %.15g, autodiff %.15g", act.Name(), unit, k, got[k], want[k])
 				}
 			}
+			// The fused form, from a fresh forward (no φ″, φ‴ kept).
+			fused := make([]float64, len(want))
+			h = model.NewHostNet(p).Forward(tensors.MustCopyFlatData[float64](out[0]))
+			if got, want := TraceHessianWithGradHost(h, fused), tensors.ToScalar[float64](out[1]); math.Abs(got-want) > 1e-10*math.Abs(want) {
+				t.Errorf("%s unit=%v: fused host Tr D²L %.15g, autodiff Hessian trace %.15g", act.Name(), unit, got, want)
+			}
+			for k := range want {
+				if math.Abs(fused[k]-want[k]) > 1e-10*(1+math.Abs(want[k])) {
+					t.Fatalf("%s unit=%v: fused host ∂F/∂z[%d] %.15g, autodiff %.15g", act.Name(), unit, k, fused[k], want[k])
+				}
+			}
 		}
 	}
 }

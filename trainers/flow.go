@@ -7,14 +7,16 @@ import (
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/regularizers"
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
 // flow is what the Riemannian flow computes at a point; params are the
 // engine's (Θ, or Zᵀ for the feature engine). graphFlow runs compiled graphs
 // on any backend; hostFlow runs the feature engine's on the host, with
-// gonum's products, where the backend is SimpleGo (see model.HostNet).
+// linalg's products, where the backend is SimpleGo (see model.HostNet).
 // The step logic (riemannian.go) is the same for both.
 type flow interface {
 	// residual returns r = f − y and J Jᵀ at params.
@@ -22,6 +24,10 @@ type flow interface {
 	// correct returns params moved by −Jᵀδ (J at params), with r and J Jᵀ there.
 	correct(params *tensors.Tensor, delta []float64) (next *tensors.Tensor, r, jjt []float64, err error)
 	// move returns params − η·u for a velocity u (space.velocity), with r and J Jᵀ there.
+	// It starts a new attempt from params: the points and tangent points the
+	// flow returned before, other than params and the tangent point whose
+	// velocity u is, must not be used afterwards (hostFlow reuses their
+	// tensors; a point once moved from, a state, is never reused).
 	move(params, u *tensors.Tensor, eta float64) (cand *tensors.Tensor, r, jjt []float64, err error)
 	// at returns F = Tr D²L, its gradient, J∇F and J Jᵀ at params.
 	at(params *tensors.Tensor) (*tangentPoint, error)
@@ -101,14 +107,29 @@ func (f *graphFlow) at(params *tensors.Tensor) (*tangentPoint, error) { return f
 // as local tensors. It keeps the forwards of the last few points, so a
 // point reached by a retraction is not evaluated again by at (the values are
 // the same either way).
+//
+// It also recycles the m×n tensors it makes (points, ∇F, P∇F and velocities):
+// a fresh 256 KB tensor costs far more than the arithmetic of a step at
+// (1000, 64, 32), in allocation, zeroing and garbage collection. The step
+// logic (riemannian.go) keeps, across a move, only the point it moves from
+// (the state) and that point's tangentPoint, so move recycles every other
+// tensor made since; a point that was ever moved from is left to the
+// garbage collector, since the state may be read outside the flow.
 type hostFlow struct {
 	net    *model.HostNet
 	recent []hostPoint
+
+	own     map[*tensors.Tensor][]float64 // tensors made here → their values (to read without a copy)
+	scratch []*tensors.Tensor             // made since the last move, not yet known to be dead
+	spare   []*tensors.Tensor             // dead, to be refilled
+	tangent map[*tensors.Tensor]*tangentPoint
+	state   *tensors.Tensor // the last point moved from
 }
 
 type hostPoint struct {
 	params *tensors.Tensor
 	fw     *model.HostForward
+	copied bool // fw.Zt is a copy from Take (else the tensor's own values)
 }
 
 // hostRecent is how many points hostFlow remembers. Within a step each
@@ -116,7 +137,90 @@ type hostPoint struct {
 // a forgotten point is evaluated again from its tensor.
 const hostRecent = 3
 
-func newHostFlow(p *model.Problem) *hostFlow { return &hostFlow{net: model.NewHostNet(p)} }
+// hostSpare bounds the tensors kept for reuse (a step with halvings makes more).
+const hostSpare = 16
+
+func newHostFlow(p *model.Problem) *hostFlow {
+	return &hostFlow{net: model.NewHostNet(p), own: map[*tensors.Tensor][]float64{},
+		tangent: map[*tensors.Tensor]*tangentPoint{}}
+}
+
+// newTensor returns an m×n tensor to fill and its values, reused when one is spare.
+func (f *hostFlow) newTensor() (*tensors.Tensor, []float64) {
+	var t *tensors.Tensor
+	if k := len(f.spare); k > 0 {
+		t, f.spare = f.spare[k-1], f.spare[:k-1]
+	} else {
+		p := f.net.Problem
+		t = tensors.FromShape(shapes.Make(dtypes.Float64, p.M, p.N))
+	}
+	var data []float64
+	tensors.MustMutableFlatData(t, func(v []float64) { data = v })
+	f.own[t] = data
+	f.scratch = append(f.scratch, t)
+	return t, data
+}
+
+// values returns t's values: its own for a tensor made here, else a copy
+// from Take (copied).
+func (f *hostFlow) values(t *tensors.Tensor) (v []float64, copied bool) {
+	if v, ok := f.own[t]; ok {
+		return v, false
+	}
+	v = f.net.Take()
+	tensors.MustConstFlatData(t, func(src []float64) { copy(v, src) })
+	return v, true
+}
+
+// recycle is called by move from here with velocity u: every tensor made
+// since the last move is dead but here and here's tangent point (its ∇F,
+// P∇F and u). here becomes the state and is never recycled.
+func (f *hostFlow) recycle(here, u *tensors.Tensor) {
+	live := map[*tensors.Tensor]bool{here: true, u: true}
+	if tp := f.tangent[u]; tp != nil {
+		live[tp.grad], live[tp.projected] = true, true
+	}
+	if f.state != nil && f.state != here {
+		delete(f.own, f.state) // an old state: the garbage collector's
+	}
+	f.state = here
+	keep := f.scratch[:0]
+	for _, t := range f.scratch {
+		switch {
+		case t == here:
+		case live[t]:
+			keep = append(keep, t)
+		default:
+			f.forget(t)
+			delete(f.tangent, t)
+			if len(f.spare) < hostSpare {
+				f.spare = append(f.spare, t)
+			} else {
+				delete(f.own, t)
+			}
+		}
+	}
+	clear(f.scratch[len(keep):])
+	f.scratch = keep
+}
+
+// forget drops t's remembered forward.
+func (f *hostFlow) forget(t *tensors.Tensor) {
+	for i, pt := range f.recent {
+		if pt.params == t {
+			f.release(pt)
+			f.recent = append(f.recent[:i], f.recent[i+1:]...)
+			return
+		}
+	}
+}
+
+func (f *hostFlow) release(pt hostPoint) {
+	pt.fw.Release()
+	if pt.copied {
+		f.net.Put(pt.fw.Zt)
+	}
+}
 
 // forward returns the network at params, from memory when it is recent.
 func (f *hostFlow) forward(params *tensors.Tensor) *model.HostForward {
@@ -125,27 +229,24 @@ func (f *hostFlow) forward(params *tensors.Tensor) *model.HostForward {
 			return pt.fw
 		}
 	}
-	return f.remember(params, tensors.MustCopyFlatData[float64](params))
+	zt, copied := f.values(params)
+	return f.remember(params, zt, copied)
 }
 
-func (f *hostFlow) remember(params *tensors.Tensor, zt []float64) *model.HostForward {
+func (f *hostFlow) remember(params *tensors.Tensor, zt []float64, copied bool) *model.HostForward {
 	fw := f.net.Forward(zt)
 	if len(f.recent) == hostRecent {
-		old := f.recent[0]
-		old.fw.Release()
-		f.net.Put(old.fw.Zt)
+		f.release(f.recent[0])
 		copy(f.recent, f.recent[1:])
 		f.recent = f.recent[:hostRecent-1]
 	}
-	f.recent = append(f.recent, hostPoint{params, fw})
+	f.recent = append(f.recent, hostPoint{params, fw, copied})
 	return fw
 }
 
-// newPoint wraps features zt as params and evaluates the network there.
-func (f *hostFlow) newPoint(zt []float64) (*tensors.Tensor, []float64, []float64, error) {
-	p := f.net.Problem
-	params := tensors.FromFlatDataAndDimensions(zt, p.M, p.N)
-	fw := f.remember(params, zt)
+// newPoint evaluates the network at params (from newTensor, with values zt).
+func (f *hostFlow) newPoint(params *tensors.Tensor, zt []float64) (*tensors.Tensor, []float64, []float64, error) {
+	fw := f.remember(params, zt, false)
 	return params, fw.R, fw.JJT(), nil
 }
 
@@ -154,70 +255,65 @@ func (f *hostFlow) residual(params *tensors.Tensor) ([]float64, []float64, error
 	return fw.R, fw.JJT(), nil
 }
 
-// correct: Jᵀδ is the direction Coef(δ) X, so Zᵀ moves by −Coef(δ) G.
+// correct: Jᵀδ is the direction Coef(δ) X, so Zᵀ moves by −Coef(δ) G (HostForward.Corrected).
 func (f *hostFlow) correct(params *tensors.Tensor, delta []float64) (*tensors.Tensor, []float64, []float64, error) {
 	fw := f.forward(params)
-	coef := fw.Coef(delta)
-	next := f.net.TimesGram(coef, 1, nil)
-	f.net.Put(coef)
-	for k, z := range fw.Zt {
-		next[k] = z - next[k]
-	}
-	return f.newPoint(next)
+	t, next := f.newTensor()
+	fw.Corrected(delta, next)
+	return f.newPoint(t, next)
 }
 
 func (f *hostFlow) move(params, u *tensors.Tensor, eta float64) (*tensors.Tensor, []float64, []float64, error) {
+	f.recycle(params, u)
 	zt := f.forward(params).Zt
-	cand := f.net.Take()
-	if err := tensors.ConstFlatData(u, func(v []float64) {
-		for k, z := range zt {
-			cand[k] = z - eta*v[k]
-		}
-	}); err != nil {
-		return nil, nil, nil, err
+	v, copied := f.values(u)
+	t, cand := f.newTensor()
+	for k, z := range zt {
+		cand[k] = z - eta*v[k]
 	}
-	return f.newPoint(cand)
+	if copied {
+		f.net.Put(v)
+	}
+	return f.newPoint(t, cand)
 }
 
 func (f *hostFlow) at(params *tensors.Tensor) (*tangentPoint, error) {
 	p := f.net.Problem
 	fw := f.forward(params)
-	g := regularizers.TraceHessianFeatureGradHost(fw)
-	defer f.net.Put(g)
-	tp := &tangentPoint{proj: f, n: p.N, theta: params, F: regularizers.TraceHessianHost(fw),
-		grad: tensors.FromFlatDataAndDimensions(g, p.M, p.N), jg: fw.Jv(g), jjt: fw.JJT()}
+	grad, gv := f.newTensor()
+	F := regularizers.TraceHessianWithGradHost(fw, gv)
+	tp := &tangentPoint{proj: f, n: p.N, theta: params, F: F, grad: grad, jg: fw.Jv(gv), jjt: fw.JJT()}
 	fw.ReleasePhi(2, 3)
 	return tp, nil
 }
 
-// projected returns P∇F = ∇F − Coef(c) at tp and its velocity P∇F·G, in
-// buffers from Take.
-func (f *hostFlow) projected(tp *tangentPoint, c []float64) (pg, u []float64, err error) {
+// projected returns P∇F = ∇F − Coef(c) at tp and its velocity P∇F·G, into
+// pg and u (m×n).
+func (f *hostFlow) projected(tp *tangentPoint, c, pg, u []float64) {
 	coef := f.forward(tp.theta).Coef(c)
-	err = tensors.ConstFlatData(tp.grad, func(g []float64) {
-		for k := range coef {
-			coef[k] = g[k] - coef[k]
-		}
-	})
-	return coef, f.net.TimesGram(coef, 1, nil), err
+	g, copied := f.values(tp.grad)
+	for k := range coef {
+		pg[k] = g[k] - coef[k]
+	}
+	f.net.Put(coef)
+	if copied {
+		f.net.Put(g)
+	}
+	f.net.TimesGram(pg, 1, u)
 }
 
 func (f *hostFlow) projectAt(tp *tangentPoint, c []float64) (*tensors.Tensor, *tensors.Tensor, float64, error) {
-	pg, u, err := f.projected(tp, c)
-	if err != nil {
-		return nil, nil, math.NaN(), err
-	}
-	defer f.net.Put(pg, u)
-	p := f.net.Problem
-	return tensors.FromFlatDataAndDimensions(pg, p.M, p.N), tensors.FromFlatDataAndDimensions(u, p.M, p.N), math.Sqrt(dot(pg, u)), nil
+	pgT, pg := f.newTensor()
+	uT, u := f.newTensor()
+	f.projected(tp, c, pg, u)
+	f.tangent[uT] = tp
+	return pgT, uT, math.Sqrt(dot(pg, u)), nil
 }
 
 func (f *hostFlow) normAt(tp *tangentPoint, c []float64) (float64, error) {
-	pg, u, err := f.projected(tp, c)
-	if err != nil {
-		return math.NaN(), err
-	}
+	pg, u := f.net.Take(), f.net.Take()
 	defer f.net.Put(pg, u)
+	f.projected(tp, c, pg, u)
 	return math.Sqrt(dot(pg, u)), nil
 }
 

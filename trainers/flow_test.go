@@ -206,3 +206,44 @@ func randomWeights(p *model.Problem, rng *rand.Rand) {
 		p.W[j] = 0.5 + rng.Float64()
 	}
 }
+
+// The host flow reuses the tensors of points a step discards, never a state:
+// every state of a run (halved steps included) keeps its values, and each
+// state is the graph flow's at that step.
+func TestHostFlowKeepsStates(t *testing.T) {
+	p := syntheticProblem(t, 4, 9, 16, 0.1, "uniform:0.5,1", 3)
+	cfg := DefaultConfig()
+	cfg.Eta = DefaultEta("riemannian") // η = 1: the first steps are halved
+	cfg.Engine = EngineFeature
+	theta0 := model.InitTheta(p.M, p.D, 0.5/math.Sqrt(float64(p.D)), 7)
+	run := func(graphs bool) (states []*tensors.Tensor, values [][]float64, halvings float64) {
+		cfg.Graphs = graphs
+		tr := newTrainer(t, "riemannian", p, cfg)
+		s, _ := NewState(p, theta0, 11)
+		if err := tr.Init(s); err != nil {
+			t.Fatal(err)
+		}
+		for range 40 {
+			steps(t, tr, s, 1)
+			states = append(states, s.Features)
+			values = append(values, flat(t, s.Features))
+		}
+		return states, values, s.Extra[extraHalvings]
+	}
+	states, values, halvings := run(false)
+	if halvings == 0 {
+		t.Fatal("no step was halved: the test should cover rejected candidates")
+	}
+	_, graphValues, _ := run(true)
+	for k, st := range states {
+		for l := range k {
+			if states[l] == st {
+				t.Fatalf("steps %d and %d share a state tensor", l+1, k+1)
+			}
+		}
+		if got := flat(t, st); fmt.Sprint(got) != fmt.Sprint(values[k]) {
+			t.Fatalf("the state of step %d changed after later steps", k+1)
+		}
+		nearSlices(t, fmt.Sprintf("step %d Zᵀ", k+1), values[k], graphValues[k], 1e-10)
+	}
+}

@@ -1,0 +1,165 @@
+#include "textflag.h"
+
+// dst[c] += Σ_{t<k} s[t·ss] · b[t·bs + c], one accumulator lane per column,
+// summed over t in order by VFMADD231PD (one rounding per step, as math.FMA).
+
+// func combo32(dst, s *float64, ss int, b *float64, bs, k int)
+TEXT ·combo32(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ s+8(FP), SI
+	MOVQ ss+16(FP), R8
+	MOVQ b+24(FP), DX
+	MOVQ bs+32(FP), R9
+	MOVQ k+40(FP), CX
+	SHLQ $3, R8
+	SHLQ $3, R9
+	VMOVUPD (DI), Y0
+	VMOVUPD 32(DI), Y1
+	VMOVUPD 64(DI), Y2
+	VMOVUPD 96(DI), Y3
+	VMOVUPD 128(DI), Y4
+	VMOVUPD 160(DI), Y5
+	VMOVUPD 192(DI), Y6
+	VMOVUPD 224(DI), Y7
+	TESTQ CX, CX
+	JE combo32_done
+combo32_loop:
+	VBROADCASTSD (SI), Y8
+	VFMADD231PD (DX), Y8, Y0
+	VFMADD231PD 32(DX), Y8, Y1
+	VFMADD231PD 64(DX), Y8, Y2
+	VFMADD231PD 96(DX), Y8, Y3
+	VFMADD231PD 128(DX), Y8, Y4
+	VFMADD231PD 160(DX), Y8, Y5
+	VFMADD231PD 192(DX), Y8, Y6
+	VFMADD231PD 224(DX), Y8, Y7
+	ADDQ R8, SI
+	ADDQ R9, DX
+	DECQ CX
+	JNZ combo32_loop
+combo32_done:
+	VMOVUPD Y0, (DI)
+	VMOVUPD Y1, 32(DI)
+	VMOVUPD Y2, 64(DI)
+	VMOVUPD Y3, 96(DI)
+	VMOVUPD Y4, 128(DI)
+	VMOVUPD Y5, 160(DI)
+	VMOVUPD Y6, 192(DI)
+	VMOVUPD Y7, 224(DI)
+	VZEROUPPER
+	RET
+
+// func combo16(dst, s *float64, ss int, b *float64, bs, k int)
+TEXT ·combo16(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ s+8(FP), SI
+	MOVQ ss+16(FP), R8
+	MOVQ b+24(FP), DX
+	MOVQ bs+32(FP), R9
+	MOVQ k+40(FP), CX
+	SHLQ $3, R8
+	SHLQ $3, R9
+	VMOVUPD (DI), Y0
+	VMOVUPD 32(DI), Y1
+	VMOVUPD 64(DI), Y2
+	VMOVUPD 96(DI), Y3
+	TESTQ CX, CX
+	JE combo16_done
+combo16_loop:
+	VBROADCASTSD (SI), Y8
+	VFMADD231PD (DX), Y8, Y0
+	VFMADD231PD 32(DX), Y8, Y1
+	VFMADD231PD 64(DX), Y8, Y2
+	VFMADD231PD 96(DX), Y8, Y3
+	ADDQ R8, SI
+	ADDQ R9, DX
+	DECQ CX
+	JNZ combo16_loop
+combo16_done:
+	VMOVUPD Y0, (DI)
+	VMOVUPD Y1, 32(DI)
+	VMOVUPD Y2, 64(DI)
+	VMOVUPD Y3, 96(DI)
+	VZEROUPPER
+	RET
+
+// func combo4(dst, s *float64, ss int, b *float64, bs, k int)
+TEXT ·combo4(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ s+8(FP), SI
+	MOVQ ss+16(FP), R8
+	MOVQ b+24(FP), DX
+	MOVQ bs+32(FP), R9
+	MOVQ k+40(FP), CX
+	SHLQ $3, R8
+	SHLQ $3, R9
+	VMOVUPD (DI), Y0
+	TESTQ CX, CX
+	JE combo4_done
+combo4_loop:
+	VBROADCASTSD (SI), Y8
+	VFMADD231PD (DX), Y8, Y0
+	ADDQ R8, SI
+	ADDQ R9, DX
+	DECQ CX
+	JNZ combo4_loop
+combo4_done:
+	VMOVUPD Y0, (DI)
+	VZEROUPPER
+	RET
+
+// func combo2x32(d0, d1, s0, s1 *float64, ss int, b *float64, bs, k int)
+// d0[c] += Σ_t s0[t·ss]·b[t·bs + c] and d1 likewise with s1, c < 32: two rows
+// sharing each load of b, in AVX-512 (4 ZMM accumulators per row).
+TEXT ·combo2x32(SB), NOSPLIT, $0-64
+	MOVQ d0+0(FP), DI
+	MOVQ d1+8(FP), R10
+	MOVQ s0+16(FP), SI
+	MOVQ s1+24(FP), R11
+	MOVQ ss+32(FP), R8
+	MOVQ b+40(FP), DX
+	MOVQ bs+48(FP), R9
+	MOVQ k+56(FP), CX
+	SHLQ $3, R8
+	SHLQ $3, R9
+	VMOVUPD (DI), Z0
+	VMOVUPD 64(DI), Z1
+	VMOVUPD 128(DI), Z2
+	VMOVUPD 192(DI), Z3
+	VMOVUPD (R10), Z4
+	VMOVUPD 64(R10), Z5
+	VMOVUPD 128(R10), Z6
+	VMOVUPD 192(R10), Z7
+	TESTQ CX, CX
+	JE combo2x32_done
+combo2x32_loop:
+	VBROADCASTSD (SI), Z8
+	VBROADCASTSD (R11), Z9
+	VMOVUPD (DX), Z10
+	VMOVUPD 64(DX), Z11
+	VMOVUPD 128(DX), Z12
+	VMOVUPD 192(DX), Z13
+	VFMADD231PD Z10, Z8, Z0
+	VFMADD231PD Z11, Z8, Z1
+	VFMADD231PD Z12, Z8, Z2
+	VFMADD231PD Z13, Z8, Z3
+	VFMADD231PD Z10, Z9, Z4
+	VFMADD231PD Z11, Z9, Z5
+	VFMADD231PD Z12, Z9, Z6
+	VFMADD231PD Z13, Z9, Z7
+	ADDQ R8, SI
+	ADDQ R8, R11
+	ADDQ R9, DX
+	DECQ CX
+	JNZ combo2x32_loop
+combo2x32_done:
+	VMOVUPD Z0, (DI)
+	VMOVUPD Z1, 64(DI)
+	VMOVUPD Z2, 128(DI)
+	VMOVUPD Z3, 192(DI)
+	VMOVUPD Z4, (R10)
+	VMOVUPD Z5, 64(R10)
+	VMOVUPD Z6, 128(R10)
+	VMOVUPD Z7, 192(R10)
+	VZEROUPPER
+	RET
