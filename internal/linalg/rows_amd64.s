@@ -1,3 +1,5 @@
+//go:build amd64 && !noasm
+
 #include "textflag.h"
 
 // dst[c] += Σ_{t<k} s[t·ss] · b[t·bs + c], one accumulator lane per column,
