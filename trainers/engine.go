@@ -124,6 +124,9 @@ func rowsContract(a, b *Node, bAxis int) *Node {
 		}
 		return ReduceSum(Mul(InsertAxes(a, -1), InsertAxes(b, 0)), 1)
 	}
+	if k <= skinny && cols <= skinny {
+		return skinnyContract(a, b, bAxis)
+	}
 	batches := rowBatches(m, max(k, cols))
 	if batches == 1 {
 		return DotGeneral(a, []int{1}, nil, b, []int{bAxis}, nil)
@@ -131,6 +134,31 @@ func rowsContract(a, b *Node, bAxis int) *Node {
 	ab := Reshape(a, batches, m/batches, k)
 	bb := BroadcastToDims(InsertAxes(b, 0), append([]int{batches}, b.Shape().Dimensions...)...)
 	return Reshape(DotGeneral(ab, []int{2}, []int{0}, bb, []int{bAxis + 1}, []int{0}), m, cols)
+}
+
+// skinny is the largest inner and output width for which rowsContract sums
+// outer products instead of calling DotGeneral: SimpleGo pads a large
+// product's operands and output to blocks of 32 columns, so [m, 3]·[3, 3]
+// held two m×32 buffers, 10× the m×3 ones (48× Θ at m = 2·10⁶, d = n = 3).
+const skinny = 8
+
+// skinnyContract is a [m, k]·b for small k and output width, as
+// Σ_l a[:, l] b[l, :]: no temporary beyond two [m, cols] and one column.
+func skinnyContract(a, b *Node, bAxis int) *Node {
+	if bAxis == 1 {
+		b = Transpose(b, 0, 1)
+	}
+	k := a.Shape().Dimensions[1]
+	var sum *Node
+	for l := range k {
+		term := Mul(Slice(a, AxisRange(), AxisRange(l, l+1)), Slice(b, AxisRange(l, l+1), AxisRange()))
+		if sum == nil {
+			sum = term
+		} else {
+			sum = Add(sum, term)
+		}
+	}
+	return sum
 }
 
 // inputRowsContract is rowsContract for a graph input a: SimpleGo copies an
@@ -224,8 +252,8 @@ const thetaBlock = 4096
 // Θ = Θ₀ − S X has XΘᵀ = Z to rounding although G⁺ is rounded ∝ cond G.
 func shiftOf(net *model.Net, base, zt, gPinv *Node) *Node {
 	gap := Sub(inputRowsContract(base, net.X, 1), zt)
-	s := Dot(gap, gPinv)
-	return Add(s, Dot(Sub(gap, Dot(s, net.Gram())), gPinv))
+	s := rowsTimes(gap, gPinv)
+	return Add(s, rowsTimes(Sub(gap, rowsTimes(s, net.Gram())), gPinv))
 }
 
 func newEngine(b backends.Backend, p *model.Problem, requested string) (*engine, error) {
@@ -262,7 +290,7 @@ func (e *engine) compileFeatures() error {
 	e.thetaExec, err = compile(e.b, func(base, zt *Node) *Node {
 		net := model.NewNet(base.Graph(), p)
 		s := shiftOf(net, base, zt, Const(base.Graph(), tensors.FromFlatDataAndDimensions(pinv, p.N, p.N)))
-		return Sub(base, Dot(s, net.X))
+		return Sub(base, rowsTimes(s, net.X))
 	})
 	return err
 }

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
+	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
 )
 
@@ -37,17 +39,21 @@ func (c *Config) MemoryEstimate(m, n, d int) float64 {
 	// The data: the problem's copy and one constant per compiled graph
 	// family (steps, metrics, Θ recovery).
 	est += 4 * data
+	// The multiples are measured peaks (GoMLX's SimpleGo): its graphs keep
+	// their temporaries in pools, and its large products copy operands and
+	// output into blocks padded to 32 columns.
 	if engine == trainers.EngineFeature {
-		// Θ₀ is kept whole; the steps move Zᵀ [m, n]: the state, the next
-		// one and the graphs' temporaries. Θ is formed for outputs a block
-		// of rows at a time beside S [m, n].
-		est += theta + 8*feat + 6*gram
+		// Θ₀ is kept whole; the steps and metrics move Zᵀ [m, n] through
+		// graphs with about a dozen [m, n] temporaries. Θ is formed for
+		// outputs a block of rows at a time beside S [m, n].
+		est += theta + 20*feat + 6*gram
 	} else {
-		// Θ, the next Θ and the gradient; Z [n, m] and its temporaries.
-		est += 3*theta + 6*feat
+		// Θ, the next Θ, the gradient and their blocked copies; Z [n, m]
+		// and its temporaries.
+		est += 12*theta + 6*feat
 	}
 	if c.Trainer == "riemannian" || c.Trainer == "penalty" {
-		est += 2 * feat
+		est += 4 * feat // ∇F, its projection and their velocities
 	}
 	if c.Trainer == "sam1" {
 		b := float64(max(c.SAMBatch, 1))
@@ -151,5 +157,16 @@ func formatBytes(v float64) string {
 		return fmt.Sprintf("%.3g MiB", v/(1<<20))
 	default:
 		return fmt.Sprintf("%.3g KiB", v/(1<<10))
+	}
+}
+
+// LimitMemory sets a soft Go memory limit at the run's estimate (less what
+// is not Go heap: the binary), so that the collector keeps the heap within
+// what CheckMemory compared with the machine instead of letting it grow to
+// twice the live data. It only ever lowers the limit.
+func (c *Config) LimitMemory(p *model.Problem) {
+	limit := c.MemoryEstimate(p.M, p.N, p.D) - 32<<20
+	if limit > 0 && limit < float64(debug.SetMemoryLimit(-1)) {
+		debug.SetMemoryLimit(int64(limit))
 	}
 }

@@ -127,6 +127,7 @@ func Prepare(cfg Config, b backends.Backend, opt Options) (*Setup, error) {
 		return nil, Input(err)
 	}
 	LimitMemory(p)
+	cfg.LimitMemory(p)
 	ev, err := trainers.NewEvaluator(b, p)
 	if err != nil {
 		return nil, err
