@@ -8,8 +8,8 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/internal/linalg"
+	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"gonum.org/v1/gonum/mat"
 )
@@ -166,5 +166,17 @@ func TestMetricsLargeSizesBounded(t *testing.T) {
 				t.Errorf("riemannian_grad_norm %g, want NaN: %v", m.RiemannianGradNorm, c.gradNaN)
 			}
 		})
+	}
+}
+
+// "auto" takes the feature engine only while its n×n matrices stay small.
+func TestAutoEngineBySize(t *testing.T) {
+	for _, c := range []struct {
+		n, d int
+		want string
+	}{{3, 3, EngineFeature}, {3, 6000, EngineFeature}, {MaxFeatureN, 4096, EngineFeature}, {MaxFeatureN + 1, 4096, EngineTheta}, {10, 3, EngineTheta}} {
+		if got, err := ChooseEngineSizes("auto", c.n, c.d); err != nil || got != c.want {
+			t.Errorf("n=%d d=%d: %q, %v; want %q", c.n, c.d, got, err, c.want)
+		}
 	}
 }
