@@ -2,6 +2,7 @@ package trainers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -76,8 +77,19 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 	wall := func() time.Duration { return cfg.WallOffset + time.Since(start) }
 	lastLogged := int64(-1)
 	log := func() (Metrics, error) {
-		m, err := ev.MeasureState(s)
+		mctx := ctx
+		if ctx.Err() != nil {
+			// Interrupted: the last row gets a short budget, not the
+			// whole metrics' time (a second signal would have to kill us).
+			c, cancel := context.WithTimeout(context.Background(), finalMetricsBudget)
+			defer cancel()
+			mctx = c
+		}
+		m, err := ev.MeasureStateContext(mctx, s)
 		if err != nil {
+			if mctx.Err() != nil && errors.Is(err, mctx.Err()) {
+				err = errMetricsCut
+			}
 			return m, err
 		}
 		m.Step = s.Step
@@ -94,8 +106,7 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 			return Result{}, err
 		}
 	}
-	var last Metrics
-	var err error
+	last := unmeasured(s.Step)
 	nextSnap := 0
 	snapshot := func() error {
 		for nextSnap < len(cfg.Snapshots) && cfg.Snapshots[nextSnap] < s.Step {
@@ -114,10 +125,12 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 		if err := snapshot(); err != nil {
 			return Result{}, err
 		}
-		if last, err = log(); err != nil {
+		if m, err := log(); err == nil {
+			last = m
+		} else if err != errMetricsCut {
 			return Result{}, err
 		}
-		if bad(last.Loss, maxLoss) {
+		if bad(last.Loss, maxLoss) && ctx.Err() == nil {
 			return Result{Final: last, Wall: wall()}, &DivergedError{Step: s.Step, Loss: last.Loss}
 		}
 	}
@@ -156,7 +169,9 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 			return Result{Final: last, Wall: wall()}, err
 		}
 		if s.Step%cfg.LogEvery == 0 || s.Step == cfg.Steps {
-			if last, err = log(); err != nil {
+			if m, err := log(); err == nil {
+				last = m
+			} else if err != errMetricsCut {
 				return Result{}, err
 			}
 		}
@@ -167,7 +182,9 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 		}
 	}
 	if lastLogged != s.Step {
-		if last, err = log(); err != nil {
+		if m, err := log(); err == nil {
+			last = m
+		} else if err != errMetricsCut {
 			return Result{}, err
 		}
 	}
@@ -178,10 +195,24 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 			return result, err
 		}
 	}
-	if bad(last.Loss, maxLoss) {
+	if bad(last.Loss, maxLoss) && lastLogged == s.Step {
 		return result, &DivergedError{Step: s.Step, Loss: last.Loss}
 	}
 	return result, nil
+}
+
+// finalMetricsBudget is how long an interrupted run may spend on its last
+// metrics row before it leaves it out.
+const finalMetricsBudget = time.Second
+
+// errMetricsCut marks metrics given up because the run was interrupted.
+var errMetricsCut = errors.New("metrics cut short by an interrupt")
+
+// unmeasured is the metrics of a step whose metrics were not computed: all NaN.
+func unmeasured(step int64) Metrics {
+	nan := math.NaN()
+	return Metrics{Step: step, Loss: nan, TraceHessian: nan, TraceHessianManifold: nan, TraceMin: nan, TheoryGap: nan,
+		GradNorm: nan, RiemannianGradNorm: nan, EffectiveRank: nan, WallSeconds: nan}
 }
 
 // stride is how many steps the loop can take from step before it must stop

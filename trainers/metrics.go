@@ -431,9 +431,10 @@ func (f *featureEval) thetaGram(ctx context.Context, s *State) (*mat.SymDense, e
 	x := mat.NewDense(p.N, p.D, p.X)
 	if f.gramOf != s.Base {
 		f.baseGram, f.baseX = nil, nil
+		var gerr error
 		err = viewOf(f.eng.b, s.Base, func(flat []float64) {
 			var g *mat.SymDense
-			if g, err = gramOfSmallerSide(ctx, flat, p.M, p.D); err != nil {
+			if g, gerr = gramOfSmallerSide(ctx, flat, p.M, p.D); gerr != nil {
 				return
 			}
 			f.baseGram = g
@@ -442,6 +443,9 @@ func (f *featureEval) thetaGram(ctx context.Context, s *State) (*mat.SymDense, e
 				f.baseX.Mul(mat.NewDense(p.M, p.D, flat), x.T())
 			}
 		})
+		if err == nil {
+			err = gerr
+		}
 		if err != nil {
 			return nil, err
 		}
