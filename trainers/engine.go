@@ -161,6 +161,14 @@ func skinnyContract(a, b *Node, bAxis int) *Node {
 	return sum
 }
 
+// skinnyOrDot is a·b, by skinnyContract when both widths are small.
+func skinnyOrDot(a, b *Node) *Node {
+	if a.Shape().Dimensions[1] <= skinny && b.Shape().Dimensions[1] <= skinny {
+		return skinnyContract(a, b, 0)
+	}
+	return Dot(a, b)
+}
+
 // inputRowsContract is rowsContract for a graph input a: SimpleGo copies an
 // input it reshapes (it does not own it), so the row blocks are sliced out
 // one at a time instead, and only the [m, cols] result is whole.
@@ -168,7 +176,7 @@ func inputRowsContract(a, b *Node, bAxis int) *Node {
 	m, k := a.Shape().Dimensions[0], a.Shape().Dimensions[1]
 	cols := b.Shape().Dimensions[1-bAxis]
 	batches := rowBatches(m, max(k, cols))
-	if batches == 1 {
+	if batches == 1 || (k <= skinny && cols <= skinny) {
 		return rowsContract(a, b, bAxis)
 	}
 	rows := m / batches
@@ -252,8 +260,8 @@ const thetaBlock = 4096
 // Θ = Θ₀ − S X has XΘᵀ = Z to rounding although G⁺ is rounded ∝ cond G.
 func shiftOf(net *model.Net, base, zt, gPinv *Node) *Node {
 	gap := Sub(inputRowsContract(base, net.X, 1), zt)
-	s := rowsTimes(gap, gPinv)
-	return Add(s, rowsTimes(Sub(gap, rowsTimes(s, net.Gram())), gPinv))
+	s := skinnyOrDot(gap, gPinv)
+	return Add(s, skinnyOrDot(Sub(gap, skinnyOrDot(s, net.Gram())), gPinv))
 }
 
 func newEngine(b backends.Backend, p *model.Problem, requested string) (*engine, error) {
@@ -290,7 +298,7 @@ func (e *engine) compileFeatures() error {
 	e.thetaExec, err = compile(e.b, func(base, zt *Node) *Node {
 		net := model.NewNet(base.Graph(), p)
 		s := shiftOf(net, base, zt, Const(base.Graph(), tensors.FromFlatDataAndDimensions(pinv, p.N, p.N)))
-		return Sub(base, rowsTimes(s, net.X))
+		return Sub(base, skinnyOrDot(s, net.X))
 	})
 	return err
 }
