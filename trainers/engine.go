@@ -161,9 +161,10 @@ func skinnyContract(a, b *Node, bAxis int) *Node {
 	return sum
 }
 
-// skinnyOrDot is a·b, by skinnyContract when both widths are small.
+// skinnyOrDot is a·b, by skinnyContract when the inner width is small
+// (SimpleGo would pad it to 32 in copies of both operands, X [n, d] included).
 func skinnyOrDot(a, b *Node) *Node {
-	if a.Shape().Dimensions[1] <= skinny && b.Shape().Dimensions[1] <= skinny {
+	if a.Shape().Dimensions[1] <= skinny {
 		return skinnyContract(a, b, 0)
 	}
 	return Dot(a, b)
@@ -417,7 +418,7 @@ func (e *engine) stream(s *State, emit func(values []float64) error) error {
 		if e.rowsExec, err = compile(e.b, func(base, shift, idx *Node) *Node {
 			net := model.NewNet(base.Graph(), p)
 			at := InsertAxes(idx, -1)
-			return Sub(Gather(base, at), Dot(Gather(shift, at), net.X))
+			return Sub(Gather(base, at), skinnyOrDot(Gather(shift, at), net.X))
 		}); err != nil {
 			return err
 		}

@@ -55,6 +55,7 @@ func TestMemoryEstimateBoundsPeak(t *testing.T) {
 		{100000, 16, 64, "labelnoise", "theta"},
 		{2000000, 3, 3, "labelnoise", "auto"},
 		{20000, 64, 32, "riemannian", "auto"},
+		{10, 3, 1000000, "labelnoise", "auto"},
 	} {
 		dir := filepath.Join(t.TempDir(), "run")
 		args := []string{"train", "--trainer", c.trainer, "--engine", c.engine, "--m", itoa(c.m), "--n", itoa(c.n), "--d", itoa(c.d),

@@ -36,9 +36,8 @@ func (c *Config) MemoryEstimate(m, n, d int) float64 {
 		engine = trainers.EngineTheta
 	}
 	est := float64(memoryOverhead)
-	// The data: the problem's copy and one constant per compiled graph
-	// family (steps, metrics, Θ recovery).
-	est += 4 * data
+	// The data: the problem's copy and a constant in each compiled graph.
+	est += 16 * data
 	// The multiples are measured peaks (GoMLX's SimpleGo): its graphs keep
 	// their temporaries in pools, and its large products copy operands and
 	// output into blocks padded to 32 columns.
@@ -46,14 +45,17 @@ func (c *Config) MemoryEstimate(m, n, d int) float64 {
 		// Θ₀ is kept whole; the steps and metrics move Zᵀ [m, n] through
 		// graphs with about a dozen [m, n] temporaries. Θ is formed for
 		// outputs a block of rows at a time beside S [m, n].
-		est += theta + 20*feat + 6*gram
+		// Θ₀ is copied once into the backend; the final Θ is streamed in
+		// blocks of up to 4096 rows (two temporaries beside the block).
+		block := math.Min(fm, 4096) * fd * f
+		est += 2*theta + 20*feat + 6*gram + 3*block
 	} else {
 		// Θ, the next Θ, the gradient and their blocked copies; Z [n, m]
 		// and its temporaries.
 		est += 12*theta + 6*feat
 	}
 	if c.Trainer == "riemannian" || c.Trainer == "penalty" {
-		est += 4 * feat // ∇F, its projection and their velocities
+		est += 6 * feat // ∇F, its projection, their velocities, the retraction
 	}
 	if c.Trainer == "sam1" {
 		b := float64(max(c.SAMBatch, 1))
