@@ -165,10 +165,12 @@ func formatBytes(v float64) string {
 // LimitMemory sets a soft Go memory limit at the run's estimate (less what
 // is not Go heap: the binary), so that the collector keeps the heap within
 // what CheckMemory compared with the machine instead of letting it grow to
-// twice the live data. It only ever lowers the limit.
+// twice the live data. It only ever lowers the limit, and only for a large
+// run (estimate ≥ 512 MiB): a process that runs many small problems (tests,
+// repro) keeps its heap free.
 func (c *Config) LimitMemory(p *model.Problem) {
 	limit := c.MemoryEstimate(p.M, p.N, p.D) - 32<<20
-	if limit > 0 && limit < float64(debug.SetMemoryLimit(-1)) {
+	if limit >= 480<<20 && limit < float64(debug.SetMemoryLimit(-1)) {
 		debug.SetMemoryLimit(int64(limit))
 	}
 }
