@@ -124,6 +124,9 @@ func rowsContract(a, b *Node, bAxis int) *Node {
 		}
 		return ReduceSum(Mul(InsertAxes(a, -1), InsertAxes(b, 0)), 1)
 	}
+	if k <= skinny && cols <= skinny {
+		return skinnyContract(a, b, bAxis)
+	}
 	batches := rowBatches(m, max(k, cols))
 	if batches == 1 {
 		return DotGeneral(a, []int{1}, nil, b, []int{bAxis}, nil)
@@ -133,6 +136,40 @@ func rowsContract(a, b *Node, bAxis int) *Node {
 	return Reshape(DotGeneral(ab, []int{2}, []int{0}, bb, []int{bAxis + 1}, []int{0}), m, cols)
 }
 
+// skinny is the largest inner and output width for which rowsContract sums
+// outer products instead of calling DotGeneral: SimpleGo pads a large
+// product's operands and output to blocks of 32 columns, so [m, 3]·[3, 3]
+// held two m×32 buffers, 10× the m×3 ones (48× Θ at m = 2·10⁶, d = n = 3).
+const skinny = 8
+
+// skinnyContract is a [m, k]·b for small k and output width, as
+// Σ_l a[:, l] b[l, :]: no temporary beyond two [m, cols] and one column.
+func skinnyContract(a, b *Node, bAxis int) *Node {
+	if bAxis == 1 {
+		b = Transpose(b, 0, 1)
+	}
+	k := a.Shape().Dimensions[1]
+	var sum *Node
+	for l := range k {
+		term := Mul(Slice(a, AxisRange(), AxisRange(l, l+1)), Slice(b, AxisRange(l, l+1), AxisRange()))
+		if sum == nil {
+			sum = term
+		} else {
+			sum = Add(sum, term)
+		}
+	}
+	return sum
+}
+
+// skinnyOrDot is a·b, by skinnyContract when the inner width is small
+// (SimpleGo would pad it to 32 in copies of both operands, X [n, d] included).
+func skinnyOrDot(a, b *Node) *Node {
+	if a.Shape().Dimensions[1] <= skinny {
+		return skinnyContract(a, b, 0)
+	}
+	return Dot(a, b)
+}
+
 // inputRowsContract is rowsContract for a graph input a: SimpleGo copies an
 // input it reshapes (it does not own it), so the row blocks are sliced out
 // one at a time instead, and only the [m, cols] result is whole.
@@ -140,7 +177,7 @@ func inputRowsContract(a, b *Node, bAxis int) *Node {
 	m, k := a.Shape().Dimensions[0], a.Shape().Dimensions[1]
 	cols := b.Shape().Dimensions[1-bAxis]
 	batches := rowBatches(m, max(k, cols))
-	if batches == 1 {
+	if batches == 1 || (k <= skinny && cols <= skinny) {
 		return rowsContract(a, b, bAxis)
 	}
 	rows := m / batches
@@ -224,8 +261,8 @@ const thetaBlock = 4096
 // Θ = Θ₀ − S X has XΘᵀ = Z to rounding although G⁺ is rounded ∝ cond G.
 func shiftOf(net *model.Net, base, zt, gPinv *Node) *Node {
 	gap := Sub(inputRowsContract(base, net.X, 1), zt)
-	s := Dot(gap, gPinv)
-	return Add(s, Dot(Sub(gap, Dot(s, net.Gram())), gPinv))
+	s := skinnyOrDot(gap, gPinv)
+	return Add(s, skinnyOrDot(Sub(gap, skinnyOrDot(s, net.Gram())), gPinv))
 }
 
 func newEngine(b backends.Backend, p *model.Problem, requested string) (*engine, error) {
@@ -262,7 +299,7 @@ func (e *engine) compileFeatures() error {
 	e.thetaExec, err = compile(e.b, func(base, zt *Node) *Node {
 		net := model.NewNet(base.Graph(), p)
 		s := shiftOf(net, base, zt, Const(base.Graph(), tensors.FromFlatDataAndDimensions(pinv, p.N, p.N)))
-		return Sub(base, Dot(s, net.X))
+		return Sub(base, skinnyOrDot(s, net.X))
 	})
 	return err
 }
@@ -381,7 +418,7 @@ func (e *engine) stream(s *State, emit func(values []float64) error) error {
 		if e.rowsExec, err = compile(e.b, func(base, shift, idx *Node) *Node {
 			net := model.NewNet(base.Graph(), p)
 			at := InsertAxes(idx, -1)
-			return Sub(Gather(base, at), Dot(Gather(shift, at), net.X))
+			return Sub(Gather(base, at), skinnyOrDot(Gather(shift, at), net.X))
 		}); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package trainers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -107,11 +108,22 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 		// before; a row off it (an interruption's) is not kept on resume.
 		lastLogged = s.Step
 	}
-	var last Metrics
+	last := unmeasured(s.Step)
 	haveLast := false
 	measure := func() (Metrics, error) {
-		m, err := ev.MeasureState(s)
+		mctx := ctx
+		if ctx.Err() != nil {
+			// Interrupted: the last row gets a short budget, not the
+			// whole metrics' time (a second signal would have to kill us).
+			c, cancel := context.WithTimeout(context.Background(), finalMetricsBudget)
+			defer cancel()
+			mctx = c
+		}
+		m, err := ev.MeasureStateContext(mctx, s)
 		if err != nil {
+			if mctx.Err() != nil && errors.Is(err, mctx.Err()) {
+				err = errMetricsCut
+			}
 			return m, err
 		}
 		m.Step = s.Step
@@ -122,8 +134,13 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 		}
 		return m, nil
 	}
+	// log measures and logs the current step; a row cut short by an
+	// interrupt is left out (nil error), as an uninterrupted run has none there.
 	log := func() error {
 		m, err := measure()
+		if err == errMetricsCut {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -185,7 +202,7 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 		if err := log(); err != nil {
 			return Result{StopReason: StopError}, err
 		}
-		if bad(last.Loss, maxLoss) {
+		if bad(last.Loss, maxLoss) && ctx.Err() == nil {
 			return stop(StopDiverged, &DivergedError{Step: s.Step, Loss: last.Loss})
 		}
 	}
@@ -240,7 +257,7 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 		reason = StopConverged
 	}
 	res, err := stop(reason, nil)
-	if err == nil && bad(last.Loss, maxLoss) {
+	if err == nil && lastLogged == s.Step && bad(last.Loss, maxLoss) {
 		res.StopReason = StopDiverged
 		return res, &DivergedError{Step: s.Step, Loss: last.Loss}
 	}
@@ -354,4 +371,19 @@ func (b *bar) finish() {
 		_ = b.pb.Add64(b.pending)
 		_ = b.pb.Finish()
 	}
+}
+
+// finalMetricsBudget is how long an interrupted run may spend on its last
+// metrics row before it leaves it out.
+const finalMetricsBudget = time.Second
+
+// errMetricsCut marks metrics given up because the run was interrupted.
+var errMetricsCut = errors.New("metrics cut short by an interrupt")
+
+// unmeasured is a metrics row with nothing measured (NaN), for a run
+// stopped before its first row.
+func unmeasured(step int64) Metrics {
+	nan := math.NaN()
+	return Metrics{Step: step, Loss: nan, TraceHessian: nan, TraceHessianManifold: nan, TraceMin: nan, TheoryGap: nan,
+		GradNorm: nan, RiemannianGradNorm: nan, EffectiveRank: nan, WallSeconds: nan}
 }

@@ -2,7 +2,7 @@ package trainers
 
 import (
 	"bytes"
-
+	"context"
 	"encoding/json"
 	"fmt"
 	"gonum.org/v1/gonum/mat"
@@ -233,6 +233,7 @@ type Evaluator struct {
 	features *Exec // Θ → Z
 	tan      *tangentSpace
 	feat     *featureEval // for feature-engine states, compiled on first use
+	notes    []string
 }
 
 // featureEval measures a feature-engine state from Zᵀ, without forming Θ.
@@ -240,8 +241,10 @@ type featureEval struct {
 	eng  *engine
 	exec *Exec // Zᵀ → loss, Tr D²L, its manifold form, ‖∇L‖
 	tan  *tangentSpace
-	// Θ₀ᵀΘ₀ for the Θ₀ it was computed at (the costly part of ΘᵀΘ).
-	baseGram *mat.Dense
+	// The Gram matrix of Θ₀'s smaller side (Θ₀ᵀΘ₀ or Θ₀Θ₀ᵀ: the costly part
+	// of Θ's) and, when m < d, Θ₀Xᵀ, for the Θ₀ they were computed at.
+	baseGram *mat.SymDense
+	baseX    *mat.Dense
 	gramOf   *tensors.Tensor
 }
 
@@ -249,6 +252,48 @@ type featureEval struct {
 // SVD of Θ itself; above it, from the eigenvalues of ΘᵀΘ, which needs no
 // m×d buffer but resolves singular values only down to ~1e-8·σ₁.
 var smallTheta = 1 << 20
+
+// MaxMetricsN is the largest n for which the metrics compute
+// riemannian_grad_norm: it solves with J Jᵀ, an n×n matrix that no trainer
+// but riemannian forms. Above it the column is NaN.
+const MaxMetricsN = 2048
+
+// MaxGramSide is the largest min(rows, cols) for which the singular values of
+// Z and Θ are computed, from the Gram matrix of the matrix's smaller side: its
+// eigendecomposition (O(k³), not interruptible) takes about a second at this
+// size. Above it, or when forming that Gram matrix would take more than
+// maxGramFlops, the columns are NaN.
+const MaxGramSide = 1024
+
+// maxGramFlops bounds rows·cols·k, the work of one Gram matrix of the smaller side.
+const maxGramFlops = 4e10
+
+// singularValuesOK reports whether the singular values of a rows×cols matrix are computed.
+func singularValuesOK(rows, cols int) bool {
+	k := min(rows, cols)
+	return rows*cols <= smallTheta || (k <= MaxGramSide && float64(rows)*float64(cols)*float64(k) <= maxGramFlops)
+}
+
+// Notes lists, once, the metrics this evaluator leaves NaN because of the
+// problem's size (the caller prints them).
+func (e *Evaluator) Notes() []string { return e.notes }
+
+func sizeNotes(p *model.Problem) []string {
+	var notes []string
+	if p.N > MaxMetricsN {
+		notes = append(notes, fmt.Sprintf("riemannian_grad_norm is not computed for n = %d > %d (it needs the n×n J Jᵀ): NaN", p.N, MaxMetricsN))
+	}
+	for _, c := range []struct {
+		name       string
+		rows, cols int
+	}{{"sv_z_* and effective_rank", p.N, p.M}, {"sv_theta_*", p.M, p.D}} {
+		if !singularValuesOK(c.rows, c.cols) {
+			notes = append(notes, fmt.Sprintf("%s are not computed for a %d×%d matrix (smaller side above %d or too much work): NaN",
+				c.name, c.rows, c.cols, MaxGramSide))
+		}
+	}
+	return notes
+}
 
 // NewEvaluator compiles the metrics graph for p.
 func NewEvaluator(b backends.Backend, p *model.Problem) (*Evaluator, error) {
@@ -273,7 +318,7 @@ func NewEvaluator(b backends.Backend, p *model.Problem) (*Evaluator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Evaluator{b: b, p: p, opt: regularizers.PredictOptimum(p), exec: exec, features: features, tan: tan}, nil
+	return &Evaluator{b: b, p: p, opt: regularizers.PredictOptimum(p), exec: exec, features: features, tan: tan, notes: sizeNotes(p)}, nil
 }
 
 func (e *Evaluator) compileFeatures() error {
@@ -304,8 +349,18 @@ func (e *Evaluator) compileFeatures() error {
 // state; from the features for a feature-engine state, forming Θ only when
 // small (for its singular values).
 func (e *Evaluator) MeasureState(s *State) (Metrics, error) {
+	return e.MeasureStateContext(context.Background(), s)
+}
+
+// MeasureStateContext is MeasureState that gives up, returning ctx's error,
+// when ctx is cancelled: it checks between its parts and between the blocks
+// of its long host computations.
+func (e *Evaluator) MeasureStateContext(ctx context.Context, s *State) (Metrics, error) {
+	if err := ctx.Err(); err != nil {
+		return Metrics{}, err
+	}
 	if s.Features == nil {
-		return e.Measure(s.Theta)
+		return e.measure(ctx, s.Theta)
 	}
 	if e.feat == nil {
 		if err := e.compileFeatures(); err != nil {
@@ -319,71 +374,149 @@ func (e *Evaluator) MeasureState(s *State) (Metrics, error) {
 	}
 	m := Metrics{Loss: scalar(out[0]), TraceHessian: scalar(out[1]), TraceHessianManifold: scalar(out[2]), GradNorm: scalar(out[3])}
 	if err := viewOf(e.b, s.Features, func(zt []float64) {
-		e.fromFeatures(&m, zt, e.p.M, e.p.N, e.opt.TheoryGapNeuronMajor)
+		err = e.fromFeatures(ctx, &m, zt, e.p.M, e.p.N, e.opt.TheoryGapNeuronMajor)
 	}); err != nil {
 		return m, err
 	}
-	if tp, err := f.tan.atLean(s.Features, e.b); err == nil {
-		if norm, err := tp.gradNorm(); err == nil {
-			m.RiemannianGradNorm = norm
-		}
-		tp.release()
+	if err != nil {
+		return m, err
 	}
-	if e.p.M*e.p.D <= smallTheta {
+	if err := ctx.Err(); err != nil {
+		return m, err
+	}
+	if e.p.N <= MaxMetricsN {
+		if tp, err := f.tan.atLean(s.Features, e.b); err == nil {
+			if norm, err := tp.gradNorm(); err == nil {
+				m.RiemannianGradNorm = norm
+			}
+			tp.release()
+		}
+		if err := ctx.Err(); err != nil {
+			return m, err
+		}
+	}
+	switch {
+	case e.p.M*e.p.D <= smallTheta:
 		if s.Theta == nil {
 			if err := f.eng.sync(s); err != nil {
 				return m, err
 			}
 		}
 		m.SingularValuesTheta = thetaSingularValues(tensors.MustCopyFlatData[float64](s.Theta), e.p.M, e.p.D)
-		return m, nil
+	case singularValuesOK(e.p.M, e.p.D):
+		gram, err := f.thetaGram(ctx, s)
+		if err != nil {
+			return m, err
+		}
+		m.SingularValuesTheta = singularValuesFromGram(gram, min(e.p.M, e.p.D))
+	default:
+		m.SingularValuesTheta = nanSlice(min(e.p.M, e.p.D))
 	}
-	gram, err := f.thetaGram(s)
-	if err != nil {
-		return m, err
-	}
-	m.SingularValuesTheta = singularValuesFromGram(gram, e.p.D, min(e.p.M, e.p.D))
 	return m, nil
 }
 
-// thetaGram returns ΘᵀΘ (d×d, row-major) of a feature state without forming
-// Θ: with Θ = Θ₀ − S X, ΘᵀΘ = Θ₀ᵀΘ₀ − (Θ₀ᵀS)X − Xᵀ(SᵀΘ₀) + Xᵀ(SᵀS)X. The
-// products over m run on the host (gonum) on Θ₀'s own memory: a graph would
-// transpose-copy the m×d Θ₀ to contract over its rows.
-func (f *featureEval) thetaGram(s *State) ([]float64, error) {
+// thetaGram returns the Gram matrix of Θ's smaller side at a feature state
+// without forming Θ. With Θ = Θ₀ − S X: when d ≤ m, ΘᵀΘ = Θ₀ᵀΘ₀ − (Θ₀ᵀS)X −
+// Xᵀ(SᵀΘ₀) + Xᵀ(SᵀS)X (d×d); when m < d, ΘΘᵀ = Θ₀Θ₀ᵀ − P Sᵀ − S Pᵀ + S G Sᵀ
+// with P = Θ₀Xᵀ (m×m). The products over Θ₀ run on the host (gonum) on Θ₀'s
+// own memory (a graph would transpose-copy it), once per Θ₀ for the costly
+// ones.
+func (f *featureEval) thetaGram(ctx context.Context, s *State) (*mat.SymDense, error) {
 	p := f.eng.p
 	shiftT, err := f.eng.shift(s)
 	if err != nil {
 		return nil, err
 	}
 	defer shiftT.FinalizeAll()
-	var bs, ss mat.Dense // Θ₀ᵀS (d×n), SᵀS (n×n)
+	x := mat.NewDense(p.N, p.D, p.X)
+	if f.gramOf != s.Base {
+		f.baseGram, f.baseX = nil, nil
+		var gerr error
+		err = viewOf(f.eng.b, s.Base, func(flat []float64) {
+			var g *mat.SymDense
+			if g, gerr = gramOfSmallerSide(ctx, flat, p.M, p.D); gerr != nil {
+				return
+			}
+			f.baseGram = g
+			if p.M < p.D {
+				f.baseX = &mat.Dense{}
+				f.baseX.Mul(mat.NewDense(p.M, p.D, flat), x.T())
+			}
+		})
+		if err == nil {
+			err = gerr
+		}
+		if err != nil {
+			return nil, err
+		}
+		f.gramOf = s.Base
+	}
+	k := min(p.M, p.D)
+	g := mat.NewSymDense(k, nil)
+	var inner error
 	err = viewOf(f.eng.b, shiftT, func(sflat []float64) {
 		shift := mat.NewDense(p.M, p.N, sflat)
-		ss.Mul(shift.T(), shift)
-		err = viewOf(f.eng.b, s.Base, func(flat []float64) {
-			base := mat.NewDense(p.M, p.D, flat)
-			if f.gramOf != s.Base {
-				f.baseGram = &mat.Dense{}
-				f.baseGram.Mul(base.T(), base)
-				f.gramOf = s.Base
+		if p.M < p.D {
+			var ps, sg, sgs mat.Dense
+			ps.Mul(f.baseX, shift.T())
+			sg.Mul(shift, mat.NewDense(p.N, p.N, p.Gram()))
+			sgs.Mul(&sg, shift.T())
+			for i := range k {
+				for j := i; j < k; j++ {
+					g.SetSym(i, j, f.baseGram.At(i, j)-ps.At(i, j)-ps.At(j, i)+sgs.At(i, j))
+				}
 			}
-			bs.Mul(base.T(), shift)
-		})
+			return
+		}
+		var ss mat.Dense // SᵀS (n×n)
+		ss.Mul(shift.T(), shift)
+		var bs mat.Dense // Θ₀ᵀS (d×n)
+		if berr := viewOf(f.eng.b, s.Base, func(flat []float64) {
+			bs.Mul(mat.NewDense(p.M, p.D, flat).T(), shift)
+		}); berr != nil {
+			inner = berr
+			return
+		}
+		var bsx, ssx, xssx mat.Dense
+		bsx.Mul(&bs, x)
+		ssx.Mul(&ss, x)
+		xssx.Mul(x.T(), &ssx)
+		for i := range k {
+			for j := i; j < k; j++ {
+				g.SetSym(i, j, f.baseGram.At(i, j)-bsx.At(i, j)-bsx.At(j, i)+xssx.At(i, j))
+			}
+		}
 	})
+	if err == nil {
+		err = inner
+	}
 	if err != nil {
 		return nil, err
 	}
-	x := mat.NewDense(p.N, p.D, p.X)
-	var bsx, ssx, xssx mat.Dense
-	bsx.Mul(&bs, x)
-	ssx.Mul(&ss, x)
-	xssx.Mul(x.T(), &ssx)
-	var g mat.Dense
-	g.Sub(f.baseGram, &bsx)
-	g.Sub(&g, bsx.T())
-	g.Add(&g, &xssx)
-	return g.RawMatrix().Data, nil
+	return g, nil
+}
+
+// gramOfSmallerSide returns a aᵀ (rows ≤ cols) or aᵀa for the rows×cols
+// row-major a, summed over blocks of a's longer side with ctx checked
+// between blocks.
+func gramOfSmallerSide(ctx context.Context, a []float64, rows, cols int) (*mat.SymDense, error) {
+	full := mat.NewDense(rows, cols, a)
+	k, long := min(rows, cols), max(rows, cols)
+	g := mat.NewSymDense(k, nil)
+	// Blocks of about 2^26 multiply-adds: tens of milliseconds each.
+	block := max(1, min(long, (1<<26)/max(1, k*k)))
+	for lo := 0; lo < long; lo += block {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hi := min(lo+block, long)
+		if rows <= cols {
+			g.SymRankK(g, 1, full.Slice(0, rows, lo, hi)) // a[:, lo:hi] a[:, lo:hi]ᵀ
+		} else {
+			g.SymRankK(g, 1, full.Slice(lo, hi, 0, cols).T()) // a[lo:hi]ᵀ a[lo:hi]
+		}
+	}
+	return g, nil
 }
 
 // viewOf passes t's float64 data to fn without copying it where backend b
@@ -410,31 +543,35 @@ func viewOf(b backends.Backend, t *tensors.Tensor, fn func(flat []float64)) erro
 
 // fromFeatures fills the metrics that come from Z given as rows×cols
 // (n×m, or Zᵀ m×n): theory gap, singular values, effective rank.
-func (e *Evaluator) fromFeatures(m *Metrics, z []float64, rows, cols int, gap func(z []float64, n, m int) float64) {
+func (e *Evaluator) fromFeatures(ctx context.Context, m *Metrics, z []float64, rows, cols int, gap func(z []float64, n, m int) float64) error {
 	m.TraceMin, m.EffectiveRank, m.RiemannianGradNorm = math.NaN(), math.NaN(), math.NaN()
 	if e.opt.OK {
 		m.TraceMin = e.opt.TraceMin
 	}
 	m.TheoryGap = gap(z, e.p.N, e.p.M)
 	k := min(e.p.N, e.p.M)
-	if rows*cols > smallTheta {
+	switch {
+	case rows*cols <= smallTheta:
+		if sv, err := linalg.SingularValues(z, rows, cols); err == nil {
+			m.SingularValuesZ = sv
+		} else {
+			m.SingularValuesZ = nanSlice(k)
+			return nil
+		}
+	case singularValuesOK(rows, cols):
 		// Large Z: singular values from its k×k Gram matrix, built on Z's own
 		// memory (an SVD would copy it).
-		v := mat.NewDense(rows, cols, z)
-		var g mat.Dense
-		if rows > cols {
-			g.Mul(v.T(), v)
-		} else {
-			g.Mul(v, v.T())
+		g, err := gramOfSmallerSide(ctx, z, rows, cols)
+		if err != nil {
+			return err
 		}
-		m.SingularValuesZ = singularValuesFromGram(g.RawMatrix().Data, min(rows, cols), k)
-	} else if sv, err := linalg.SingularValues(z, rows, cols); err == nil {
-		m.SingularValuesZ = sv
-	} else {
+		m.SingularValuesZ = singularValuesFromGram(g, k)
+	default:
 		m.SingularValuesZ = nanSlice(k)
-		return
+		return nil
 	}
 	m.EffectiveRank = linalg.EffectiveRank(m.SingularValuesZ)
+	return nil
 }
 
 func thetaSingularValues(theta []float64, m, d int) []float64 {
@@ -444,15 +581,21 @@ func thetaSingularValues(theta []float64, m, d int) []float64 {
 	return nanSlice(min(m, d))
 }
 
-// singularValuesFromGram returns the k largest √λ of a d×d Gram matrix, descending.
-func singularValuesFromGram(g []float64, d, k int) []float64 {
-	vals, err := linalg.EigenvaluesSym(g, d)
-	if err != nil {
+// singularValuesFromGram returns the k largest √λ of a Gram matrix, descending.
+func singularValuesFromGram(g *mat.SymDense, k int) []float64 {
+	var eig mat.EigenSym
+	if !eig.Factorize(g, false) {
 		return nanSlice(k)
 	}
+	vals := eig.Values(nil)
+	d := len(vals)
 	out := make([]float64, k)
 	for i := range k {
-		out[i] = math.Sqrt(math.Max(vals[d-1-i], 0))
+		if v := vals[d-1-i]; math.IsNaN(v) {
+			out[i] = v
+		} else {
+			out[i] = math.Sqrt(math.Max(v, 0))
+		}
 	}
 	return out
 }
@@ -471,6 +614,10 @@ func (e *Evaluator) Optimum() regularizers.Optimum { return e.opt }
 
 // Measure computes the metrics at Θ (Step, WallSeconds and Extra are left to the caller).
 func (e *Evaluator) Measure(theta *tensors.Tensor) (Metrics, error) {
+	return e.measure(context.Background(), theta)
+}
+
+func (e *Evaluator) measure(ctx context.Context, theta *tensors.Tensor) (Metrics, error) {
 	out, err := run(e.exec, theta)
 	if err != nil {
 		return Metrics{}, err
@@ -481,11 +628,34 @@ func (e *Evaluator) Measure(theta *tensors.Tensor) (Metrics, error) {
 		TraceHessianManifold: scalar(out[2]),
 		GradNorm:             scalar(out[3]),
 	}
-	e.fromFeatures(&m, tensors.MustCopyFlatData[float64](out[4]), e.p.N, e.p.M, e.opt.TheoryGap)
-	m.SingularValuesTheta = thetaSingularValues(tensors.MustCopyFlatData[float64](theta), e.p.M, e.p.D)
-	if tp, err := e.tan.at(theta); err == nil {
-		if norm, err := tp.gradNorm(); err == nil {
-			m.RiemannianGradNorm = norm
+	if err := e.fromFeatures(ctx, &m, tensors.MustCopyFlatData[float64](out[4]), e.p.N, e.p.M, e.opt.TheoryGap); err != nil {
+		return m, err
+	}
+	p := e.p
+	switch {
+	case p.M*p.D <= smallTheta:
+		m.SingularValuesTheta = thetaSingularValues(tensors.MustCopyFlatData[float64](theta), p.M, p.D)
+	case singularValuesOK(p.M, p.D):
+		// On Θ's own memory: an SVD would copy it.
+		var g *mat.SymDense
+		if verr := viewOf(e.b, theta, func(flat []float64) { g, err = gramOfSmallerSide(ctx, flat, p.M, p.D) }); verr != nil {
+			return m, verr
+		}
+		if err != nil {
+			return m, err
+		}
+		m.SingularValuesTheta = singularValuesFromGram(g, min(p.M, p.D))
+	default:
+		m.SingularValuesTheta = nanSlice(min(p.M, p.D))
+	}
+	if err := ctx.Err(); err != nil {
+		return m, err
+	}
+	if p.N <= MaxMetricsN {
+		if tp, err := e.tan.at(theta); err == nil {
+			if norm, err := tp.gradNorm(); err == nil {
+				m.RiemannianGradNorm = norm
+			}
 		}
 	}
 	return m, nil

@@ -245,9 +245,19 @@ func scalar(t *tensors.Tensor) float64 { return tensors.ToScalar[float64](t) }
 // then stalls short of its optimum (seen on Figure 2's data); either engine
 // can still be asked for explicitly.
 func ChooseEngine(requested string, p *model.Problem) (string, error) {
+	return ChooseEngineSizes(requested, p.N, p.D)
+}
+
+// MaxFeatureN is the largest n for which "auto" picks the feature engine:
+// beyond it the engine's n×n matrices (G, G⁺ by an O(n³) eigendecomposition,
+// the graphs' constant copies) cost more than its cheaper steps save.
+const MaxFeatureN = 2048
+
+// ChooseEngineSizes is ChooseEngine for a problem of n points in d dimensions.
+func ChooseEngineSizes(requested string, n, d int) (string, error) {
 	switch strings.ToLower(requested) {
 	case "", "auto":
-		if p.N <= p.D {
+		if n <= d && n <= MaxFeatureN {
 			return EngineFeature, nil
 		}
 		return EngineTheta, nil

@@ -85,6 +85,17 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if err := opt.Check(); err != nil {
 		return runner.Input(err)
 	}
+	// Sizes the machine cannot hold are refused before any row runs.
+	for _, row := range bench.Plan(works, ss) {
+		cfg := runner.DefaultConfig()
+		cfg.Engine = opt.Engine
+		if row.Work == "riemannian" {
+			cfg.Trainer = "riemannian"
+		}
+		if err := cfg.CheckMemory(row.Size.M, row.Size.N, row.Size.D); err != nil {
+			return runner.Input(fmt.Errorf("--sizes %s: %w", row.Size, err))
+		}
+	}
 	b, err := backend.Open(opt.Backend)
 	if err != nil {
 		return runner.Input(err)

@@ -52,7 +52,7 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, _, stop := interruptible()
 	defer stop()
-	rows, err := runner.Compare(ctx, cfg, names, ps, b, dir, runner.Options{Progress: terminal(stderr, *quiet)})
+	rows, err := runner.Compare(ctx, cfg, names, ps, b, dir, runner.Options{Progress: terminal(stderr, *quiet), Notes: stderr, Quiet: *quiet})
 	if len(rows) > 0 && !*quiet {
 		printComparison(stdout, rows, dir)
 	}

@@ -58,7 +58,7 @@ func cmdInspect(args []string, stdout, stderr io.Writer) error {
 		}
 		req.Problem = p
 	}
-	req.Probes, req.Seed = *probes, cfg.Seed
+	req.Probes, req.Seed, req.Notes = *probes, cfg.Seed, stderr
 	b, err := backend.Open(cfg.Backend)
 	if err != nil {
 		return runner.Input(err)

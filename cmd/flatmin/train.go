@@ -88,7 +88,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, interrupted, stop := interruptible()
 	defer stop()
-	opt := runner.Options{Progress: terminal(stderr, r.quiet)}
+	opt := runner.Options{Progress: terminal(stderr, r.quiet), Notes: stderr, Quiet: r.quiet}
 	var sum *runner.Summary
 	if r.resume != "" {
 		dir = r.resume

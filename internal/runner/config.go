@@ -193,6 +193,10 @@ func (c *Config) Problem() (*model.Problem, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Before the n×d data exist: they can be too large themselves.
+		if err := c.CheckMemory(orDefault(c.M, DefaultM), n, d); err != nil {
+			return nil, err
+		}
 		if x, y, err = model.Synthetic(n, d, spec, act, c.DataSeed); err != nil {
 			return nil, err
 		}
@@ -223,6 +227,10 @@ func (c *Config) Problem() (*model.Problem, error) {
 	}
 	c.M = orDefault(c.M, DefaultM)
 	c.N, c.D = n, d
+	// Before Θ₀, the n×n Gram matrices and the graphs are allocated.
+	if err := c.CheckMemory(c.M, n, d); err != nil {
+		return nil, err
+	}
 	p, err := model.NewProblem(x, n, d, y, w, c.M, act)
 	if err != nil {
 		return nil, err

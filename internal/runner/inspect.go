@@ -3,6 +3,7 @@ package runner
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"path/filepath"
 
@@ -44,8 +45,9 @@ func LoadRun(dir string) (*Run, error) {
 type InspectRequest struct {
 	Problem   *model.Problem
 	ThetaPath string
-	Probes    int    // Hutchinson probes, 0 for none
-	Seed      uint64 // Hutchinson's RNG seed
+	Probes    int       // Hutchinson probes, 0 for none
+	Seed      uint64    // Hutchinson's RNG seed
+	Notes     io.Writer // where notes on metrics left NaN for the problem's size go, nil for none
 }
 
 // Inspect measures Θ from a file: the same metrics a run logs (without step
@@ -62,6 +64,11 @@ func Inspect(b backends.Backend, req InspectRequest) (*InspectReport, error) {
 	ev, err := trainers.NewEvaluator(b, p)
 	if err != nil {
 		return nil, err
+	}
+	if req.Notes != nil {
+		for _, n := range ev.Notes() {
+			fmt.Fprintf(req.Notes, "flatmin: note: %s\n", n)
+		}
 	}
 	t := tensors.FromFlatDataAndDimensions(theta, p.M, p.D)
 	m, err := ev.Measure(t)

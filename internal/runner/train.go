@@ -85,6 +85,7 @@ type Options struct {
 	Problem  *model.Problem // use this problem instead of building one from the config
 	Theta0   []float64      // use this Θ₀ instead of the config's
 	Quiet    bool
+	Notes    io.Writer         // where notes on metrics left NaN for the problem's size go, nil for none
 	resumed  bool              // no Θ₀: the state comes from a checkpoint
 	initial  *trainers.Metrics // a resumed run's metrics at Θ₀, read back from metrics.csv
 }
@@ -112,6 +113,10 @@ func Prepare(cfg Config, b backends.Backend, opt Options) (*Setup, error) {
 		}
 	} else {
 		cfg.M, cfg.N, cfg.D = p.M, p.N, p.D
+	}
+	// For this trainer (compare and resume bring their problem along).
+	if err := cfg.CheckMemory(p.M, p.N, p.D); err != nil {
+		return nil, Input(err)
 	}
 	theta0 := opt.Theta0
 	if theta0 == nil && !opt.resumed {
@@ -142,9 +147,15 @@ func Prepare(cfg Config, b backends.Backend, opt Options) (*Setup, error) {
 		return nil, Input(err)
 	}
 	LimitMemory(p)
+	cfg.LimitMemory(p)
 	ev, err := trainers.NewEvaluator(b, p)
 	if err != nil {
 		return nil, err
+	}
+	if opt.Notes != nil && !opt.Quiet {
+		for _, n := range ev.Notes() {
+			fmt.Fprintf(opt.Notes, "flatmin: note: %s\n", n)
+		}
 	}
 	return &Setup{Config: cfg, Problem: p, Theta0: theta0, Trainer: tr, Evaluator: ev}, nil
 }

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flatmin/flatmin/internal/checkpoint"
+	"github.com/flatmin/flatmin/internal/runner"
+)
+
+// Sizes that cannot fit are refused before anything of their size is
+// allocated: exit status 2 and one line with the estimate and what the
+// machine allows, on every command that takes sizes from the user.
+func TestRefusesRunsTooLargeForMemory(t *testing.T) {
+	out := t.TempDir()
+	theta := filepath.Join(out, "theta.npy")
+	writeNpy(t, theta, make([]float64, 30), 10, 3)
+	for _, args := range [][]string{
+		{"train", "--m", "10000000", "--d", "3000", "--steps", "1", "--out", filepath.Join(out, "a")},
+		{"train", "--n", "100000000", "--d", "3", "--m", "10", "--out", filepath.Join(out, "b")},
+		{"train", "--trainer", "riemannian", "--n", "300000", "--d", "400000", "--m", "10", "--out", filepath.Join(out, "c")},
+		{"compare", "--trainers", "gd,labelnoise", "--m", "10000000", "--d", "3000", "--steps", "1", "--out", filepath.Join(out, "d")},
+		{"inspect", "--theta", theta, "--n", "100000000", "--d", "3", "--m", "10"},
+		{"bench", "--only", "labelnoise", "--sizes", "10000000,3000,3"},
+	} {
+		code, stderr := runBinary(t, args...)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != 2 || len(lines) != 1 || !strings.Contains(stderr, "needs about") || !strings.Contains(stderr, "allows") {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and one line with both figures", args, code, stderr)
+		}
+	}
+}
+
+// The estimate is an upper bound of the peak resident memory a run reaches,
+// and not a loose one: measured by the kernel (rusage) at a size where Θ
+// dominates, metrics and checkpoints included.
+func TestMemoryEstimateBoundsPeak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains problems of 50-100 MB")
+	}
+	for _, c := range []struct {
+		m, n, d int
+		trainer string
+		engine  string
+	}{
+		{100000, 16, 64, "labelnoise", "auto"},
+		{100000, 16, 64, "labelnoise", "theta"},
+		{2000000, 3, 3, "labelnoise", "auto"},
+		{20000, 64, 32, "riemannian", "auto"},
+		{10, 3, 1000000, "labelnoise", "auto"},
+	} {
+		dir := filepath.Join(t.TempDir(), "run")
+		args := []string{"train", "--trainer", c.trainer, "--engine", c.engine, "--m", itoa(c.m), "--n", itoa(c.n), "--d", itoa(c.d),
+			"--eta", "1e-7", "--steps", "4", "--log-every", "2", "--checkpoint-every", "2", "--quiet", "--out", dir}
+		cmd := exec.Command(pureGoBinary(t), args...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%q: %v\n%s", args, err, out)
+		}
+		peak := float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) * 1024
+		cfg := runner.DefaultConfig()
+		cfg.Trainer, cfg.Engine = c.trainer, c.engine
+		est := cfg.MemoryEstimate(c.m, c.n, c.d)
+		t.Logf("%s %s m=%d n=%d d=%d: peak %.0f MB, estimate %.0f MB", c.trainer, c.engine, c.m, c.n, c.d, peak/1e6, est/1e6)
+		if peak > est || est > 4*peak {
+			t.Errorf("%s %s m=%d n=%d d=%d: peak RSS %.0f MB, estimate %.0f MB: want peak ≤ estimate ≤ 4 peak",
+				c.trainer, c.engine, c.m, c.n, c.d, peak/1e6, est/1e6)
+		}
+	}
+}
+
+func itoa(v int) string { return strconv.Itoa(v) }
+
+// A signal during a long metrics computation (here the first: the Gram
+// matrix of a 1000×10000 Θ) acts at once: the run stops with its checkpoint
+// and summary and exit status 143 within seconds, not after the metrics.
+func TestSignalDuringLongMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a run with an 80 MB Θ")
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	cmd := exec.Command(pureGoBinary(t), "train", "--m", "1000", "--d", "10000", "--n", "3", "--eta", "1e-6",
+		"--steps", "1000", "--log-every", "10", "--quiet", "--out", dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, runner.ConfigFile)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the run did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // into the step-0 metrics
+	sent := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	took := time.Since(sent)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 143 {
+		t.Fatalf("exit %v, want 143; stderr %q", err, stderr.String())
+	}
+	// Without the checks the step-0 metrics alone took minutes here.
+	if took > 15*time.Second {
+		t.Errorf("SIGTERM took %v to act", took)
+	}
+	sum := readJSON(t, filepath.Join(dir, runner.SummaryFile))
+	if sum["interrupted"] != true {
+		t.Errorf("summary interrupted = %v", sum["interrupted"])
+	}
+	if c, _, err := checkpoint.Latest(dir); err != nil {
+		t.Errorf("no checkpoint: %v", err)
+	} else {
+		t.Logf("checkpoint at step %d, SIGTERM acted in %v", c.Step, took)
+	}
+}
