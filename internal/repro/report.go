@@ -59,8 +59,11 @@ func writeFigure(b *strings.Builder, r Result, quick bool) {
 		}
 		row := t.Row
 		status := ""
-		if row.Diverged {
+		switch {
+		case row.Diverged:
 			status = " (diverged)"
+		case row.StopReason != "" && row.StopReason != "steps":
+			status = " (" + row.StopReason + ")" // e.g. the flow converged before its budget
 		}
 		fmt.Fprintf(b, "| %s%s | %s | %.1f | %.3g | %.6g | %.3g | %.3g → %.3g → %.3g | %.3g → %.3g → %.3g | %s |\n", name, status, formatSteps(row.Steps),
 			row.WallSeconds, float64(row.Loss), float64(row.TraceRatio), float64(row.TheoryGap),
