@@ -1,0 +1,260 @@
+package regularizers
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// HVP is a symmetric operator given by its products: it returns H v for a
+// vector v of the operator's dimension (and must not keep v).
+type HVP func(v []float64) ([]float64, error)
+
+// lanczos is the Lanczos iteration with full reorthogonalization: an
+// orthonormal basis Q of the Krylov space of H and the tridiagonal
+// T = QᵀHQ (diagonal alpha, off-diagonal beta). Full reorthogonalization
+// (twice, classical Gram–Schmidt against every earlier vector) keeps Q
+// orthonormal to rounding, so T's eigenvalues carry no spurious copies.
+type lanczos struct {
+	hvp   HVP
+	dim   int
+	q     [][]float64
+	alpha []float64
+	beta  []float64 // beta[j] couples q[j] and q[j+1]
+	next  []float64 // the unnormalized residual after the last step
+	scale float64   // largest |α|, |β| seen: the breakdown threshold's scale
+	rng   *rand.Rand
+	// restart: on breakdown (an invariant subspace), continue from a fresh
+	// random vector orthogonal to Q (with β = 0), so that eigenvalues the start
+	// vector did not reach (multiple ones) are still found; SLQ stops instead.
+	restart bool
+	stopped bool // broke down without restart, or the basis spans the space
+}
+
+func newLanczos(hvp HVP, start []float64, restart bool, rng *rand.Rand) *lanczos {
+	q := slices.Clone(start)
+	normalize(q)
+	return &lanczos{hvp: hvp, dim: len(start), next: q, restart: restart, rng: rng}
+}
+
+// step extends the basis by one vector and T by one row.
+func (l *lanczos) step() error {
+	j := len(l.q)
+	if l.stopped || j >= l.dim {
+		l.stopped = true
+		return nil
+	}
+	if j > 0 {
+		b := math.Sqrt(dot(l.next, l.next))
+		if b <= 1e-12*l.scale || b == 0 {
+			if !l.restart {
+				l.stopped = true
+				return nil
+			}
+			b = 0
+			l.next = l.randomOrthogonal()
+			if l.next == nil {
+				l.stopped = true
+				return nil
+			}
+		} else {
+			for i := range l.next {
+				l.next[i] /= b
+			}
+		}
+		l.beta = append(l.beta, b)
+		l.scale = math.Max(l.scale, b)
+	}
+	q := l.next
+	l.q = append(l.q, q)
+	w, err := l.hvp(q)
+	if err != nil {
+		return err
+	}
+	if len(w) != l.dim {
+		return fmt.Errorf("Hessian-vector product has %d entries, want %d", len(w), l.dim)
+	}
+	w = slices.Clone(w)
+	a := dot(q, w)
+	if math.IsNaN(a) || math.IsInf(a, 0) {
+		return fmt.Errorf("Lanczos: the Hessian-vector product is not finite (qᵀHq = %v)", a)
+	}
+	l.alpha = append(l.alpha, a)
+	l.scale = math.Max(l.scale, math.Abs(a))
+	l.orthogonalize(w)
+	l.next = w
+	return nil
+}
+
+// orthogonalize removes from w its components along Q, twice ("twice is
+// enough": the second pass cleans what rounding left after the first).
+func (l *lanczos) orthogonalize(w []float64) {
+	for range 2 {
+		for _, q := range l.q {
+			c := dot(q, w)
+			for i := range w {
+				w[i] -= c * q[i]
+			}
+		}
+	}
+}
+
+// randomOrthogonal returns a random unit vector orthogonal to Q, or nil when
+// none is left (Q spans the space to rounding).
+func (l *lanczos) randomOrthogonal() []float64 {
+	for range 3 {
+		v := make([]float64, l.dim)
+		for i := range v {
+			v[i] = l.rng.NormFloat64()
+		}
+		norm0 := math.Sqrt(dot(v, v))
+		l.orthogonalize(v)
+		if n := math.Sqrt(dot(v, v)); n > 1e-8*norm0 {
+			for i := range v {
+				v[i] /= n
+			}
+			return v
+		}
+	}
+	return nil
+}
+
+// ritz returns T's eigenvalues (ascending) and eigenvectors (columns).
+func (l *lanczos) ritz() ([]float64, *mat.Dense, error) {
+	k := len(l.alpha)
+	t := mat.NewSymDense(k, nil)
+	for i := range k {
+		t.SetSym(i, i, l.alpha[i])
+		if i+1 < k {
+			t.SetSym(i, i+1, l.beta[i])
+		}
+	}
+	var eig mat.EigenSym
+	if !eig.Factorize(t, true) {
+		return nil, nil, errors.New("Lanczos: eigen-decomposition of the tridiagonal matrix failed")
+	}
+	var vecs mat.Dense
+	eig.VectorsTo(&vecs)
+	return eig.Values(nil), &vecs, nil
+}
+
+// LanczosOptions control LanczosEigen.
+type LanczosOptions struct {
+	// MaxSteps bounds the Krylov dimension (default min(dim, 300)); each step
+	// is one Hessian-vector product and keeps one vector of the operator's size.
+	MaxSteps int
+	// Tol: a Ritz pair (θ, y) counts as converged when ‖Hy − θy‖ ≤ Tol·‖T‖
+	// (default 1e-10); the residual is |β_last · last component of T's eigenvector|.
+	Tol     float64
+	Seed    uint64 // of the start vector
+	Vectors bool   // also return the eigenvectors
+}
+
+// Eigen is what LanczosEigen finds.
+type Eigen struct {
+	Top        []float64   // the k largest eigenvalues, descending
+	Min        float64     // the smallest eigenvalue
+	TopVectors [][]float64 // unit eigenvectors of Top, when asked
+	MinVector  []float64   // unit eigenvector of Min, when asked
+	Steps      int         // Hessian-vector products used
+	Converged  bool        // every returned pair met Tol (or the basis spans the space)
+}
+
+// ErrLanczosNoConvergence is returned (with the best estimates) when MaxSteps
+// steps did not bring every wanted Ritz pair within Tol.
+var ErrLanczosNoConvergence = errors.New("Lanczos did not converge")
+
+// LanczosEigen returns the k largest eigenvalues and the smallest eigenvalue of
+// the symmetric operator hvp of dimension dim by the Lanczos iteration with full
+// reorthogonalization, from a Gaussian start vector, stopping once every one of
+// those k+1 Ritz pairs has converged (checked every few steps) or the basis
+// spans the space (then T is H in another basis and its eigenvalues are H's
+// to rounding). A breakdown restarts from a random vector orthogonal to the
+// basis, so repeated eigenvalues are found with their multiplicity.
+func LanczosEigen(hvp HVP, dim, k int, opt LanczosOptions) (Eigen, error) {
+	if k < 1 || k > dim {
+		return Eigen{}, fmt.Errorf("Lanczos: want 1 ≤ k ≤ %d eigenvalues, got %d", dim, k)
+	}
+	if opt.MaxSteps <= 0 {
+		opt.MaxSteps = min(dim, 300)
+	}
+	opt.MaxSteps = min(max(opt.MaxSteps, k), dim)
+	if opt.Tol <= 0 {
+		opt.Tol = 1e-10
+	}
+	rng := rand.New(rand.NewPCG(opt.Seed, 0x1a2c05))
+	start := make([]float64, dim)
+	for i := range start {
+		start[i] = rng.NormFloat64()
+	}
+	l := newLanczos(hvp, start, true, rng)
+	var res Eigen
+	for {
+		if err := l.step(); err != nil {
+			return Eigen{}, err
+		}
+		j := len(l.alpha)
+		done := l.stopped || j >= opt.MaxSteps
+		if !done && (j < k+1 || j%5 != 0) {
+			continue
+		}
+		vals, vecs, err := l.ritz()
+		if err != nil {
+			return Eigen{}, err
+		}
+		full := l.stopped || j == dim
+		converged := full
+		if !full && j >= k+1 {
+			bnext := math.Sqrt(dot(l.next, l.next))
+			norm := math.Max(math.Abs(vals[0]), math.Abs(vals[j-1]))
+			converged = true
+			for _, c := range append([]int{0}, seq(j-k, j)...) {
+				if math.Abs(bnext*vecs.At(j-1, c)) > opt.Tol*norm {
+					converged = false
+				}
+			}
+		}
+		if converged || done {
+			kk := min(k, j)
+			res = Eigen{Min: vals[0], Steps: j, Converged: converged}
+			for c := j - 1; c >= j-kk; c-- {
+				res.Top = append(res.Top, vals[c])
+				if opt.Vectors {
+					res.TopVectors = append(res.TopVectors, l.ritzVector(vecs, c))
+				}
+			}
+			if opt.Vectors {
+				res.MinVector = l.ritzVector(vecs, 0)
+			}
+			if !converged {
+				return res, fmt.Errorf("%w in %d steps", ErrLanczosNoConvergence, j)
+			}
+			return res, nil
+		}
+	}
+}
+
+func seq(lo, hi int) []int {
+	var out []int
+	for i := lo; i < hi; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// ritzVector is Q s for column c of T's eigenvectors.
+func (l *lanczos) ritzVector(vecs *mat.Dense, c int) []float64 {
+	y := make([]float64, l.dim)
+	for i, q := range l.q {
+		s := vecs.At(i, c)
+		for t := range y {
+			y[t] += s * q[t]
+		}
+	}
+	normalize(y)
+	return y
+}
