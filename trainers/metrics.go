@@ -505,16 +505,22 @@ type Report struct {
 	Metrics       Metrics
 	TopEigenvalue float64 // λ_max of the loss Hessian, NaN if power iteration failed
 	Hutchinson    *HutchinsonReport
+	Eigen         *EigenReport   // Lanczos' top-k and smallest, when asked
+	Density       *DensityReport // SLQ, when asked
 }
 
-// HutchinsonReport is Hutchinson's estimate of Tr D²L.
+// HutchinsonReport is a stochastic estimate of Tr D²L (Hutchinson's or Hutch++).
 type HutchinsonReport struct {
-	Estimate float64 `json:"estimate"`
-	Stderr   float64 `json:"stderr"`
-	Probes   int     `json:"probes"`
+	Estimate     float64 `json:"estimate"`
+	Stderr       float64 `json:"stderr"`
+	Probes       int     `json:"probes"`
+	Method       string  `json:"method"`        // "hutchinson" or "hutchpp"
+	StderrMethod string  `json:"stderr_method"` // how Stderr was computed
 }
 
-// MarshalJSON writes the metrics' fields, "top_eigenvalue" and "hutchinson" (null when not asked).
+// MarshalJSON writes the metrics' fields, "top_eigenvalue" and "hutchinson"
+// (null when not asked), then, when asked, "top_eigenvalues",
+// "min_eigenvalue", "lanczos_steps", "lanczos_converged" and "spectral_density".
 func (r Report) MarshalJSON() ([]byte, error) {
 	var fields []Field
 	for _, f := range r.Metrics.Fields() {
@@ -523,6 +529,13 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		}
 	}
 	fields = append(fields, Field{"top_eigenvalue", JSONFloat(r.TopEigenvalue)}, Field{"hutchinson", r.Hutchinson})
+	if r.Eigen != nil {
+		fields = append(fields, Field{"top_eigenvalues", jsonFloats(r.Eigen.Top)}, Field{"min_eigenvalue", JSONFloat(r.Eigen.Min)},
+			Field{"lanczos_steps", r.Eigen.Steps}, Field{"lanczos_converged", r.Eigen.Converged})
+	}
+	if r.Density != nil {
+		fields = append(fields, Field{"spectral_density", r.Density})
+	}
 	return MarshalFields(fields)
 }
 
@@ -545,7 +558,8 @@ func Hutchinson(b backends.Backend, p *model.Problem, theta *tensors.Tensor, pro
 	if err != nil {
 		return nil, err
 	}
-	return &HutchinsonReport{Estimate: scalar(out[0]), Stderr: scalar(out[1]), Probes: probes}, nil
+	return &HutchinsonReport{Estimate: scalar(out[0]), Stderr: scalar(out[1]), Probes: probes, Method: EstimatorHutchinson,
+		StderrMethod: "sample standard deviation of the probes' quadratic forms over √(probes)"}, nil
 }
 
 // TopEigenvalue returns the largest eigenvalue of the loss Hessian at Θ (the

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"path/filepath"
+	"testing"
+)
+
+// inspect's spectrum fields on a short run: Lanczos' λ_max agrees with power
+// iteration's top_eigenvalue, the K values descend to at least λ_min, the
+// density integrates to 1 over its grid, and Hutch++ is near the exact trace.
+func TestInspectSpectrum(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	if _, stderr, s := flatmin(t, "train", "--steps", "2000", "--log-every", "1000", "--out", dir); s != 0 {
+		t.Fatalf("train: %s", stderr)
+	}
+	out, stderr, s := flatmin(t, "inspect", "--run", dir, "--top-k", "4", "--density", "--density-probes", "4",
+		"--lanczos-steps", "12", "--probes", "30", "--trace-estimator", "hutchpp")
+	if s != 0 {
+		t.Fatalf("inspect: %s", stderr)
+	}
+	var got struct {
+		TopEigenvalue  float64   `json:"top_eigenvalue"`
+		TopEigenvalues []float64 `json:"top_eigenvalues"`
+		MinEigenvalue  float64   `json:"min_eigenvalue"`
+		TraceHessian   float64   `json:"trace_hessian"`
+		Hutchinson     struct {
+			Estimate, Stderr float64
+			Method           string
+		}
+		Density struct {
+			Grid, Density []float64
+			Method        string
+			Probes        int
+			LanczosSteps  int `json:"lanczos_steps"`
+			Sigma         float64
+		} `json:"spectral_density"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(got.TopEigenvalues) != 4 || math.Abs(got.TopEigenvalues[0]-got.TopEigenvalue) > 1e-8*got.TopEigenvalue {
+		t.Errorf("top_eigenvalues %v, power iteration's top_eigenvalue %v", got.TopEigenvalues, got.TopEigenvalue)
+	}
+	for i := 1; i < len(got.TopEigenvalues); i++ {
+		if got.TopEigenvalues[i] > got.TopEigenvalues[i-1] || got.TopEigenvalues[i] < got.MinEigenvalue {
+			t.Errorf("top_eigenvalues %v not descending to ≥ min_eigenvalue %v", got.TopEigenvalues, got.MinEigenvalue)
+		}
+	}
+	d := got.Density
+	if d.Method != "slq" || d.Probes != 4 || d.LanczosSteps != 12 || !(d.Sigma > 0) || len(d.Grid) != len(d.Density) || len(d.Grid) < 2 {
+		t.Fatalf("spectral_density %+v", d)
+	}
+	integral := 0.0
+	for i := 1; i < len(d.Grid); i++ {
+		integral += 0.5 * (d.Grid[i] - d.Grid[i-1]) * (d.Density[i] + d.Density[i-1])
+	}
+	if math.Abs(integral-1) > 1e-9 {
+		t.Errorf("density integrates to %v", integral)
+	}
+	if h := got.Hutchinson; h.Method != "hutchpp" || math.Abs(h.Estimate-got.TraceHessian) > 6*h.Stderr+1e-9*got.TraceHessian {
+		t.Errorf("hutchpp %+v, exact trace %v", h, got.TraceHessian)
+	}
+}
