@@ -233,6 +233,7 @@ type Evaluator struct {
 	features *Exec // Θ → Z
 	tan      *tangentSpace
 	feat     *featureEval // for feature-engine states, compiled on first use
+	sharp    *Hessian     // when tracking sharpness (TrackSharpness)
 }
 
 // featureEval measures a feature-engine state from Zᵀ, without forming Θ.
@@ -302,8 +303,27 @@ func (e *Evaluator) compileFeatures() error {
 
 // MeasureState computes the metrics at s: Measure(s.Theta) for a Θ-engine
 // state; from the features for a feature-engine state, forming Θ only when
-// small (for its singular values).
+// small (for its singular values). When tracking sharpness, Extra holds
+// SharpnessColumns.
 func (e *Evaluator) MeasureState(s *State) (Metrics, error) {
+	m, err := e.measureState(s)
+	if err != nil || e.sharp == nil {
+		return m, err
+	}
+	if s.Theta == nil {
+		if err := e.feat.eng.sync(s); err != nil {
+			return m, err
+		}
+	}
+	lmax, lmin, err := e.Sharpness(s.Theta)
+	if err != nil {
+		return m, err
+	}
+	m.Extra = map[string]float64{ColumnLambdaMax: lmax, ColumnLambdaMin: lmin}
+	return m, nil
+}
+
+func (e *Evaluator) measureState(s *State) (Metrics, error) {
 	if s.Features == nil {
 		return e.Measure(s.Theta)
 	}

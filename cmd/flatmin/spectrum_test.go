@@ -1,9 +1,14 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"math"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -62,4 +67,64 @@ func TestInspectSpectrum(t *testing.T) {
 	if h := got.Hutchinson; h.Method != "hutchpp" || math.Abs(h.Estimate-got.TraceHessian) > 6*h.Stderr+1e-9*got.TraceHessian {
 		t.Errorf("hutchpp %+v, exact trace %v", h, got.TraceHessian)
 	}
+}
+
+// --track-sharpness adds lambda_max and lambda_min to metrics.csv (and only
+// then); the last row's λ_max is power iteration's top_eigenvalue of the
+// final Θ (inspect), for the Θ engine (gd) and the feature engine (riemannian).
+func TestTrackSharpness(t *testing.T) {
+	for _, trainer := range []string{"gd", "riemannian"} {
+		dir := filepath.Join(t.TempDir(), trainer)
+		if _, stderr, s := flatmin(t, "train", "--trainer", trainer, "--steps", "300", "--log-every", "100",
+			"--track-sharpness", "--out", dir); s != 0 {
+			t.Fatalf("%s: %s", trainer, stderr)
+		}
+		rows := readCSV(t, filepath.Join(dir, "metrics.csv"))
+		col := map[string]int{}
+		for i, name := range rows[0] {
+			col[name] = i
+		}
+		imax, ok1 := col["lambda_max"]
+		imin, ok2 := col["lambda_min"]
+		if !ok1 || !ok2 || len(rows) < 3 {
+			t.Fatalf("%s: header %v, %d rows", trainer, rows[0], len(rows))
+		}
+		last := rows[len(rows)-1]
+		lmax, _ := strconv.ParseFloat(last[imax], 64)
+		lmin, _ := strconv.ParseFloat(last[imin], 64)
+		out, _, s := flatmin(t, "inspect", "--run", dir)
+		var got struct {
+			TopEigenvalue float64 `json:"top_eigenvalue"`
+		}
+		if s != 0 || json.Unmarshal([]byte(out), &got) != nil {
+			t.Fatalf("inspect: %s", out)
+		}
+		if math.Abs(lmax-got.TopEigenvalue) > 1e-8*got.TopEigenvalue || !(lmin <= lmax) {
+			t.Errorf("%s: logged λ_max %v (λ_min %v), inspect's top_eigenvalue %v", trainer, lmax, lmin, got.TopEigenvalue)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "plain")
+	if _, stderr, s := flatmin(t, "train", "--trainer", "gd", "--steps", "10", "--out", dir); s != 0 {
+		t.Fatal(stderr)
+	}
+	if h := readCSV(t, filepath.Join(dir, "metrics.csv"))[0]; slices.Contains(h, "lambda_max") || slices.Contains(h, "lambda_min") {
+		t.Errorf("columns without --track-sharpness: %v", h)
+	}
+	if _, stderr, s := flatmin(t, "train", "--resume", dir, "--steps", "20", "--track-sharpness"); s != 2 || !strings.Contains(stderr, "--track-sharpness") {
+		t.Errorf("resume adding --track-sharpness: status %d, %q", s, stderr)
+	}
+}
+
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }
