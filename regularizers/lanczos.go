@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -20,9 +22,12 @@ type HVP func(v []float64) ([]float64, error)
 // (twice, classical Gram–Schmidt against every earlier vector) keeps Q
 // orthonormal to rounding, so T's eigenvalues carry no spurious copies.
 type lanczos struct {
-	hvp   HVP
-	dim   int
-	q     [][]float64
+	hvp HVP
+	dim int
+	// basis holds Q's vectors one after another (row i is q_i), so that
+	// reorthogonalization is two matrix–vector products (BLAS, assembly
+	// kernels) rather than j dot products and updates.
+	basis []float64
 	alpha []float64
 	beta  []float64 // beta[j] couples q[j] and q[j+1]
 	next  []float64 // the unnormalized residual after the last step
@@ -35,15 +40,25 @@ type lanczos struct {
 	stopped bool // broke down without restart, or the basis spans the space
 }
 
-func newLanczos(hvp HVP, start []float64, restart bool, rng *rand.Rand) *lanczos {
+func newLanczos(hvp HVP, start []float64, restart bool, rng *rand.Rand, steps int) *lanczos {
 	q := slices.Clone(start)
 	normalize(q)
-	return &lanczos{hvp: hvp, dim: len(start), next: q, restart: restart, rng: rng}
+	dim := len(start)
+	return &lanczos{hvp: hvp, dim: dim, next: q, restart: restart, rng: rng,
+		basis: make([]float64, 0, min(steps, dim)*dim)}
+}
+
+// steps is the number of basis vectors.
+func (l *lanczos) steps() int { return len(l.basis) / l.dim }
+
+// q returns the basis as a j×dim matrix.
+func (l *lanczos) q() blas64.General {
+	return blas64.General{Rows: l.steps(), Cols: l.dim, Stride: l.dim, Data: l.basis}
 }
 
 // step extends the basis by one vector and T by one row.
 func (l *lanczos) step() error {
-	j := len(l.q)
+	j := l.steps()
 	if l.stopped || j >= l.dim {
 		l.stopped = true
 		return nil
@@ -70,7 +85,7 @@ func (l *lanczos) step() error {
 		l.scale = math.Max(l.scale, b)
 	}
 	q := l.next
-	l.q = append(l.q, q)
+	l.basis = append(l.basis, q...)
 	w, err := l.hvp(q)
 	if err != nil {
 		return err
@@ -85,7 +100,24 @@ func (l *lanczos) step() error {
 	}
 	l.alpha = append(l.alpha, a)
 	l.scale = math.Max(l.scale, math.Abs(a))
-	l.orthogonalize(w)
+	// The three-term recurrence removes the large components; what it leaves
+	// along earlier vectors is rounding, which one pass of Gram–Schmidt
+	// against all of Q removes, and a second pass only when the first took
+	// much of w away ("twice is enough": Parlett's 1/√2 criterion).
+	for i := range w {
+		w[i] -= a * q[i]
+	}
+	if j > 0 {
+		prev, b := l.basis[(j-1)*l.dim:j*l.dim], l.beta[j-1]
+		for i := range w {
+			w[i] -= b * prev[i]
+		}
+	}
+	before := dot(w, w)
+	l.orthogonalizeOnce(w)
+	if dot(w, w) < 0.5*before {
+		l.orthogonalizeOnce(w)
+	}
 	l.next = w
 	return nil
 }
@@ -93,14 +125,21 @@ func (l *lanczos) step() error {
 // orthogonalize removes from w its components along Q, twice ("twice is
 // enough": the second pass cleans what rounding left after the first).
 func (l *lanczos) orthogonalize(w []float64) {
-	for range 2 {
-		for _, q := range l.q {
-			c := dot(q, w)
-			for i := range w {
-				w[i] -= c * q[i]
-			}
-		}
+	l.orthogonalizeOnce(w)
+	l.orthogonalizeOnce(w)
+}
+
+// orthogonalizeOnce is one pass of classical Gram–Schmidt against Q.
+func (l *lanczos) orthogonalizeOnce(w []float64) {
+	j := l.steps()
+	if j == 0 {
+		return
 	}
+	q := l.q()
+	c := blas64.Vector{N: j, Inc: 1, Data: make([]float64, j)}
+	wv := blas64.Vector{N: l.dim, Inc: 1, Data: w}
+	blas64.Gemv(blas.NoTrans, 1, q, wv, 0, c) // c = Q w
+	blas64.Gemv(blas.Trans, -1, q, c, 1, wv)  // w −= Qᵀ c
 }
 
 // randomOrthogonal returns a random unit vector orthogonal to Q, or nil when
@@ -191,7 +230,7 @@ func LanczosEigen(hvp HVP, dim, k int, opt LanczosOptions) (Eigen, error) {
 	for i := range start {
 		start[i] = rng.NormFloat64()
 	}
-	l := newLanczos(hvp, start, true, rng)
+	l := newLanczos(hvp, start, true, rng, opt.MaxSteps)
 	var res Eigen
 	for {
 		if err := l.step(); err != nil {
@@ -248,13 +287,13 @@ func seq(lo, hi int) []int {
 
 // ritzVector is Q s for column c of T's eigenvectors.
 func (l *lanczos) ritzVector(vecs *mat.Dense, c int) []float64 {
-	y := make([]float64, l.dim)
-	for i, q := range l.q {
-		s := vecs.At(i, c)
-		for t := range y {
-			y[t] += s * q[t]
-		}
+	j := l.steps()
+	s := make([]float64, j)
+	for i := range s {
+		s[i] = vecs.At(i, c)
 	}
+	y := make([]float64, l.dim)
+	blas64.Gemv(blas.Trans, 1, l.q(), blas64.Vector{N: j, Inc: 1, Data: s}, 0, blas64.Vector{N: l.dim, Inc: 1, Data: y})
 	normalize(y)
 	return y
 }

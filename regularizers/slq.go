@@ -76,7 +76,7 @@ func SpectralDensity(hvp HVP, dim int, opt DensityOptions) (*Density, error) {
 // quadrature rule of vᵀg(H)v/‖v‖²: T's eigenvalues and the squares of its
 // eigenvectors' first components.
 func quadrature(hvp HVP, v []float64, steps int, rng *rand.Rand) (nodes, weights []float64, err error) {
-	l := newLanczos(hvp, v, false, rng)
+	l := newLanczos(hvp, v, false, rng, steps)
 	for range min(steps, len(v)) {
 		if err := l.step(); err != nil {
 			return nil, nil, err

@@ -13,32 +13,61 @@ import (
 
 // Hessian gives the loss Hessian's products at any Θ of one problem, by the
 // network's structured product (regularizers.NetHessianVectorProduct, O(nmd)
-// a vector), compiled once (and once per block size: Exec caches by shape).
+// a vector). Its graphs are compiled once; at one Θ the forward's
+// coefficients are computed once for all products.
 type Hessian struct {
-	b   backends.Backend
-	p   *model.Problem
-	hvp *Exec // (Θ, V [m, d] or [K, m, d]) → H V
+	b     backends.Backend
+	p     *model.Problem
+	coefs *Exec // Θ → A, C (regularizers.NetHessianCoefficients)
+	hvp   *Exec // (A, C, V [m, d] or [K, m, d]) → H V; Exec caches by shape
 }
 
 // NewHessian compiles the Hessian-vector product for p.
 func NewHessian(b backends.Backend, p *model.Problem) (*Hessian, error) {
-	hvp, err := compile(b, func(th, v *Node) *Node {
-		return regularizers.NetHessianVectorProduct(model.NewNet(th.Graph(), p).Forward(th), v)
+	coefs, err := compile(b, func(th *Node) []*Node {
+		a, c := regularizers.NetHessianCoefficients(model.NewNet(th.Graph(), p).Forward(th))
+		return []*Node{a, c}
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Hessian{b: b, p: p, hvp: hvp}, nil
+	hvp, err := compile(b, func(a, c, v *Node) *Node {
+		return regularizers.NetHessianVectorProductFrom(model.NewNet(v.Graph(), p), a, c, v)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Hessian{b: b, p: p, coefs: coefs, hvp: hvp}, nil
 }
 
 // Dim is the Hessian's dimension m·d.
 func (h *Hessian) Dim() int { return h.p.M * h.p.D }
 
+// at returns the coefficients at Θ, computed on first use.
+func (h *Hessian) at(theta *tensors.Tensor) func() ([]*tensors.Tensor, error) {
+	var coefs []*tensors.Tensor
+	return func() ([]*tensors.Tensor, error) {
+		if coefs == nil {
+			out, err := run(h.coefs, theta)
+			if err != nil {
+				return nil, err
+			}
+			coefs = out
+		}
+		return coefs, nil
+	}
+}
+
 // At returns v ↦ (D²L) v at Θ.
 func (h *Hessian) At(theta *tensors.Tensor) regularizers.HVP {
 	p := h.p
+	coefs := h.at(theta)
 	return func(v []float64) ([]float64, error) {
-		out, err := run(h.hvp, theta, tensors.FromFlatDataAndDimensions(v, p.M, p.D))
+		c, err := coefs()
+		if err != nil {
+			return nil, err
+		}
+		out, err := run(h.hvp, c[0], c[1], tensors.FromFlatDataAndDimensions(v, p.M, p.D))
 		if err != nil {
 			return nil, err
 		}
@@ -50,16 +79,21 @@ func (h *Hessian) At(theta *tensors.Tensor) regularizers.HVP {
 func (h *Hessian) BlockAt(theta *tensors.Tensor) regularizers.BlockHVP {
 	p := h.p
 	dim := h.Dim()
+	coefs := h.at(theta)
 	return func(vs [][]float64) ([][]float64, error) {
 		k := len(vs)
 		if k == 0 {
 			return nil, nil
 		}
+		c, err := coefs()
+		if err != nil {
+			return nil, err
+		}
 		flat := make([]float64, 0, k*dim)
 		for _, v := range vs {
 			flat = append(flat, v...)
 		}
-		out, err := run(h.hvp, theta, tensors.FromFlatDataAndDimensions(flat, k, p.M, p.D))
+		out, err := run(h.hvp, c[0], c[1], tensors.FromFlatDataAndDimensions(flat, k, p.M, p.D))
 		if err != nil {
 			return nil, err
 		}
