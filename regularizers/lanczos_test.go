@@ -250,8 +250,8 @@ func TestSpectralDensityMoments(t *testing.T) {
 
 // On a matrix with eigenvalues 1/i (a Hessian with a decaying spectrum),
 // 16× the products cut Hutch++'s RMS error about 16× (1/K) and
-// Hutchinson's about 4× (1/√K); both are unbiased, and Hutchinson's
-// reported standard error matches its spread.
+// Hutchinson's about 4× (1/√K), and the reported standard errors match
+// the errors seen.
 func TestHutchPlusPlusErrorFallsLikeOneOverK(t *testing.T) {
 	if testing.Short() {
 		t.Skip("about 2 s")
@@ -299,8 +299,10 @@ func TestHutchPlusPlusErrorFallsLikeOneOverK(t *testing.T) {
 				se += e.Stderr
 			}
 			rms[name][k] = math.Sqrt(ss / trials)
-			if meanSE := se / trials; name == "hutchinson" && (rms[name][k] < meanSE/2 || rms[name][k] > 2*meanSE) {
-				t.Errorf("hutchinson K=%d: RMS error %g, mean stderr %g", k, rms[name][k], meanSE)
+			// Both standard errors are honest: Hutch++'s, of the residual part
+			// given the sketch, still accounts for most of its error.
+			if meanSE := se / trials; rms[name][k] < meanSE/2 || rms[name][k] > 2*meanSE {
+				t.Errorf("%s K=%d: RMS error %g, mean stderr %g", name, k, rms[name][k], meanSE)
 			}
 		}
 	}
