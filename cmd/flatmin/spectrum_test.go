@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/flatmin/flatmin/internal/runio"
 )
 
 // inspect's spectrum fields on a short run: Lanczos' λ_max agrees with power
@@ -127,4 +129,26 @@ func readCSV(t *testing.T, path string) [][]string {
 		t.Fatal(err)
 	}
 	return rows
+}
+
+// A Θ whose Hessian products overflow gives null eigenvalues, as
+// top_eigenvalue does, not a failure.
+func TestInspectTopKOverflow(t *testing.T) {
+	big := make([]float64, 30)
+	for i := range big {
+		big[i] = 1e120
+	}
+	data, _ := runio.EncodeNpy(big, 10, 3)
+	path := filepath.Join(t.TempDir(), "theta.npy")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, s := flatmin(t, "inspect", "--theta", path, "--top-k", "2")
+	var got map[string]any
+	if s != 0 || json.Unmarshal([]byte(out), &got) != nil {
+		t.Fatalf("status %d: %s", s, stderr)
+	}
+	if top, ok := got["top_eigenvalues"].([]any); !ok || len(top) != 2 || top[0] != nil || got["min_eigenvalue"] != nil {
+		t.Errorf("top_eigenvalues %v, min_eigenvalue %v", got["top_eigenvalues"], got["min_eigenvalue"])
+	}
 }

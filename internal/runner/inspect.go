@@ -95,7 +95,12 @@ func Inspect(b backends.Backend, req InspectRequest) (*InspectReport, error) {
 	}
 	if req.TopK > 0 {
 		if report.Eigen, err = trainers.TopEigenvalues(b, p, t, req.TopK); err != nil {
-			return nil, err
+			// Like top_eigenvalue: null values (a Θ whose products overflow).
+			nan := make([]float64, req.TopK)
+			for i := range nan {
+				nan[i] = math.NaN()
+			}
+			report.Eigen = &trainers.EigenReport{Top: nan, Min: math.NaN()}
 		}
 	}
 	if req.Density {
