@@ -152,3 +152,22 @@ func TestInspectTopKOverflow(t *testing.T) {
 		t.Errorf("top_eigenvalues %v, min_eigenvalue %v", got["top_eigenvalues"], got["min_eigenvalue"])
 	}
 }
+
+// compare --track-sharpness gives every trainer the columns, and plot an
+// overlay of λ_max.
+func TestCompareTrackSharpness(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cmp")
+	if _, stderr, s := flatmin(t, "compare", "--trainers", "gd,sam1", "--steps", "200", "--log-every", "100",
+		"--track-sharpness", "--out", dir, "--quiet"); s != 0 {
+		t.Fatal(stderr)
+	}
+	for _, tr := range []string{"gd", "sam1"} {
+		if h := readCSV(t, filepath.Join(dir, tr, "metrics.csv"))[0]; !slices.Contains(h, "lambda_max") {
+			t.Errorf("%s: header %v", tr, h)
+		}
+	}
+	out, stderr, s := flatmin(t, "plot", dir)
+	if s != 0 || !strings.Contains(out, "compare_lambda_max.png") {
+		t.Errorf("plot: status %d, %s %s", s, out, stderr)
+	}
+}
