@@ -183,14 +183,25 @@ func (l *lanczos) ritz() ([]float64, *mat.Dense, error) {
 
 // LanczosOptions control LanczosEigen.
 type LanczosOptions struct {
-	// MaxSteps bounds the Krylov dimension (default min(dim, 300)); each step
-	// is one Hessian-vector product and keeps one vector of the operator's size.
+	// MaxSteps bounds the Krylov dimension; each step is one Hessian-vector
+	// product and keeps one vector of the operator's size. The default is
+	// DefaultLanczosSteps(dim, k).
 	MaxSteps int
 	// Tol: a Ritz pair (θ, y) counts as converged when ‖Hy − θy‖ ≤ Tol·‖T‖
 	// (default 1e-10); the residual is |β_last · last component of T's eigenvector|.
 	Tol     float64
 	Seed    uint64 // of the start vector
 	Vectors bool   // also return the eigenvectors
+}
+
+// lanczosBasisBudget bounds the memory of the default Lanczos basis (values).
+const lanczosBasisBudget = 1 << 27 // 1 GiB of float64
+
+// DefaultLanczosSteps is LanczosEigen's default step bound: 300, or fewer
+// where 300 vectors of dim would exceed 1 GiB (but at least 2k + 10), and
+// never more than dim.
+func DefaultLanczosSteps(dim, k int) int {
+	return min(dim, max(min(300, lanczosBasisBudget/max(dim, 1)), 2*k+10))
 }
 
 // Eigen is what LanczosEigen finds.
@@ -219,7 +230,7 @@ func LanczosEigen(hvp HVP, dim, k int, opt LanczosOptions) (Eigen, error) {
 		return Eigen{}, fmt.Errorf("Lanczos: want 1 ≤ k ≤ %d eigenvalues, got %d", dim, k)
 	}
 	if opt.MaxSteps <= 0 {
-		opt.MaxSteps = min(dim, 300)
+		opt.MaxSteps = DefaultLanczosSteps(dim, k)
 	}
 	opt.MaxSteps = min(max(opt.MaxSteps, k), dim)
 	if opt.Tol <= 0 {

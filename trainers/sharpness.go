@@ -18,7 +18,8 @@ var SharpnessColumns = []string{ColumnLambdaMax, ColumnLambdaMin}
 
 // sharpnessOptions: one Lanczos run gives both ends of the spectrum; at a log
 // step 1e-8 relative residuals are plenty, and 100 steps bound the cost
-// (100 products, O(nmd) each, and 100 vectors of m·d kept).
+// (100 products, O(nmd) each, and 100 vectors of m·d kept; fewer where
+// those would pass 1 GiB, regularizers.DefaultLanczosSteps).
 var sharpnessOptions = regularizers.LanczosOptions{MaxSteps: 100, Tol: 1e-8, Seed: 1}
 
 // TrackSharpness makes MeasureState log λ_max and λ_min of D²L
@@ -37,7 +38,9 @@ func (e *Evaluator) TrackSharpness() error {
 // returns the Ritz values reached, which bound λ_max from below and λ_min
 // from above.
 func (e *Evaluator) Sharpness(theta *tensors.Tensor) (lmax, lmin float64, err error) {
-	eig, err := e.sharp.Eigenvalues(theta, 1, sharpnessOptions)
+	opt := sharpnessOptions
+	opt.MaxSteps = min(opt.MaxSteps, regularizers.DefaultLanczosSteps(e.sharp.Dim(), 1))
+	eig, err := e.sharp.Eigenvalues(theta, 1, opt)
 	if err != nil && !errors.Is(err, regularizers.ErrLanczosNoConvergence) {
 		return 0, 0, err
 	}

@@ -26,7 +26,7 @@ func cmdInspect(args []string, stdout, stderr io.Writer) error {
 	topK := fs.Int("top-k", 0, "also the K largest eigenvalues of D²L and the smallest, by Lanczos (1 ≤ K ≤ m·d)")
 	density := fs.Bool("density", false, "also the spectral density of D²L by stochastic Lanczos quadrature")
 	densityProbes := fs.Int("density-probes", 10, "--density: random probes V")
-	lanczosSteps := fs.Int("lanczos-steps", 80, "--density: Lanczos steps S per probe (at most m·d are taken)")
+	lanczosSteps := fs.Int("lanczos-steps", 80, "--density: Lanczos steps S per probe (at most m·d are taken; S vectors of m·d values are kept)")
 	densitySigma := fs.String("density-sigma", "auto", "--density: width of the Gaussian each Ritz value is smoothed by (> 0), or auto: 1% of the Ritz values' range")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the stochastic estimates' probes")
 	problemFlags(fs, &cfg)
