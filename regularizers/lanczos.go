@@ -36,8 +36,9 @@ type lanczos struct {
 	// restart: on breakdown (an invariant subspace), continue from a fresh
 	// random vector orthogonal to Q (with β = 0), so that eigenvalues the start
 	// vector did not reach (multiple ones) are still found; SLQ stops instead.
-	restart bool
-	stopped bool // broke down without restart, or the basis spans the space
+	restart    bool
+	blockStart int  // index of the first vector since the last restart
+	stopped    bool // broke down without restart, or the basis spans the space
 }
 
 func newLanczos(hvp HVP, start []float64, restart bool, rng *rand.Rand, steps int) *lanczos {
@@ -71,6 +72,7 @@ func (l *lanczos) step() error {
 				return nil
 			}
 			b = 0
+			l.blockStart = j
 			l.next = l.randomOrthogonal()
 			if l.next == nil {
 				l.stopped = true
@@ -223,8 +225,11 @@ var ErrLanczosNoConvergence = errors.New("Lanczos did not converge")
 // reorthogonalization, from a Gaussian start vector, stopping once every one of
 // those k+1 Ritz pairs has converged (checked every few steps) or the basis
 // spans the space (then T is H in another basis and its eigenvalues are H's
-// to rounding). A breakdown restarts from a random vector orthogonal to the
-// basis, so repeated eigenvalues are found with their multiplicity.
+// to rounding). A breakdown (an invariant Krylov space) restarts from a
+// random vector orthogonal to the basis, until a restarted block changes
+// neither the k largest nor the smallest: repeated eigenvalues are then
+// found with their multiplicity. (Without a breakdown, a single start
+// vector cannot see a second copy of an eigenvalue.)
 func LanczosEigen(hvp HVP, dim, k int, opt LanczosOptions) (Eigen, error) {
 	if k < 1 || k > dim {
 		return Eigen{}, fmt.Errorf("Lanczos: want 1 ≤ k ≤ %d eigenvalues, got %d", dim, k)
@@ -242,25 +247,40 @@ func LanczosEigen(hvp HVP, dim, k int, opt LanczosOptions) (Eigen, error) {
 		start[i] = rng.NormFloat64()
 	}
 	l := newLanczos(hvp, start, true, rng, opt.MaxSteps)
-	var res Eigen
+	var atBreakdown []float64 // the wanted values when the last block became invariant
 	for {
 		if err := l.step(); err != nil {
 			return Eigen{}, err
 		}
 		j := len(l.alpha)
+		// The block since the last restart spans an invariant subspace: its
+		// Ritz values are eigenvalues, and the next step restarts.
+		invariant := math.Sqrt(dot(l.next, l.next)) <= 1e-12*l.scale
 		done := l.stopped || j >= opt.MaxSteps
-		if !done && (j < k+1 || j%5 != 0) {
+		if !done && !invariant && (j < k+1 || j%5 != 0) {
 			continue
 		}
 		vals, vecs, err := l.ritz()
 		if err != nil {
 			return Eigen{}, err
 		}
-		full := l.stopped || j == dim
-		converged := full
-		if !full && j >= k+1 {
+		norm := math.Max(math.Abs(vals[0]), math.Abs(vals[j-1]))
+		wanted := append([]float64{vals[0]}, vals[max(j-k, 0):]...)
+		converged := false
+		switch {
+		case l.stopped || j == dim:
+			converged = true
+		case invariant:
+			// A restart explores the rest of the space, where repeated
+			// eigenvalues' other copies lie; stop once a restarted block has
+			// left the wanted values as they were.
+			converged = j >= k+1 && atBreakdown != nil && slices.EqualFunc(atBreakdown, wanted,
+				func(a, b float64) bool { return math.Abs(a-b) <= opt.Tol*norm })
+			atBreakdown = wanted
+		case j >= k+1 && (l.blockStart == 0 || j-l.blockStart >= 10):
+			// Residuals ‖Hy − θy‖ = |β_j s_j| of the wanted Ritz pairs; a block
+			// after a restart gets 10 steps to find what it can.
 			bnext := math.Sqrt(dot(l.next, l.next))
-			norm := math.Max(math.Abs(vals[0]), math.Abs(vals[j-1]))
 			converged = true
 			for _, c := range append([]int{0}, seq(j-k, j)...) {
 				if math.Abs(bnext*vecs.At(j-1, c)) > opt.Tol*norm {
@@ -270,7 +290,7 @@ func LanczosEigen(hvp HVP, dim, k int, opt LanczosOptions) (Eigen, error) {
 		}
 		if converged || done {
 			kk := min(k, j)
-			res = Eigen{Min: vals[0], Steps: j, Converged: converged}
+			res := Eigen{Min: vals[0], Steps: j, Converged: converged}
 			for c := j - 1; c >= j-kk; c-- {
 				res.Top = append(res.Top, vals[c])
 				if opt.Vectors {

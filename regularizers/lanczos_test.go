@@ -134,6 +134,21 @@ func TestLanczosRepeatedEigenvalues(t *testing.T) {
 	if math.Abs(got.Min+2) > 1e-12 {
 		t.Errorf("min %g, want -2", got.Min)
 	}
+	// The start vector's Krylov space holds 5 distinct eigenvalues and becomes
+	// invariant at step 5; the restarts find the other two copies of 3.
+	diag5 := []float64{3, 3, 3, 1, -2, 0.5, 0.25, 0.25, 0.25, 1}
+	for seed := uint64(1); seed <= 5; seed++ {
+		got, err := LanczosEigen(func(v []float64) ([]float64, error) {
+			out := make([]float64, len(v))
+			for i := range v {
+				out[i] = diag5[i] * v[i]
+			}
+			return out, nil
+		}, len(diag5), 3, LanczosOptions{Seed: seed})
+		if err != nil || len(got.Top) != 3 || math.Abs(got.Top[2]-3) > 1e-12 || math.Abs(got.Min+2) > 1e-12 {
+			t.Errorf("seed %d: top %v, min %g, %v; want 3, 3, 3 and -2", seed, got.Top, got.Min, err)
+		}
+	}
 	all, err := LanczosEigen(hvp, len(diag), len(diag), LanczosOptions{Seed: 1})
 	if err != nil || math.Abs(all.Top[len(diag)-1]+2) > 1e-12 || math.Abs(all.Top[4]-0.5) > 1e-12 {
 		t.Errorf("k = dim: %v, %v", all.Top, err)
