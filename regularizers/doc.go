@@ -6,4 +6,12 @@
 // any loss built from a parameter node (Hutchinson, by double autodiff), and
 // for the network's loss from the model's structure (HutchinsonTraceHessian,
 // one batched product with the probes), both from the same probes.
+//
+// The spectrum of a symmetric operator given by its products (HVP; for the
+// network, NetHessianVectorProduct, O(nmd) a vector): its extreme eigenvalues
+// by power iteration (TopEigenvalue) or by Lanczos with full
+// reorthogonalization (LanczosEigen: top k, smallest, vectors), its spectral
+// density by stochastic Lanczos quadrature (SpectralDensity), and its trace
+// by Hutch++ (HutchPlusPlus). The iterations run on the host; the products
+// are GoMLX graph calls.
 package regularizers

@@ -128,7 +128,9 @@ func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfi
 		}
 		m.Step = s.Step
 		m.WallSeconds = wall().Seconds()
-		m.Extra = map[string]float64{}
+		if m.Extra == nil { // MeasureState's own extras (sharpness) stay
+			m.Extra = map[string]float64{}
+		}
 		for _, name := range tr.Extras() {
 			m.Extra[name] = s.Extra[name]
 		}

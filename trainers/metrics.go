@@ -234,6 +234,7 @@ type Evaluator struct {
 	tan      *tangentSpace
 	feat     *featureEval // for feature-engine states, compiled on first use
 	notes    []string
+	sharp    *Hessian // when tracking sharpness (TrackSharpness)
 }
 
 // featureEval measures a feature-engine state from Zᵀ, without forming Θ.
@@ -347,7 +348,8 @@ func (e *Evaluator) compileFeatures() error {
 
 // MeasureState computes the metrics at s: Measure(s.Theta) for a Θ-engine
 // state; from the features for a feature-engine state, forming Θ only when
-// small (for its singular values).
+// small (for its singular values). When tracking sharpness, Extra holds
+// SharpnessColumns.
 func (e *Evaluator) MeasureState(s *State) (Metrics, error) {
 	return e.MeasureStateContext(context.Background(), s)
 }
@@ -356,6 +358,27 @@ func (e *Evaluator) MeasureState(s *State) (Metrics, error) {
 // when ctx is cancelled: it checks between its parts and between the blocks
 // of its long host computations.
 func (e *Evaluator) MeasureStateContext(ctx context.Context, s *State) (Metrics, error) {
+	m, err := e.measureState(ctx, s)
+	if err != nil || e.sharp == nil {
+		return m, err
+	}
+	if err := ctx.Err(); err != nil {
+		return m, err
+	}
+	if s.Theta == nil {
+		if err := e.feat.eng.sync(s); err != nil {
+			return m, err
+		}
+	}
+	lmax, lmin, err := e.Sharpness(s.Theta)
+	if err != nil {
+		return m, err
+	}
+	m.Extra = map[string]float64{ColumnLambdaMax: lmax, ColumnLambdaMin: lmin}
+	return m, nil
+}
+
+func (e *Evaluator) measureState(ctx context.Context, s *State) (Metrics, error) {
 	if err := ctx.Err(); err != nil {
 		return Metrics{}, err
 	}
@@ -675,16 +698,22 @@ type Report struct {
 	Metrics       Metrics
 	TopEigenvalue float64 // λ_max of the loss Hessian, NaN if power iteration failed
 	Hutchinson    *HutchinsonReport
+	Eigen         *EigenReport   // Lanczos' top-k and smallest, when asked
+	Density       *DensityReport // SLQ, when asked
 }
 
-// HutchinsonReport is Hutchinson's estimate of Tr D²L.
+// HutchinsonReport is a stochastic estimate of Tr D²L (Hutchinson's or Hutch++).
 type HutchinsonReport struct {
-	Estimate float64 `json:"estimate"`
-	Stderr   float64 `json:"stderr"`
-	Probes   int     `json:"probes"`
+	Estimate     float64 `json:"estimate"`
+	Stderr       float64 `json:"stderr"`
+	Probes       int     `json:"probes"`
+	Method       string  `json:"method"`        // "hutchinson" or "hutchpp"
+	StderrMethod string  `json:"stderr_method"` // how Stderr was computed
 }
 
-// MarshalJSON writes the metrics' fields, "top_eigenvalue" and "hutchinson" (null when not asked).
+// MarshalJSON writes the metrics' fields, "top_eigenvalue" and "hutchinson"
+// (null when not asked), then, when asked, "top_eigenvalues",
+// "min_eigenvalue", "lanczos_steps", "lanczos_converged" and "spectral_density".
 func (r Report) MarshalJSON() ([]byte, error) {
 	var fields []Field
 	for _, f := range r.Metrics.Fields() {
@@ -693,6 +722,13 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		}
 	}
 	fields = append(fields, Field{"top_eigenvalue", JSONFloat(r.TopEigenvalue)}, Field{"hutchinson", r.Hutchinson})
+	if r.Eigen != nil {
+		fields = append(fields, Field{"top_eigenvalues", jsonFloats(r.Eigen.Top)}, Field{"min_eigenvalue", JSONFloat(r.Eigen.Min)},
+			Field{"lanczos_steps", r.Eigen.Steps}, Field{"lanczos_converged", r.Eigen.Converged})
+	}
+	if r.Density != nil {
+		fields = append(fields, Field{"spectral_density", r.Density})
+	}
 	return MarshalFields(fields)
 }
 
@@ -715,7 +751,8 @@ func Hutchinson(b backends.Backend, p *model.Problem, theta *tensors.Tensor, pro
 	if err != nil {
 		return nil, err
 	}
-	return &HutchinsonReport{Estimate: scalar(out[0]), Stderr: scalar(out[1]), Probes: probes}, nil
+	return &HutchinsonReport{Estimate: scalar(out[0]), Stderr: scalar(out[1]), Probes: probes, Method: EstimatorHutchinson,
+		StderrMethod: "sample standard deviation of the probes' quadratic forms over √(probes)"}, nil
 }
 
 // TopEigenvalue returns the largest eigenvalue of the loss Hessian at Θ (the

@@ -25,11 +25,14 @@ Rows (--only; all of them by default; README.md gives run times):
               would diverge (m ≥ 1000). (100000,256,64) peaks near 0.6 GB.
   riemannian  one Riemannian flow step, retraction included, at (1000,64,32)
   hutchinson  Hutchinson's estimate of Tr D²L with --probes probes at (1000,64,32)
+  lanczos     one Lanczos run for the top 3 eigenvalues of D²L (and the
+              smallest), 50 steps, at (1000,64,32); its time per step is
+              that of the whole run
   fig1a       a whole --fig1a-steps run of Figure 1a's label-noise SGD;
               its time per step is total/steps
   tts         time to solution: the Riemannian flow on Figure 1a until the
               theory gap is below 1e-6; its median_seconds is that time
---sizes replaces the sizes of labelnoise, riemannian and hutchinson.
+--sizes replaces the sizes of labelnoise, riemannian, hutchinson and lanczos.
 
 A step's time is the median over --repeats batches of at least --min-time
 each, after compiling and warming up. Each row runs in a process of its own,
@@ -44,8 +47,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", "bench [--only WORK[,WORK]] [--sizes m,d,n[,m,d,n...]] [flags]", stdout)
 	usage := fs.Usage
 	fs.Usage = func() { usage(); fmt.Fprint(stdout, benchNotes) }
-	only := fs.String("only", "", "rows to run, comma-separated: labelnoise, riemannian, hutchinson, fig1a, tts (default all)")
-	sizes := fs.String("sizes", "", "m,d,n[,m,d,n...]: the sizes of the labelnoise, riemannian and hutchinson rows instead of theirs")
+	only := fs.String("only", "", "rows to run, comma-separated: labelnoise, riemannian, hutchinson, lanczos, fig1a, tts (default all)")
+	sizes := fs.String("sizes", "", "m,d,n[,m,d,n...]: the sizes of the labelnoise, riemannian, hutchinson and lanczos rows instead of theirs")
 	fs.StringVar(&opt.Backend, "backend", "", "GoMLX backend: go (SimpleGo, default), xla:cpu, xla:cuda; default from $GOMLX_BACKEND")
 	engine := fs.String("engine", "auto", engineHelp)
 	fs.IntVar(&opt.Fuse, "fuse", opt.Fuse, fuseHelp)
@@ -75,7 +78,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 			return runner.Input(fmt.Errorf("--sizes: %w", err))
 		}
 		if !slices.ContainsFunc(works, bench.Sized) {
-			return runner.Input(errors.New("--sizes applies to labelnoise, riemannian and hutchinson, and --only picks none of them"))
+			return runner.Input(errors.New("--sizes applies to labelnoise, riemannian, hutchinson and lanczos, and --only picks none of them"))
 		}
 	}
 	if _, err := trainers.ChooseEngine(*engine, &model.Problem{N: 1, D: 1}); err != nil {

@@ -21,6 +21,7 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	problemFlags(fs, &cfg)
 	out := fs.String("out", "", "directory to create, new or empty, one subdirectory per trainer (default runs/compare-<time>)")
 	quiet := fs.Bool("quiet", false, "print nothing but errors")
+	fs.BoolVar(&cfg.TrackSharpness, "track-sharpness", false, "log λ_max and λ_min of D²L (Lanczos) at each log step of every trainer")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

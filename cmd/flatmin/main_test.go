@@ -177,6 +177,14 @@ func TestBadInput(t *testing.T) {
 		{"inspect without theta", []string{"inspect"}, "--theta"},
 		{"inspect wrong shape", []string{"inspect", "--theta", filepath.Join(dir, "theta.npy"), "--m", "10"}, "--m"},
 		{"inspect negative probes", []string{"inspect", "--theta", filepath.Join(dir, "theta.npy"), "--probes", "-1"}, "--probes"},
+		{"inspect zero top-k", []string{"inspect", "--theta", filepath.Join(dir, "theta.npy"), "--top-k", "0"}, "--top-k"},
+		{"inspect top-k above m·d", []string{"inspect", "--theta", filepath.Join(dir, "theta.npy"), "--top-k", "9"}, "--top-k"},
+		{"inspect zero density probes", []string{"inspect", "--theta", filepath.Join(dir, "theta.npy"), "--density", "--density-probes", "0"}, "--density-probes"},
+		{"inspect zero lanczos steps", []string{"inspect", "--theta", filepath.Join(dir, "theta.npy"), "--density", "--lanczos-steps", "0"}, "--lanczos-steps"},
+		{"inspect zero width", []string{"inspect", "--theta", filepath.Join(dir, "theta.npy"), "--density", "--density-sigma", "0"}, "--density-sigma"},
+		{"inspect negative width", []string{"inspect", "--theta", filepath.Join(dir, "theta.npy"), "--density-sigma=-1"}, "--density-sigma"},
+		{"inspect unknown estimator", []string{"inspect", "--theta", filepath.Join(dir, "theta.npy"), "--probes", "4", "--trace-estimator", "hutch"}, "--trace-estimator"},
+		{"inspect hutchpp too few probes", []string{"inspect", "--theta", filepath.Join(dir, "theta.npy"), "--probes", "2", "--trace-estimator", "hutchpp"}, "--probes"},
 		{"unknown command", []string{"fly"}, "fly"},
 	}
 	for _, c := range cases {

@@ -42,6 +42,7 @@ func parseTrain(args []string, stdout io.Writer) (*trainRequest, error) {
 	fs.StringVar(&r.resume, "resume", "", "continue the run in DIR from its newest valid checkpoint (--steps may raise its budget)")
 	fs.Int64Var(&cfg.CheckpointEvery, "checkpoint-every", cfg.CheckpointEvery, "checkpoint every this many steps (and at the end; 0: only at the end)")
 	fs.IntVar(&cfg.Snapshots, "snapshots", 0, "save this many snapshots of Z and Θ, spread over the run, in DIR/snapshots")
+	fs.BoolVar(&cfg.TrackSharpness, "track-sharpness", false, "log λ_max and λ_min of D²L (Lanczos) at each log step: metrics.csv columns lambda_max, lambda_min")
 	fs.BoolVar(&r.quiet, "quiet", false, "print nothing but errors")
 	if err := parse(fs, args); err != nil {
 		return nil, err

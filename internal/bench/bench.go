@@ -25,6 +25,10 @@ const (
 	// Hutchinson is one evaluation of Hutchinson's estimate of Tr D²L with
 	// Options.Probes probes batched in one graph.
 	Hutchinson = "hutchinson"
+	// Lanczos is one run of LanczosSteps Lanczos steps for the top LanczosK
+	// eigenvalues of D²L (and the smallest), as `flatmin inspect --top-k`
+	// runs it: structured Hessian-vector products and full reorthogonalization.
+	Lanczos = "lanczos"
 	// Fig1a is a whole run of label-noise SGD on Figure 1a (m=10, d=3, n=3,
 	// η=0.05, σ=0.03) through trainers.Run; its time per step is total/steps.
 	Fig1a = "fig1a"
@@ -34,7 +38,13 @@ const (
 )
 
 // Works lists every work in the order rows are run.
-var Works = []string{LabelNoise, Riemannian, Hutchinson, Fig1a, TTS}
+var Works = []string{LabelNoise, Riemannian, Hutchinson, Lanczos, Fig1a, TTS}
+
+// The lanczos row's k and number of steps.
+const (
+	LanczosK     = 3
+	LanczosSteps = 50
+)
 
 // Size is a problem size: m neurons, input dimension d, n data points.
 type Size struct {
@@ -53,6 +63,7 @@ var DefaultSizes = map[string][]Size{
 	LabelNoise: {{10, 3, 3}, {1000, 64, 32}, {10000, 256, 64}, {100000, 256, 64}},
 	Riemannian: {{1000, 64, 32}},
 	Hutchinson: {{1000, 64, 32}},
+	Lanczos:    {{1000, 64, 32}},
 }
 
 // Sized reports whether a work runs on sizes one chooses (--sizes); fig1a

@@ -23,6 +23,9 @@ func BenchmarkRiemannian(b *testing.B) { benchRow(b, Row{Riemannian, DefaultSize
 
 func BenchmarkHutchinson(b *testing.B) { benchRow(b, Row{Hutchinson, DefaultSizes[Hutchinson][0]}) }
 
+// BenchmarkLanczos runs one Lanczos run (k = 3, 50 steps) per iteration.
+func BenchmarkLanczos(b *testing.B) { benchRow(b, Row{Lanczos, DefaultSizes[Lanczos][0]}) }
+
 // BenchmarkFig1a runs b.N whole 4.8M-step runs (about 20 s each): use -benchtime=1x.
 func BenchmarkFig1a(b *testing.B) { benchRow(b, Row{Fig1a, fig1aSize}) }
 

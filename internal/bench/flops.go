@@ -1,6 +1,10 @@
 package bench
 
-import "github.com/flatmin/flatmin/trainers"
+import (
+	"math"
+
+	"github.com/flatmin/flatmin/trainers"
+)
 
 // Flop counts of one step as flatmin performs it: an estimate, good enough to
 // compare work across sizes, engines and backends. A multiply-add is 2 flops;
@@ -81,6 +85,19 @@ func HutchinsonFlops(probes int, s Size) float64 {
 	return float64(probes)*(2*n*m*d+5*n*m) + 2*n*m*d + 10*n*m
 }
 
+// LanczosFlops is one Lanczos run (S = min(LanczosSteps, N) steps, N = md)
+// on the network's structured Hessian-vector product: the forward's
+// coefficients once (2nmd + ~10nm), per step the product (P = V Xᵀ and the
+// contraction with X, 4nmd, ~8nm) and one pass of reorthogonalization
+// against the j vectors so far (two matrix–vector products, 4Nj):
+// S(4nmd + 8nm) + 2nmd + 10nm + 2N·S(S+1). Second passes (rare) and T's
+// eigen-decompositions (O(S³) every 5 steps) are not counted.
+func LanczosFlops(s Size) float64 {
+	m, d, n := float64(s.M), float64(s.D), float64(s.N)
+	steps := math.Min(LanczosSteps, m*d)
+	return steps*(4*n*m*d+8*n*m) + 2*n*m*d + 10*n*m + 2*m*d*steps*(steps+1)
+}
+
 // StepFlops is the flop count of one step of a row's work with the engine in
 // force: fig1a's is a label-noise step on Figure 1a, tts's a Riemannian step.
 func StepFlops(work, engine string, s Size, probes int) float64 {
@@ -91,6 +108,8 @@ func StepFlops(work, engine string, s Size, probes int) float64 {
 		return RiemannianFlops(engine, s)
 	case Hutchinson:
 		return HutchinsonFlops(probes, s)
+	case Lanczos:
+		return LanczosFlops(s)
 	}
 	return nan()
 }

@@ -46,6 +46,8 @@ func newJob(b backends.Backend, row Row, opt Options) (*job, error) {
 		j, err = riemannianJob(b, row, opt)
 	case Hutchinson:
 		j, err = hutchinsonJob(b, row, opt)
+	case Lanczos:
+		j, err = lanczosJob(b, row)
 	case Fig1a:
 		j, err = fig1aJob(b, row, opt)
 	case TTS:
@@ -236,6 +238,38 @@ func hutchinsonJob(b backends.Backend, row Row, opt Options) (*job, error) {
 	}
 	return &job{engine: trainers.EngineTheta, run: run}, nil
 }
+
+// lanczosJob times whole Lanczos runs at Θ₀, each from a new start vector;
+// a tolerance of 0 makes every run take all LanczosSteps steps.
+func lanczosJob(b backends.Backend, row Row) (*job, error) {
+	p, theta0, _, err := sizedProblem(row.Size)
+	if err != nil {
+		return nil, err
+	}
+	h, err := trainers.NewHessian(b, p)
+	if err != nil {
+		return nil, err
+	}
+	theta := tensors.FromFlatDataAndDimensions(theta0, p.M, p.D)
+	seed := uint64(0)
+	run := func(k int) (int64, time.Duration, error) {
+		start := time.Now()
+		for range k {
+			seed++
+			e, err := h.Eigenvalues(theta, LanczosK, regularizers.LanczosOptions{MaxSteps: LanczosSteps, Tol: math.SmallestNonzeroFloat64, Seed: seed})
+			if err != nil && !errors.Is(err, regularizers.ErrLanczosNoConvergence) {
+				return 0, 0, err
+			}
+			if e.Steps != min(LanczosSteps, h.Dim()) || !finite(e.Top[0]) {
+				return 0, 0, fmt.Errorf("Lanczos took %d steps to λ_max %v", e.Steps, e.Top[0])
+			}
+		}
+		return int64(k), time.Since(start), nil
+	}
+	return &job{engine: trainers.EngineTheta, run: run}, nil
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // fig1aLogEvery is fig1a's metrics cadence: rare enough not to count.
 const fig1aLogEvery = 100_000

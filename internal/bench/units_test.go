@@ -68,6 +68,8 @@ func TestFlopsAgainstHandCounts(t *testing.T) {
 		{"riemannian feature", RiemannianFlops(trainers.EngineFeature, s), 5118},
 		// K(2nmd + 5nm) + 2nmd + 10nm = 10 (180 + 150) + 180 + 300
 		{"hutchinson", HutchinsonFlops(10, s), 3780},
+		// S = min(50, md) = 30: 30 (360 + 240) + 180 + 300 + 2·30·30·31
+		{"lanczos", LanczosFlops(s), 74280},
 		{"fig1a is a labelnoise step", StepFlops(Fig1a, trainers.EngineFeature, s, 10), 540},
 		{"tts is a riemannian step", StepFlops(TTS, trainers.EngineTheta, s, 10), 6798},
 		// The reference size: 4·32·1000·64 + 10·32·1000 + 2·1000·64.
@@ -130,7 +132,7 @@ func TestParseWorksAndPlan(t *testing.T) {
 			t.Errorf("ParseWorks(%q) accepted", in)
 		}
 	}
-	if rows := Plan(all, nil); len(rows) != 8 || rows[3] != (Row{LabelNoise, Size{100000, 256, 64}}) || rows[7] != (Row{TTS, fig1aSize}) {
+	if rows := Plan(all, nil); len(rows) != 9 || rows[3] != (Row{LabelNoise, Size{100000, 256, 64}}) || rows[6] != (Row{Lanczos, Size{1000, 64, 32}}) || rows[8] != (Row{TTS, fig1aSize}) {
 		t.Errorf("default plan %v", rows)
 	}
 	rows := Plan([]string{LabelNoise, Hutchinson, Fig1a}, []Size{{5, 2, 2}, {7, 3, 1}})

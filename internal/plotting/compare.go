@@ -43,6 +43,7 @@ func PlotCompare(dir string) ([]string, error) {
 		{"compare_theory_gap", compareFigure(runs, "theory gap max_ij |z_ij − φ^-1(y_i/m)| by trainer", "theory gap (log scale)", column("theory_gap"))},
 		{"compare_sigma_ratio", compareFigure(runs, "σ2(Z) / σ1(Z) by trainer (0 is rank one)", "σ2/σ1 of Z (log scale)", sigmaRatio)},
 		{"compare_loss", compareFigure(runs, "training loss by trainer", "loss (log scale)", column("loss"))},
+		{"compare_lambda_max", compareFigure(runs, "sharpness λ_max(D²L) by trainer (--track-sharpness)", "λ_max (log scale)", column("lambda_max"))},
 	}
 	figures[0].f.refs = []hline{{label: "optimum", y: 1}}
 	var written []string

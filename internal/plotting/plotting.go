@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/flatmin/flatmin/internal/runio"
 	"gonum.org/v1/plot"
@@ -46,14 +47,18 @@ func badInput(err error) error {
 }
 
 // Plot renders a comparison directory's figures (PlotCompare) when dir holds
-// compare.json and a run directory's (PlotRun) otherwise.
+// compare.json, a run directory's (PlotRun) otherwise, and the spectral
+// density (PlotSpectrum) when dir is a JSON file.
 func Plot(dir string) ([]string, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
 		return nil, badInput(err)
 	}
+	if !info.IsDir() && strings.HasSuffix(dir, ".json") {
+		return PlotSpectrum(dir)
+	}
 	if !info.IsDir() {
-		return nil, badInput(fmt.Errorf("%s is not a directory", dir))
+		return nil, badInput(fmt.Errorf("%s is neither a directory nor a .json file from flatmin inspect --density", dir))
 	}
 	if IsComparison(dir) {
 		return PlotCompare(dir)

@@ -1,8 +1,12 @@
 package plotting
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"path/filepath"
+
+	"github.com/flatmin/flatmin/internal/runio"
 
 	"gonum.org/v1/plot"
 )
@@ -28,6 +32,7 @@ func PlotRun(dir string) ([]string, error) {
 		{"trace", traceFigure(t, prefix).build},
 		{"theory_gap", theoryGapFigure(t, prefix).build},
 		{"neurons", func() (*plot.Plot, error) { return neuronsFigure(dir, prefix) }},
+		{"sharpness", sharpnessFigure(t, prefix, configEta(dir)).build},
 	}
 	var written []string
 	for _, f := range figures {
@@ -82,6 +87,45 @@ func theoryGapFigure(t *table, prefix string) *lineFigure {
 		logY:   true,
 		lines:  []series{{label: "theory gap", xs: t.steps(), ys: t.col("theory_gap")}},
 	}
+}
+
+// sharpnessFigure shows λ_max of D²L (logged with --track-sharpness) against
+// the stability bound 2/η of a gradient step (the edge of stability), beside
+// Tr D²L. The bound is drawn for trainers that step on L with a fixed η
+// (configEta); without a lambda_max column the figure is skipped.
+func sharpnessFigure(t *table, prefix string, eta float64) *lineFigure {
+	f := &lineFigure{
+		title:  prefix + "sharpness λ_max(D²L), the stability bound 2/η, and Tr D²L",
+		ylabel: "log scale",
+		logY:   true,
+	}
+	lmax := t.col("lambda_max")
+	if lmax == nil {
+		return f
+	}
+	f.lines = append(f.lines, series{label: "λ_max", xs: t.steps(), ys: lmax},
+		series{label: "Tr D²L", xs: t.steps(), ys: t.col("trace_hessian"), colour: 2, dashes: 2})
+	if eta > 0 {
+		f.refs = []hline{{label: fmt.Sprintf("2/η = %.4g", 2/eta), y: 2 / eta}}
+	}
+	return f
+}
+
+// configEta reads config.json's "eta"; 0 when it cannot be read, and for
+// riemannian, whose η is a step on Tr D²L along the manifold, not on L.
+func configEta(dir string) float64 {
+	data, err := runio.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return 0
+	}
+	var c struct {
+		Eta     float64 `json:"eta"`
+		Trainer string  `json:"trainer"`
+	}
+	if json.Unmarshal(data, &c) != nil || c.Trainer == "riemannian" {
+		return 0
+	}
+	return c.Eta
 }
 
 // lastFinite returns the last finite value of vs, NaN when there is none.

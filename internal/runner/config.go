@@ -62,6 +62,8 @@ type Config struct {
 	// CheckpointEvery and Snapshots do not change the trajectory.
 	CheckpointEvery int64 `json:"checkpoint_every"`
 	Snapshots       int   `json:"snapshots"` // neuron snapshots spread over the run, 0 for none
+	// TrackSharpness logs λ_max and λ_min of D²L at each log step.
+	TrackSharpness bool `json:"track_sharpness,omitempty"`
 }
 
 // Defaults for sizes no flag or file gives: the paper's Figure 1a.

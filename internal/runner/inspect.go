@@ -46,8 +46,16 @@ type InspectRequest struct {
 	Problem   *model.Problem
 	ThetaPath string
 	Probes    int       // Hutchinson probes, 0 for none
-	Seed      uint64    // Hutchinson's RNG seed
+	Seed      uint64    // Hutchinson's RNG seed (and SLQ's and Lanczos')
 	Notes     io.Writer // where notes on metrics left NaN for the problem's size go, nil for none
+	Estimator string    // trainers.EstimatorHutchinson (default) or EstimatorHutchPP
+	TopK      int       // Lanczos' top-k eigenvalues (and the smallest), 0 for none
+	// Density asks for the SLQ spectral density with DensityProbes probes of
+	// LanczosSteps steps and Gaussian width DensitySigma (0: automatic).
+	Density       bool
+	DensityProbes int
+	LanczosSteps  int
+	DensitySigma  float64
 }
 
 // Inspect measures Θ from a file: the same metrics a run logs (without step
@@ -60,6 +68,9 @@ func Inspect(b backends.Backend, req InspectRequest) (*InspectReport, error) {
 	}
 	if rows != p.M || cols != p.D {
 		return nil, Input(fmt.Errorf("--theta has shape [%d %d], but the problem has m=%d, d=%d", rows, cols, p.M, p.D))
+	}
+	if dim := p.M * p.D; req.TopK > dim {
+		return nil, Input(fmt.Errorf("--top-k %d is more than the Hessian's m·d = %d eigenvalues", req.TopK, dim))
 	}
 	ev, err := trainers.NewEvaluator(b, p)
 	if err != nil {
@@ -80,7 +91,27 @@ func Inspect(b backends.Backend, req InspectRequest) (*InspectReport, error) {
 		report.TopEigenvalue = math.NaN()
 	}
 	if req.Probes > 0 {
-		if report.Hutchinson, err = trainers.Hutchinson(b, p, t, req.Probes, req.Seed); err != nil {
+		if req.Estimator == trainers.EstimatorHutchPP {
+			report.Hutchinson, err = trainers.HutchPlusPlus(b, p, t, req.Probes, req.Seed)
+		} else {
+			report.Hutchinson, err = trainers.Hutchinson(b, p, t, req.Probes, req.Seed)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if req.TopK > 0 {
+		if report.Eigen, err = trainers.TopEigenvalues(b, p, t, req.TopK); err != nil {
+			// Like top_eigenvalue: null values (a Θ whose products overflow).
+			nan := make([]float64, req.TopK)
+			for i := range nan {
+				nan[i] = math.NaN()
+			}
+			report.Eigen = &trainers.EigenReport{Top: nan, Min: math.NaN()}
+		}
+	}
+	if req.Density {
+		if report.Density, err = trainers.SpectralDensity(b, p, t, req.DensityProbes, req.LanczosSteps, req.DensitySigma, req.Seed); err != nil {
 			return nil, err
 		}
 	}

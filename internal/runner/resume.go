@@ -67,6 +67,10 @@ func loadProblem(dir string, cfg Config) (*model.Problem, error) {
 // CheckResumeConflicts compares the settings the user gave again (flag names
 // in changed, values in given) with the run's saved configuration.
 func CheckResumeConflicts(saved, given Config, changed []string) error {
+	if slices.Contains(changed, "track-sharpness") && given.TrackSharpness != saved.TrackSharpness {
+		// Not in a saved config.json when off (omitempty), so checked here.
+		return fmt.Errorf("--resume: --track-sharpness=%v conflicts with the run's track_sharpness = %v (metrics.csv's columns are fixed at the start)", given.TrackSharpness, saved.TrackSharpness)
+	}
 	a, b := configMap(saved), configMap(given)
 	for _, flag := range changed {
 		key := strings.ReplaceAll(flag, "-", "_")
@@ -164,7 +168,7 @@ func Resume(ctx context.Context, dir string, given Config, changed []string, b b
 	if err != nil {
 		return nil, warnings, Input(fmt.Errorf("--resume: checkpoint at step %d: %w", ckpt.Step, err))
 	}
-	extras := setup.Trainer.Extras()
+	extras := setup.extras()
 	log, initial, err := truncateMetrics(dir, trainers.CSVHeader(p, extras), extras, ckpt.Step, cfg.LogEvery)
 	if err != nil {
 		return nil, warnings, err

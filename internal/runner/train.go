@@ -100,6 +100,16 @@ type Setup struct {
 	identity  *checkpoint.Identity // the run's, written into each checkpoint
 }
 
+// extras are metrics.csv's columns after the singular values: the trainer's,
+// then λ_max and λ_min when tracking sharpness.
+func (s *Setup) extras() []string {
+	extras := s.Trainer.Extras()
+	if s.Config.TrackSharpness {
+		extras = append(append([]string(nil), extras...), trainers.SharpnessColumns...)
+	}
+	return extras
+}
+
 // Prepare checks the configuration and builds everything a run needs.
 func Prepare(cfg Config, b backends.Backend, opt Options) (*Setup, error) {
 	if err := cfg.Check(); err != nil {
@@ -155,6 +165,11 @@ func Prepare(cfg Config, b backends.Backend, opt Options) (*Setup, error) {
 	if opt.Notes != nil && !opt.Quiet {
 		for _, n := range ev.Notes() {
 			fmt.Fprintf(opt.Notes, "flatmin: note: %s\n", n)
+		}
+	}
+	if cfg.TrackSharpness {
+		if err := ev.TrackSharpness(); err != nil {
+			return nil, err
 		}
 	}
 	return &Setup{Config: cfg, Problem: p, Theta0: theta0, Trainer: tr, Evaluator: ev}, nil
@@ -243,7 +258,7 @@ func (s *Setup) start(ctx context.Context, b backends.Backend, dir string, opt O
 	if err := runio.WriteJSON(filepath.Join(dir, ConfigFile), s.Config); err != nil {
 		return nil, state, Input(fmt.Errorf("--out: %w", err))
 	}
-	log, err := runio.CreateCSVLog(filepath.Join(dir, MetricsFile), trainers.CSVHeader(p, s.Trainer.Extras()))
+	log, err := runio.CreateCSVLog(filepath.Join(dir, MetricsFile), trainers.CSVHeader(p, s.extras()))
 	if err != nil {
 		return nil, state, Input(fmt.Errorf("--out: %w", err))
 	}
@@ -281,7 +296,7 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 		loop.Snapshots = SnapshotSteps(s.Config.Snapshots, s.Config.Steps)
 		loop.Snapshot = func(st *trainers.State) error { return s.writeSnapshot(dir, st) }
 	}
-	sink := &csvSink{log: log, extras: s.Trainer.Extras(), first: opt.initial}
+	sink := &csvSink{log: log, extras: s.extras(), first: opt.initial}
 	if err := s.reserve(dir, state); err != nil {
 		log.Close()
 		return nil, err
