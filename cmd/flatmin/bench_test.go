@@ -91,6 +91,13 @@ func TestBenchJSON(t *testing.T) {
 	if row := parseBenchJSON(t, stdout)[0]; row["engine"] != "feature" || row["path"] != "graphs" {
 		t.Errorf("--graphs ran engine %v on path %v", row["engine"], row["path"])
 	}
+	stdout, stderr, status = flatmin(t, append([]string{"bench", "--only", "hutchinson", "--sizes", "10,3,3", "--json", "--graphs"}, quick...)...)
+	if status != 0 {
+		t.Fatalf("hutchinson --graphs: status %d, %s", status, stderr)
+	}
+	if row := parseBenchJSON(t, stdout)[0]; row["path"] != "graphs" {
+		t.Errorf("hutchinson --graphs ran on path %v", row["path"])
+	}
 }
 
 func TestBenchTable(t *testing.T) {
@@ -191,8 +198,8 @@ func TestBenchChildProcesses(t *testing.T) {
 	if rows[0]["reference_seconds"] != 13e-3 {
 		t.Errorf("hutchinson (1000,64,32) reference %v, want PyTorch's 13 ms", rows[0]["reference_seconds"])
 	}
-	if rows[0]["path"] != "graphs" {
-		t.Errorf("hutchinson ran on path %v, want graphs", rows[0]["path"])
+	if rows[0]["path"] != "host" {
+		t.Errorf("hutchinson ran on path %v, want host", rows[0]["path"])
 	}
 	// A row that fails in its child is reported on one line; the others still run.
 	cmd := exec.Command(bin, append([]string{"bench", "--only", "labelnoise,tts", "--sizes", "10,3,3", "--tts-max-steps", "3", "--json"}, quick...)...)

@@ -29,6 +29,7 @@ func cmdInspect(args []string, stdout, stderr io.Writer) error {
 	lanczosSteps := fs.Int("lanczos-steps", 80, "--density: Lanczos steps S per probe (at most m·d are taken; S vectors of m·d values are kept)")
 	densitySigma := fs.String("density-sigma", "auto", "--density: width of the Gaussian each Ritz value is smoothed by (> 0), or auto: 1% of the Ritz values' range")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the stochastic estimates' probes")
+	graphs := fs.Bool("graphs", false, "with --probes (Hutchinson): estimate in compiled GoMLX graphs also where SimpleGo would on the host (the reference: slower, equal to rounding)")
 	problemFlags(fs, &cfg)
 	fs.Lookup("m").Usage = "neurons (default: --theta's rows; --w's length must agree)"
 	fs.Lookup("d").Usage = "input dimension of synthetic data (default: --theta's columns; must match files if given)"
@@ -94,7 +95,7 @@ func cmdInspect(args []string, stdout, stderr io.Writer) error {
 		}
 		req.Problem = p
 	}
-	req.Probes, req.Seed, req.Notes = *probes, cfg.Seed, stderr
+	req.Probes, req.Seed, req.Notes, req.Graphs = *probes, cfg.Seed, stderr, *graphs
 	b, err := backend.Open(cfg.Backend)
 	if err != nil {
 		return runner.Input(err)

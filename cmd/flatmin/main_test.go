@@ -114,6 +114,18 @@ func TestTrainWritesRunAndInspectReproducesIt(t *testing.T) {
 	if est, tr := h["estimate"].(float64), got["trace_hessian"].(float64); math.Abs(est-tr) > 5*h["stderr"].(float64) {
 		t.Errorf("Hutchinson %v ± %v is far from the exact trace %v", est, h["stderr"], tr)
 	}
+	// --graphs: the compiled graphs instead of the host, the same probes and estimate.
+	out, _, status = flatmin(t, "inspect", "--run", dir, "--probes", "64", "--graphs")
+	var graphs map[string]any
+	if status != 0 || json.Unmarshal([]byte(out), &graphs) != nil {
+		t.Fatalf("inspect --probes --graphs: status %d\n%s", status, out)
+	}
+	g := graphs["hutchinson"].(map[string]any)
+	for _, k := range []string{"estimate", "stderr"} {
+		if a, b := h[k].(float64), g[k].(float64); math.Abs(a-b) > 1e-12*math.Abs(h["estimate"].(float64)) {
+			t.Errorf("Hutchinson %s %v, with --graphs %v", k, a, b)
+		}
+	}
 }
 
 func writeFile(t *testing.T, dir, name, content string) string {

@@ -192,25 +192,15 @@ func riemannianJob(b backends.Backend, row Row, opt Options) (*job, error) {
 	return &job{engine: tr.Engine(), path: trainers.Path(tr), run: stepper(tr, s)}, nil
 }
 
-// HutchinsonGraph is the graph the hutchinson row times: (Θ, RNG state) →
-// (new RNG state, estimate of Tr D²L, its standard error), Hutchinson's
-// estimator as `flatmin inspect --probes` builds it: the model's structured
-// one (regularizers.HutchinsonTraceHessian), which draws the same probes as
-// the generic autodiff estimator and gives the same estimate.
-func HutchinsonGraph(p *model.Problem, probes int) func(theta, rng *graph.Node) (*graph.Node, *graph.Node, *graph.Node) {
-	return func(theta, rng *graph.Node) (*graph.Node, *graph.Node, *graph.Node) {
-		return regularizers.HutchinsonTraceHessian(model.NewNet(theta.Graph(), p).Forward(theta), rng, probes)
-	}
-}
-
-// hutchinsonJob times estimates at Θ₀, each with fresh probes (the RNG state
-// is threaded through).
+// hutchinsonJob times estimates at Θ₀ as `flatmin inspect --probes` makes
+// them (trainers.HutchinsonEstimator: on the host on SimpleGo unless
+// opt.Graphs), each with fresh probes (the RNG state is threaded through).
 func hutchinsonJob(b backends.Backend, row Row, opt Options) (*job, error) {
 	p, theta0, cfg, err := sizedProblem(row.Size)
 	if err != nil {
 		return nil, err
 	}
-	e, err := compile(b, HutchinsonGraph(p, opt.Probes))
+	h, err := trainers.NewHutchinsonEstimator(b, p, opt.Probes, opt.Graphs)
 	if err != nil {
 		return nil, err
 	}
@@ -223,12 +213,10 @@ func hutchinsonJob(b backends.Backend, row Row, opt Options) (*job, error) {
 		start := time.Now()
 		est := math.NaN()
 		for range k {
-			out, err := execute(e, theta, rng)
-			if err != nil {
+			var err error
+			if rng, est, _, err = h.Estimate(theta, rng); err != nil {
 				return 0, 0, err
 			}
-			rng = out[0]
-			est = tensors.ToScalar[float64](out[1])
 		}
 		elapsed := time.Since(start)
 		if math.IsNaN(est) || math.IsInf(est, 0) {
@@ -236,7 +224,7 @@ func hutchinsonJob(b backends.Backend, row Row, opt Options) (*job, error) {
 		}
 		return int64(k), elapsed, nil
 	}
-	return &job{engine: trainers.EngineTheta, run: run}, nil
+	return &job{engine: trainers.EngineTheta, path: h.Path(), run: run}, nil
 }
 
 // lanczosJob times whole Lanczos runs at Θ₀, each from a new start vector;

@@ -149,3 +149,23 @@ func GramColumns(out, a []float64, m, n int) {
 		}
 	})
 }
+
+// Mul sets out = A B for A [rows, inner] and B [inner, cols], all row-major;
+// out must not alias A or B. Each entry is summed over the inner index in
+// order with fused multiply-adds, so the result does not depend on the
+// machine or the number of cores.
+func Mul(out, a, b []float64, rows, inner, cols int) {
+	if len(a) != rows*inner || len(b) != inner*cols || len(out) != rows*cols {
+		panic("linalg: Mul sizes")
+	}
+	parallelRows(rows, func(lo, hi int) int { return (hi - lo) * inner * cols }, func(lo, hi int) {
+		clear(out[lo*cols : hi*cols])
+		j := lo
+		for ; j+2 <= hi; j += 2 {
+			combo2(out[j*cols:(j+1)*cols], out[(j+1)*cols:(j+2)*cols], a[j*inner:(j+1)*inner], a[(j+1)*inner:(j+2)*inner], 1, b, cols, inner)
+		}
+		if j < hi {
+			combo(out[j*cols:(j+1)*cols], a[j*inner:(j+1)*inner], 1, b, cols, inner)
+		}
+	})
+}

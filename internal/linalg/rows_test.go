@@ -69,6 +69,39 @@ func TestMulSquare(t *testing.T) {
 	}
 }
 
+// Mul with inner ≠ cols: the shapes of V Xᵀ (m×d times d×n) among them.
+func TestMul(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	sizes := []struct{ rows, inner, cols int }{{1, 1, 1}, {3, 5, 2}, {7, 1, 33}, {64, 3, 17}, {1000, 64, 32}, {301, 20, 53}}
+	for _, procs := range []int{1, 2} {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		for _, sz := range sizes {
+			t.Run(fmt.Sprintf("procs=%d/%dx%dx%d", procs, sz.rows, sz.inner, sz.cols), func(t *testing.T) {
+				a, b := randomSlice(r, sz.rows*sz.inner), randomSlice(r, sz.inner*sz.cols)
+				out := make([]float64, sz.rows*sz.cols)
+				for i := range out {
+					out[i] = math.NaN() // every entry must be written
+				}
+				Mul(out, a, b, sz.rows, sz.inner, sz.cols)
+				for j := range sz.rows {
+					for i := range sz.cols {
+						x := func(k int) float64 { return a[j*sz.inner+k] }
+						y := func(k int) float64 { return b[k*sz.cols+i] }
+						want := fmaDot(sz.inner, x, y)
+						if got := out[j*sz.cols+i]; got != want {
+							t.Fatalf("(%d, %d) = %v, want %v (in-order FMA sum)", j, i, got, want)
+						}
+						plain, abs := plainDot(sz.inner, x, y)
+						if d := math.Abs(want - plain); d > 1e-14*abs*float64(sz.inner) {
+							t.Fatalf("(%d, %d): %v, plain sum %v", j, i, want, plain)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
 func TestGramColumns(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, procs := range []int{1, 2} {

@@ -49,6 +49,7 @@ type InspectRequest struct {
 	Seed      uint64    // Hutchinson's RNG seed (and SLQ's and Lanczos')
 	Notes     io.Writer // where notes on metrics left NaN for the problem's size go, nil for none
 	Estimator string    // trainers.EstimatorHutchinson (default) or EstimatorHutchPP
+	Graphs    bool      // Hutchinson in compiled graphs also on SimpleGo (trainers.Config.Graphs)
 	TopK      int       // Lanczos' top-k eigenvalues (and the smallest), 0 for none
 	// Density asks for the SLQ spectral density with DensityProbes probes of
 	// LanczosSteps steps and Gaussian width DensitySigma (0: automatic).
@@ -94,7 +95,7 @@ func Inspect(b backends.Backend, req InspectRequest) (*InspectReport, error) {
 		if req.Estimator == trainers.EstimatorHutchPP {
 			report.Hutchinson, err = trainers.HutchPlusPlus(b, p, t, req.Probes, req.Seed)
 		} else {
-			report.Hutchinson, err = trainers.Hutchinson(b, p, t, req.Probes, req.Seed)
+			report.Hutchinson, err = trainers.Hutchinson(b, p, t, req.Probes, req.Seed, req.Graphs)
 		}
 		if err != nil {
 			return nil, err

@@ -1,0 +1,111 @@
+package regularizers
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/flatmin/flatmin/internal/linalg"
+	"github.com/flatmin/flatmin/model"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+)
+
+// ProbeWords draws the random words of HutchinsonTraceHessian's probes for
+// problem p ([K, W, d] uint32, W = ⌈m/32⌉; see probeWords): what
+// HostHutchinson needs to give the graph's estimate for the same rng.
+// Drawing only the words keeps the graph tiny (K·W·d words, 80 KB at
+// K = 10, (m, d) = (1000, 64)), and GoMLX's generator stays the one source.
+func ProbeWords(rng *Node, p *model.Problem, probes int) (newRNG, words *Node) {
+	checkProbes(probes)
+	return probeWords(rng, probes, p.M, p.D)
+}
+
+// HostHutchinson is HutchinsonTraceHessian on the host, for the SimpleGo
+// backend, where per-op overhead and generic products dominate the graph:
+// at Θ [m, d] (row-major) with the probes' words from ProbeWords, it returns
+// the mean of the K quadratic forms
+//
+//	v_kᵀ(D²L)v_k = 2 Σ_i ((J v_k)_i² + r_i Σ_j w_j φ″(z_ij) P_kji²),  P_k = V_k Xᵀ,
+//
+// and its standard error, equal to the graph's to rounding. The products
+// (Zᵀ = Θ Xᵀ and each P_k, K·m·d·n multiply-adds) are linalg.Mul's
+// in-order fused sums, so the result is the same bits on every machine and
+// number of cores. net serves one goroutine at a time.
+func HostHutchinson(net *model.HostNet, theta []float64, words []uint32, probes int) (estimate, stderr float64) {
+	checkProbes(probes)
+	p := net.Problem
+	m, d, n := p.M, p.D, p.N
+	w := (m + probeBits - 1) / probeBits
+	if len(theta) != m*d || len(words) != probes*w*d {
+		panic(fmt.Sprintf("HostHutchinson: Θ has %d values and the words %d, want %d and %d", len(theta), len(words), m*d, probes*w*d))
+	}
+	xt := make([]float64, d*n) // Xᵀ [d, n]
+	for i := range n {
+		for c := range d {
+			xt[c*n+i] = p.X[i*d+c]
+		}
+	}
+	zt := net.Take()
+	linalg.Mul(zt, theta, xt, m, d, n)
+	h := net.Forward(zt)
+	a := h.A()
+	curv := h.Phi(2) // then w_j φ″, in place
+	if !p.UnitWeights() {
+		for j := range m {
+			for i := range n {
+				curv[j*n+i] *= p.W[j]
+			}
+		}
+	}
+
+	quad := make([]float64, probes)
+	v := make([]float64, m*d)
+	proj := net.Take()
+	s, t := make([]float64, n), make([]float64, n)
+	for k := range quad {
+		// Row j of probe k is bit j / W of the words [k, j mod W, :].
+		kw := words[k*w*d : (k+1)*w*d]
+		for j := range m {
+			bit, row := uint(j/w), kw[(j%w)*d:(j%w+1)*d]
+			vr := v[j*d : (j+1)*d][:len(row)]
+			for c, word := range row {
+				vr[c] = float64(int(word>>bit&1)*2 - 1)
+			}
+		}
+		linalg.Mul(proj, v, xt, m, d, n)
+		clear(s)
+		clear(t)
+		for j := 0; j < len(proj); j += n {
+			pr, ar, cr := proj[j:j+n], a[j:j+n], curv[j:j+n]
+			s, t := s[:len(pr)], t[:len(pr)]
+			for i, x := range pr {
+				s[i] += ar[i] * x
+				t[i] += cr[i] * x * x
+			}
+		}
+		q := 0.0
+		for i := range s {
+			q += s[i]*s[i] + h.R[i]*t[i]
+		}
+		quad[k] = 2 * q
+	}
+	h.Release()
+	net.Put(zt, proj)
+	return hostMeanAndStderr(quad)
+}
+
+// hostMeanAndStderr is meanAndStderr on the host.
+func hostMeanAndStderr(q []float64) (mean, stderr float64) {
+	for _, v := range q {
+		mean += v
+	}
+	k := float64(len(q))
+	mean /= k
+	if len(q) == 1 {
+		return mean, 0
+	}
+	variance := 0.0
+	for _, v := range q {
+		variance += (v - mean) * (v - mean)
+	}
+	return mean, math.Sqrt(variance / (k - 1) / k)
+}
