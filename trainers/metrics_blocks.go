@@ -272,35 +272,45 @@ func (e *Evaluator) measureFeatureBlocks(ctx context.Context, s *State) (Metrics
 	var err error
 	n := p.N
 	if verr := viewOf(e.b, s.Features, func(zt []float64) {
-		if err = e.measureBlocks(ctx, &m, func(lo, hi int, _ []float64) []float64 { return zt[lo*n : hi*n] }); err != nil {
-			return
-		}
-		switch {
-		case p.M*p.D <= smallTheta:
-			if s.Theta == nil {
-				if err = f.eng.sync(s); err != nil {
-					return
-				}
-			}
-			m.SingularValuesTheta = thetaSingularValues(tensors.MustCopyFlatData[float64](s.Theta), p.M, p.D)
-		case !singularValuesOK(p.M, p.D):
-			m.SingularValuesTheta = nanSlice(min(p.M, p.D))
-		case p.D <= p.M:
-			var g *mat.SymDense
-			if verr := viewOf(e.b, s.Base, func(base []float64) { g, err = f.thetaGramBlocks(ctx, base, zt) }); verr != nil {
-				err = verr
-			}
-			if err == nil {
-				m.SingularValuesTheta = singularValuesFromGram(g, p.D)
-			}
-		default:
-			var g *mat.SymDense
-			if g, err = f.thetaGram(ctx, s); err == nil {
-				m.SingularValuesTheta = singularValuesFromGram(g, p.M)
-			}
-		}
+		err = e.measureBlocks(ctx, &m, func(lo, hi int, _ []float64) []float64 { return zt[lo*n : hi*n] })
 	}); verr != nil {
 		return m, verr
 	}
-	return m, err
+	if err != nil {
+		return m, err
+	}
+	// Outside the view: sync and thetaGram run graphs on s.Features, which
+	// a view holds (a deadlock).
+	switch {
+	case p.M*p.D <= smallTheta:
+		if s.Theta == nil {
+			if err := f.eng.sync(s); err != nil {
+				return m, err
+			}
+		}
+		m.SingularValuesTheta = thetaSingularValues(tensors.MustCopyFlatData[float64](s.Theta), p.M, p.D)
+	case !singularValuesOK(p.M, p.D):
+		m.SingularValuesTheta = nanSlice(min(p.M, p.D))
+	case p.D <= p.M:
+		var g *mat.SymDense
+		verr := viewOf(e.b, s.Features, func(zt []float64) {
+			if verr := viewOf(e.b, s.Base, func(base []float64) { g, err = f.thetaGramBlocks(ctx, base, zt) }); verr != nil {
+				err = verr
+			}
+		})
+		if verr != nil {
+			return m, verr
+		}
+		if err != nil {
+			return m, err
+		}
+		m.SingularValuesTheta = singularValuesFromGram(g, p.D)
+	default:
+		g, err := f.thetaGram(ctx, s)
+		if err != nil {
+			return m, err
+		}
+		m.SingularValuesTheta = singularValuesFromGram(g, p.M)
+	}
+	return m, nil
 }
