@@ -392,6 +392,9 @@ func (e *Evaluator) measureState(ctx context.Context, s *State) (Metrics, error)
 		}
 	}
 	f := e.feat
+	if e.blockwise() {
+		return e.measureFeatureBlocks(ctx, s)
+	}
 	out, err := run(f.exec, s.Features)
 	if err != nil {
 		return Metrics{}, err
@@ -642,20 +645,32 @@ func (e *Evaluator) Measure(theta *tensors.Tensor) (Metrics, error) {
 }
 
 func (e *Evaluator) measure(ctx context.Context, theta *tensors.Tensor) (Metrics, error) {
-	out, err := run(e.exec, theta)
-	if err != nil {
-		return Metrics{}, err
-	}
-	m := Metrics{
-		Loss:                 scalar(out[0]),
-		TraceHessian:         scalar(out[1]),
-		TraceHessianManifold: scalar(out[2]),
-		GradNorm:             scalar(out[3]),
-	}
-	if err := e.fromFeatures(ctx, &m, tensors.MustCopyFlatData[float64](out[4]), e.p.N, e.p.M, e.opt.TheoryGap); err != nil {
-		return m, err
-	}
 	p := e.p
+	var m Metrics
+	if e.blockwise() {
+		var err error
+		if verr := viewOf(e.b, theta, func(flat []float64) { err = e.measureBlocks(ctx, &m, thetaZtRows(p, flat)) }); verr != nil {
+			return m, verr
+		}
+		if err != nil {
+			return m, err
+		}
+	} else {
+		out, err := run(e.exec, theta)
+		if err != nil {
+			return Metrics{}, err
+		}
+		m = Metrics{
+			Loss:                 scalar(out[0]),
+			TraceHessian:         scalar(out[1]),
+			TraceHessianManifold: scalar(out[2]),
+			GradNorm:             scalar(out[3]),
+		}
+		if err := e.fromFeatures(ctx, &m, tensors.MustCopyFlatData[float64](out[4]), e.p.N, e.p.M, e.opt.TheoryGap); err != nil {
+			return m, err
+		}
+	}
+	var err error
 	switch {
 	case p.M*p.D <= smallTheta:
 		m.SingularValuesTheta = thetaSingularValues(tensors.MustCopyFlatData[float64](theta), p.M, p.D)
@@ -675,7 +690,7 @@ func (e *Evaluator) measure(ctx context.Context, theta *tensors.Tensor) (Metrics
 	if err := ctx.Err(); err != nil {
 		return m, err
 	}
-	if p.N <= MaxMetricsN {
+	if p.N <= MaxMetricsN && !e.blockwise() {
 		if tp, err := e.tan.at(theta); err == nil {
 			if norm, err := tp.gradNorm(); err == nil {
 				m.RiemannianGradNorm = norm

@@ -42,13 +42,14 @@ func (c *Config) MemoryEstimate(m, n, d int) float64 {
 	// their temporaries in pools, and its large products copy operands and
 	// output into blocks padded to 32 columns.
 	if engine == trainers.EngineFeature {
-		// Θ₀ is kept whole; the steps and metrics move Zᵀ [m, n] through
-		// graphs with about a dozen [m, n] temporaries. Θ is formed for
+		// Θ₀ is kept whole; the steps move Zᵀ [m, n] through graphs with
+		// about a dozen [m, n] temporaries (the metrics run in blocks of
+		// neurons on the host). Θ is formed for
 		// outputs a block of rows at a time beside S [m, n].
 		// Θ₀ is copied once into the backend; the final Θ is streamed in
 		// blocks of up to 4096 rows (two temporaries beside the block).
 		block := math.Min(fm, 4096) * fd * f
-		est += 2*theta + 20*feat + 6*gram + 3*block
+		est += 2*theta + 16*feat + 6*gram + 3*block
 	} else {
 		// Θ, the next Θ, the gradient and their blocked copies; Z [n, m]
 		// and its temporaries.

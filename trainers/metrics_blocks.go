@@ -1,0 +1,316 @@
+package trainers
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/flatmin/flatmin/internal/linalg"
+	"github.com/flatmin/flatmin/model"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"gonum.org/v1/gonum/mat"
+)
+
+// blockMetricsAbove is the size (values of Zᵀ [m, n] or Θ [m, d]) above
+// which the Evaluator measures on the host in blocks of neurons instead of
+// in whole-array graphs: each m×n temporary of those weighs as much as Θ
+// when n ≈ d (16–18×Θ at m = 2·10⁶, d = n = 3). Every metric is a sum or a
+// max over neurons, or an n×n or d×d accumulation, so blocks lose nothing.
+var blockMetricsAbove = 1 << 20
+
+// metricsBlockValues is the size of one block's buffers (rows × max(n, d)):
+// blocks are chosen by size alone, so the numbers do not depend on the machine.
+var metricsBlockValues = 1 << 16
+
+// blockwise reports whether e measures in blocks of neurons. Only for n ≤ m:
+// Z's singular values then come from its n×n Gram matrix, a sum over neurons.
+func (e *Evaluator) blockwise() bool {
+	p := e.p
+	return p.N <= p.M && max(p.M*p.N, p.M*p.D) > blockMetricsAbove
+}
+
+// ztRows returns Zᵀ's rows [lo, hi) as [hi−lo, n], computed into buf
+// (len ≥ (hi−lo)·n) when they are not stored.
+type ztRows func(lo, hi int, buf []float64) []float64
+
+// thetaZtRows computes Zᵀ's rows from Θ's (row-major [m, d]).
+func thetaZtRows(p *model.Problem, theta []float64) ztRows {
+	x := mat.NewDense(p.N, p.D, p.X)
+	return func(lo, hi int, buf []float64) []float64 {
+		out := mat.NewDense(hi-lo, p.N, buf[:(hi-lo)*p.N])
+		out.Mul(mat.NewDense(hi-lo, p.D, theta[lo*p.D:hi*p.D]), x.T())
+		return buf[:(hi-lo)*p.N]
+	}
+}
+
+// measureBlocks fills m's loss, Tr D²L (both forms), ‖∇L‖, theory gap, Z's
+// singular values, effective rank and, for n ≤ MaxMetricsN, ‖grad_M F‖,
+// from Zᵀ's rows, in passes over blocks of neurons: f (so r), then the sums
+// that need r (Σ_j A², Σ_j wφ″, J Jᵀ, ‖∇L‖²), then J∇F, then, with c =
+// (J Jᵀ)⁻¹J∇F, ‖∇F − Jᵀc‖² as the graphs compute it (no cancelling
+// difference). Buffers are of one block's size.
+func (e *Evaluator) measureBlocks(ctx context.Context, m *Metrics, rows ztRows) error {
+	p := e.p
+	n, mm := p.N, p.M
+	block := max(1, min(mm, metricsBlockValues/max(n, p.D)))
+	buf := func() []float64 { return make([]float64, block*n) }
+	zb, phi, a, v, vg := buf(), buf(), buf(), buf(), buf()
+	g := p.Gram()
+	normSq := p.RowNormSq()
+	each := func(fn func(lo, hi int, z []float64)) error {
+		for lo := 0; lo < mm; lo += block {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			hi := min(lo+block, mm)
+			fn(lo, hi, rows(lo, hi, zb))
+		}
+		return nil
+	}
+	// weighed writes w_j·φ^(order) of the block into out.
+	weighed := func(lo int, z []float64, order int, out []float64) []float64 {
+		out = out[:len(z)]
+		model.HostEval(p.Act, z, order, out)
+		for k := range out {
+			out[k] *= p.W[lo+k/n]
+		}
+		return out
+	}
+
+	m.TraceMin, m.EffectiveRank, m.RiemannianGradNorm, m.TheoryGap = math.NaN(), math.NaN(), math.NaN(), math.NaN()
+	if e.opt.OK {
+		m.TraceMin, m.TheoryGap = e.opt.TraceMin, 0
+	}
+	k := min(n, mm)
+	var zGram *mat.SymDense
+	var ztSmall []float64 // Zᵀ whole when small: its SVD resolves more than the Gram's
+	switch {
+	case mm*n <= smallTheta:
+		ztSmall = make([]float64, mm*n)
+	case singularValuesOK(n, mm):
+		zGram = mat.NewSymDense(k, nil)
+	}
+
+	// Pass 1: f, the theory gap, Z's Gram matrix.
+	f := make([]float64, n)
+	if err := each(func(lo, hi int, z []float64) {
+		wphi := weighed(lo, z, 0, phi)
+		for k, x := range wphi {
+			f[k%n] += x
+		}
+		if e.opt.OK {
+			m.TheoryGap = math.Max(m.TheoryGap, e.opt.TheoryGapNeuronMajor(z, n, hi-lo))
+		}
+		if zGram != nil {
+			zGram.SymRankK(zGram, 1, mat.NewDense(hi-lo, n, z).T())
+		}
+		if ztSmall != nil {
+			copy(ztSmall[lo*n:], z)
+		}
+	}); err != nil {
+		return err
+	}
+	r := make([]float64, n)
+	m.Loss = 0
+	for i := range n {
+		r[i] = f[i] - p.Y[i]
+		m.Loss += r[i] * r[i]
+	}
+
+	// Pass 2: Σ_j A², Σ_j w φ″, J Jᵀ = G ∘ AᵀA and ‖∇L‖² = ‖2Jᵀr‖² = Σ_j ⟨v_j, G v_j⟩ with v_j = 2 r ∘ a_j.
+	riem := n <= MaxMetricsN
+	sq, s := make([]float64, n), make([]float64, n)
+	var jjt, part []float64
+	if riem {
+		jjt, part = make([]float64, n*n), make([]float64, n*n)
+	}
+	gradSq := 0.0
+	if err := each(func(lo, hi int, z []float64) {
+		ab := weighed(lo, z, 1, a)
+		for k, x := range ab {
+			sq[k%n] += x * x
+			v[k] = 2 * r[k%n] * x
+		}
+		for k, x := range weighed(lo, z, 2, phi) {
+			s[k%n] += x
+		}
+		vb, vgb := v[:len(ab)], vg[:len(ab)]
+		linalg.MulSquare(vgb, vb, g, hi-lo, n, 1)
+		for k, x := range vb {
+			gradSq += x * vgb[k]
+		}
+		if riem {
+			linalg.GramColumns(part, ab, hi-lo, n)
+			for k, x := range part {
+				jjt[k] += x
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	tr, man := 0.0, 0.0
+	for i := range n {
+		tr += normSq[i] * (sq[i] + r[i]*s[i])
+		man += normSq[i] * sq[i]
+	}
+	m.TraceHessian, m.TraceHessianManifold, m.GradNorm = 2*tr, 2*man, math.Sqrt(gradSq)
+
+	switch {
+	case ztSmall != nil:
+		m.SingularValuesZ = thetaSingularValues(ztSmall, mm, n)
+	case zGram != nil:
+		m.SingularValuesZ = singularValuesFromGram(zGram, k)
+	default:
+		m.SingularValuesZ = nanSlice(k)
+	}
+	if zGram != nil || ztSmall != nil {
+		m.EffectiveRank = linalg.EffectiveRank(m.SingularValuesZ)
+	}
+	if !riem {
+		return nil
+	}
+	for k := range jjt {
+		jjt[k] *= g[k]
+	}
+
+	// ∇F's block (TraceHessianFeatureGrad): c_i (2 A w φ″ + r_i w φ‴ + s_i A), into v.
+	c2 := make([]float64, n)
+	for i := range n {
+		c2[i] = 2 * normSq[i]
+	}
+	phi3 := buf()
+	gradF := func(lo int, z []float64) []float64 {
+		ab := weighed(lo, z, 1, a)
+		w2, w3 := weighed(lo, z, 2, phi), weighed(lo, z, 3, phi3)
+		out := v[:len(ab)]
+		for k, x := range ab {
+			i := k % n
+			out[k] = c2[i] * (2*x*w2[k] + r[i]*w3[k] + s[i]*x)
+		}
+		return out
+	}
+	// Pass 3: J∇F = Σ_j a_j ∘ (G ∇F_j).
+	jg := make([]float64, n)
+	if err := each(func(lo, hi int, z []float64) {
+		gb := gradF(lo, z)
+		vgb := vg[:len(gb)]
+		linalg.MulSquare(vgb, gb, g, hi-lo, n, 1)
+		for k, x := range a[:len(gb)] {
+			jg[k%n] += x * vgb[k]
+		}
+	}); err != nil {
+		return err
+	}
+	c, err := linalg.SolveSPD(jjt, n, jg)
+	if err != nil {
+		return nil // J Jᵀ singular: ‖grad_M F‖ stays NaN
+	}
+	// Pass 4: ‖∇F − Jᵀc‖² = Σ_j ⟨u_j, G u_j⟩ with u_j = ∇F_j − c ∘ a_j.
+	norm := 0.0
+	if err := each(func(lo, hi int, z []float64) {
+		u := gradF(lo, z)
+		for k, x := range a[:len(u)] {
+			u[k] -= c[k%n] * x
+		}
+		ug := vg[:len(u)]
+		linalg.MulSquare(ug, u, g, hi-lo, n, 1)
+		for k, x := range u {
+			norm += x * ug[k]
+		}
+	}); err != nil {
+		return err
+	}
+	m.RiemannianGradNorm = math.Sqrt(norm)
+	return nil
+}
+
+// thetaGramBlocks returns ΘᵀΘ (d×d) at a feature state, forming Θ's rows a
+// block at a time as the engine's Sync does (Θ = Θ₀ − S X, S = (Θ₀Xᵀ − Zᵀ)G⁺
+// refined once): no m-sized buffer.
+func (f *featureEval) thetaGramBlocks(ctx context.Context, base, zt []float64) (*mat.SymDense, error) {
+	p := f.eng.p
+	n, d := p.N, p.D
+	if f.eng.pinv == nil {
+		return nil, fmt.Errorf("feature engine without G⁺")
+	}
+	x := mat.NewDense(n, d, p.X)
+	gm := mat.NewDense(n, n, p.Gram())
+	pinv := mat.NewDense(n, n, f.eng.pinv)
+	block := max(1, min(p.M, metricsBlockValues/max(n, d)))
+	out := mat.NewSymDense(d, nil)
+	var gap, s, res, sx mat.Dense
+	for lo := 0; lo < p.M; lo += block {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hi := min(lo+block, p.M)
+		b0 := mat.NewDense(hi-lo, d, base[lo*d:hi*d])
+		gap.Reset()
+		gap.Mul(b0, x.T())
+		gap.Sub(&gap, mat.NewDense(hi-lo, n, zt[lo*n:hi*n]))
+		s.Reset()
+		s.Mul(&gap, pinv)
+		res.Reset()
+		res.Mul(&s, gm)
+		res.Sub(&gap, &res)
+		gap.Reset()
+		gap.Mul(&res, pinv)
+		s.Add(&s, &gap)
+		sx.Reset()
+		sx.Mul(&s, x)
+		sx.Sub(b0, &sx)
+		out.SymRankK(out, 1, sx.T())
+	}
+	return out, nil
+}
+
+// measureFeatureBlocks is MeasureStateContext in blocks of neurons, on the
+// features' own memory.
+func (e *Evaluator) measureFeatureBlocks(ctx context.Context, s *State) (Metrics, error) {
+	p, f := e.p, e.feat
+	var m Metrics
+	var err error
+	n := p.N
+	if verr := viewOf(e.b, s.Features, func(zt []float64) {
+		err = e.measureBlocks(ctx, &m, func(lo, hi int, _ []float64) []float64 { return zt[lo*n : hi*n] })
+	}); verr != nil {
+		return m, verr
+	}
+	if err != nil {
+		return m, err
+	}
+	// Outside the view: sync and thetaGram run graphs on s.Features, which
+	// a view holds (a deadlock).
+	switch {
+	case p.M*p.D <= smallTheta:
+		if s.Theta == nil {
+			if err := f.eng.sync(s); err != nil {
+				return m, err
+			}
+		}
+		m.SingularValuesTheta = thetaSingularValues(tensors.MustCopyFlatData[float64](s.Theta), p.M, p.D)
+	case !singularValuesOK(p.M, p.D):
+		m.SingularValuesTheta = nanSlice(min(p.M, p.D))
+	case p.D <= p.M:
+		var g *mat.SymDense
+		verr := viewOf(e.b, s.Features, func(zt []float64) {
+			if verr := viewOf(e.b, s.Base, func(base []float64) { g, err = f.thetaGramBlocks(ctx, base, zt) }); verr != nil {
+				err = verr
+			}
+		})
+		if verr != nil {
+			return m, verr
+		}
+		if err != nil {
+			return m, err
+		}
+		m.SingularValuesTheta = singularValuesFromGram(g, p.D)
+	default:
+		g, err := f.thetaGram(ctx, s)
+		if err != nil {
+			return m, err
+		}
+		m.SingularValuesTheta = singularValuesFromGram(g, p.M)
+	}
+	return m, nil
+}
