@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -195,16 +193,12 @@ func TestStopReasonsErrorAndInterrupted(t *testing.T) {
 
 // A disk that fills up mid-run stops it with an error and still leaves
 // theta.npy (Θ at the stop) and summary.json saying why, written in place
-// over the versions reserved at the start. Needs root for a small tmpfs.
+// over the versions reserved at the start. Needs root for a small tmpfs (fullDisk).
 func TestDiskFullLeavesResults(t *testing.T) {
-	mnt := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
+	mnt := fullDisk(t)
+	if mnt == "" {
+		t.Skip("cannot mount a small tmpfs")
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs (%v: %s)", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", mnt).Run() })
 	b, err := backend.Shared()
 	if err != nil {
 		t.Fatal(err)
@@ -219,20 +213,7 @@ func TestDiskFullLeavesResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fill := func() {
-		f, err := os.Create(filepath.Join(mnt, "filler"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		block := make([]byte, 4096)
-		for {
-			if _, err := f.Write(block); err != nil {
-				return // ENOSPC
-			}
-		}
-	}
-	setup.Trainer = &stopping{Trainer: setup.Trainer, at: 250, fill: fill}
+	setup.Trainer = &stopping{Trainer: setup.Trainer, at: 250, fill: func() { fill(t, mnt) }}
 	dir := filepath.Join(mnt, "run")
 	if _, err := setup.Train(context.Background(), b, dir, runner.Options{Quiet: true}); err == nil || !strings.Contains(err.Error(), "no space") {
 		t.Fatalf("want a no-space error, got %v", err)
