@@ -10,9 +10,9 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/bench"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/internal/backend"
-	"github.com/flatmin/flatmin/internal/bench"
-	"github.com/flatmin/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
 )

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/internal/backend"
-	"github.com/flatmin/flatmin/internal/runner"
 )
 
 func cmdCompare(args []string, stdout, stderr io.Writer) error {

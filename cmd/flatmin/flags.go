@@ -5,7 +5,7 @@ import (
 	"io"
 	"strconv"
 
-	"github.com/flatmin/flatmin/internal/runner"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/spf13/pflag"
 )
 

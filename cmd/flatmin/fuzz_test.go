@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flatmin/flatmin/internal/runner"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/spf13/pflag"
 )
 

@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/internal/backend"
-	"github.com/flatmin/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
 	"github.com/spf13/pflag"

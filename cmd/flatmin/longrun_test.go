@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatmin/flatmin/internal/checkpoint"
-	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/checkpoint"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/model"
 )
 

@@ -23,7 +23,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/flatmin/flatmin/internal/runner"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/trainers"
 	"github.com/spf13/pflag"
 )

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/trainers"
 )
 

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatmin/flatmin/internal/checkpoint"
-	"github.com/flatmin/flatmin/internal/runner"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/checkpoint"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 )
 
 // Sizes that cannot fit are refused before anything of their size is

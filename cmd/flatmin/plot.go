@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/flatmin/flatmin/internal/plotting"
-	"github.com/flatmin/flatmin/internal/runner"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/plotting"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/spf13/pflag"
 )
 

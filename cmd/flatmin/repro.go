@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/repro"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/internal/backend"
-	"github.com/flatmin/flatmin/internal/repro"
-	"github.com/flatmin/flatmin/internal/runner"
 	"github.com/spf13/pflag"
 )
 

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flatmin/flatmin/internal/checkpoint"
-	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/checkpoint"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 )
 
 // inspect's spectrum fields on a short run: Lanczos' λ_max agrees with power

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/internal/backend"
-	"github.com/flatmin/flatmin/internal/runio"
-	"github.com/flatmin/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
 )

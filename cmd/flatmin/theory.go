@@ -6,8 +6,8 @@ import (
 	"io"
 	"math"
 
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/internal/backend"
-	"github.com/flatmin/flatmin/internal/runner"
 )
 
 func cmdTheory(args []string, stdout, stderr io.Writer) error {

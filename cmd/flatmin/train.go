@@ -13,8 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/internal/backend"
-	"github.com/flatmin/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
 	"github.com/spf13/pflag"

@@ -15,9 +15,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/flatmin/flatmin/internal/plotting"
-	"github.com/flatmin/flatmin/internal/runio"
-	"github.com/flatmin/flatmin/internal/runner"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/plotting"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/backends"
 )

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 )
 
 // ReportFile is the reproduction's report, in its output directory.

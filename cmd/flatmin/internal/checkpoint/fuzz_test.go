@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 

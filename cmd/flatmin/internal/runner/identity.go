@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/flatmin/flatmin/internal/checkpoint"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/checkpoint"
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
 )

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flatmin/flatmin/internal/checkpoint"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/checkpoint"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 

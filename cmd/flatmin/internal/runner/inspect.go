@@ -7,7 +7,7 @@ import (
 	"math"
 	"path/filepath"
 
-	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
 	"github.com/gomlx/gomlx/backends"

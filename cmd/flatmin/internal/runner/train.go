@@ -12,8 +12,8 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/flatmin/flatmin/internal/checkpoint"
-	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/checkpoint"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
 	"github.com/gomlx/gomlx/backends"

@@ -30,7 +30,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/core/tensors/numpy"

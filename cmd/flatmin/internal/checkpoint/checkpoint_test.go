@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/trainers"
 	"github.com/gomlx/gomlx/backends"
 )

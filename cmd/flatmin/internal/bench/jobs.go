@@ -8,8 +8,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/internal/linalg"
-	"github.com/flatmin/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/regularizers"
 	"github.com/flatmin/flatmin/trainers"

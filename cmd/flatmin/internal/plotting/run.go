@@ -6,7 +6,7 @@ import (
 	"math"
 	"path/filepath"
 
-	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 
 	"gonum.org/v1/plot"
 )

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 )
 
 // OutDir is a directory this process creates and writes (a run, a

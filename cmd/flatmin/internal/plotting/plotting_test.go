@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flatmin/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 	"gonum.org/v1/plot/plotter"
 )
 
