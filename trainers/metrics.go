@@ -785,7 +785,7 @@ type HutchinsonEstimator struct {
 func NewHutchinsonEstimator(b backends.Backend, p *model.Problem, probes int, graphs bool) (*HutchinsonEstimator, error) {
 	h := &HutchinsonEstimator{b: b, probes: probes}
 	var err error
-	if backend.IsSimpleGo(b) && !graphs {
+	if backend.IsSimpleGo(b) && !graphs && !GraphsForced() {
 		h.host = model.NewHostNet(p)
 		h.exec, err = compile(b, func(rng *Node) []*Node {
 			newRNG, words := regularizers.ProbeWords(rng, p, probes)

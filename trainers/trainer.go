@@ -212,6 +212,7 @@ func New(name string, b backends.Backend, p *model.Problem, cfg Config) (Trainer
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	cfg.Graphs = cfg.Graphs || GraphsForced()
 	return c(b, p, cfg)
 }
 

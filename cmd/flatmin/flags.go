@@ -96,7 +96,7 @@ func trainerFlags(fs *pflag.FlagSet, c *runner.Config) {
 const (
 	engineHelp = "how Θ is represented: theta (the reference), feature (Θ₀ and Z = XΘᵀ, O(n²m) per step) or auto (feature when n ≤ d and n ≤ 2048)"
 	fuseHelp   = "steps per compiled call (0: chosen by size; results do not depend on it; SimpleGo's host paths step one by one)"
-	graphsHelp = "step in compiled GoMLX graphs also where SimpleGo would step on the host (the reference: slower, equal to rounding)"
+	graphsHelp = "step in compiled GoMLX graphs also where SimpleGo would step on the host (the reference: slower, equal to rounding; also $FLATMIN_GRAPHS=1)"
 )
 
 // autoFloat is a float flag that also takes "auto": the value 0 and rule
