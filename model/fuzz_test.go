@@ -25,35 +25,6 @@ func FuzzParseCSV(f *testing.F) {
 	})
 }
 
-func FuzzDecodeNpy(f *testing.F) {
-	header := func(descr, shape string, body int) []byte {
-		h := "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }\n"
-		out := append([]byte("\x93NUMPY\x01\x00"), byte(len(h)), byte(len(h)>>8))
-		return append(append(out, h...), make([]byte, body)...)
-	}
-	f.Add(header("<f8", "(2,)", 16))
-	f.Add(header("<f4", "(2, 1)", 8))
-	f.Add(header("|u1", "(3,)", 3))
-	f.Add(header("<i8", "()", 8))
-	f.Add(header(">f8", "(1,)", 8))
-	f.Add(header("<f8", "(99999999999,)", 8))
-	f.Add([]byte("\x93NUMPY\x02\x00\xff\xff\xff\xff"))
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		values, dims, err := DecodeNpy(data)
-		if err != nil {
-			return
-		}
-		size := 1
-		for _, d := range dims {
-			size *= d
-		}
-		if len(values) != size {
-			t.Fatalf("%d values for shape %v", len(values), dims)
-		}
-	})
-}
-
 func FuzzParseLabels(f *testing.F) {
 	for _, s := range []string{"uniform:1,2", "normal:0,1", "const:3", "teacher:4", "teacher:1e9", "uniform:2,1", ":", "uniform:,", "const:-0"} {
 		f.Add(s)

@@ -9,9 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/flatmin/flatmin/internal/npy"
+
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/internal/backend"
-	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
 	"github.com/spf13/pflag"
 )
@@ -116,7 +117,7 @@ func shapeFromTheta(fs *pflag.FlagSet, cfg *runner.Config, path string) error {
 	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
 		return nil // a pipe can be read once: Inspect checks Θ against the flags
 	}
-	dims, err := model.NpyShape(path)
+	dims, err := npy.Shape(path)
 	if err != nil {
 		return fmt.Errorf("--theta: %w", err)
 	}

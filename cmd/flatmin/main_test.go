@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/flatmin/flatmin/internal/npy"
+
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/trainers"
 )
@@ -145,13 +147,13 @@ func TestBadInput(t *testing.T) {
 	zero := writeFile(t, dir, "zero.csv", "0.1,0.2,1\n0,0,2\n")
 	ragged := writeFile(t, dir, "ragged.csv", "0.1,0.2,1\n0.3,2\n")
 	file := writeFile(t, dir, "plainfile", "x")
-	x3, _ := runio.EncodeNpy([]float64{1, 0, 0, 0, 1, 0}, 2, 3)
+	x3, _ := npy.Encode([]float64{1, 0, 0, 0, 1, 0}, 2, 3)
 	os.WriteFile(filepath.Join(dir, "x.npy"), x3, 0o644)
-	y2, _ := runio.EncodeNpy([]float64{1, 2}, 2)
+	y2, _ := npy.Encode([]float64{1, 2}, 2)
 	os.WriteFile(filepath.Join(dir, "y.npy"), y2, 0o644)
-	y3, _ := runio.EncodeNpy([]float64{1, 2, 3}, 3)
+	y3, _ := npy.Encode([]float64{1, 2, 3}, 3)
 	os.WriteFile(filepath.Join(dir, "y3.npy"), y3, 0o644)
-	th, _ := runio.EncodeNpy(make([]float64, 8), 4, 2)
+	th, _ := npy.Encode(make([]float64, 8), 4, 2)
 	os.WriteFile(filepath.Join(dir, "theta.npy"), th, 0o644)
 	existing := filepath.Join(t.TempDir(), "run")
 	if _, _, s := flatmin(t, "train", "--steps", "5", "--out", existing); s != 0 {
@@ -305,7 +307,7 @@ func TestPureGoBinary(t *testing.T) {
 }
 
 func writeNpy(t *testing.T, path string, values []float64, dims ...int) {
-	data, err := runio.EncodeNpy(values, dims...)
+	data, err := npy.Encode(values, dims...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flatmin/flatmin/internal/npy"
+
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/checkpoint"
-	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
-	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
@@ -294,7 +294,7 @@ func TestResumeChecksCheckpointIdentity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, dims, err := model.DecodeNpy(raw)
+			v, dims, err := npy.Decode(raw)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -380,7 +380,7 @@ func writeV1(t *testing.T, path string, config json.RawMessage) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	npy, err := runio.EncodeNpy(tensors.MustCopyFlatData[float64](c.Theta), c.M, c.D)
+	npy, err := npy.Encode(tensors.MustCopyFlatData[float64](c.Theta), c.M, c.D)
 	if err != nil {
 		t.Fatal(err)
 	}

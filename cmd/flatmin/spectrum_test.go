@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/internal/npy"
 )
 
 // inspect's spectrum fields on a short run: Lanczos' λ_max agrees with power
@@ -138,7 +138,7 @@ func TestInspectTopKOverflow(t *testing.T) {
 	for i := range big {
 		big[i] = 1e120
 	}
-	data, _ := runio.EncodeNpy(big, 10, 3)
+	data, _ := npy.Encode(big, 10, 3)
 	path := filepath.Join(t.TempDir(), "theta.npy")
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)

@@ -30,6 +30,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/flatmin/flatmin/internal/npy"
+
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -242,7 +244,7 @@ func Decode(data []byte) (*Checkpoint, error) {
 		if a.Bytes < 0 || a.Bytes > int64(len(rest)) {
 			return nil, fmt.Errorf("checkpoint array %s: %d bytes of %d left", a.Name, a.Bytes, len(rest))
 		}
-		v, d, err := model.DecodeNpy(rest[:a.Bytes])
+		v, d, err := npy.Decode(rest[:a.Bytes])
 		if err != nil {
 			return nil, fmt.Errorf("checkpoint %s: %w", a.Name, err)
 		}
@@ -309,11 +311,11 @@ func decodeV1(body []byte) (*Checkpoint, error) {
 	if err := json.Unmarshal(body, &p); err != nil {
 		return nil, fmt.Errorf("checkpoint payload: %w", err)
 	}
-	npy, err := base64.StdEncoding.DecodeString(p.ThetaNpy)
+	raw, err := base64.StdEncoding.DecodeString(p.ThetaNpy)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint Θ: %w", err)
 	}
-	theta, dims, err := model.DecodeNpy(npy)
+	theta, dims, err := npy.Decode(raw)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint Θ: %w", err)
 	}

@@ -13,7 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/internal/npy"
+
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
@@ -129,7 +130,7 @@ func TestFeatureStateRoundTrip(t *testing.T) {
 
 // Checkpoints of version 1 (Θ as base64 inside the JSON) still load.
 func TestDecodeReadsVersion1(t *testing.T) {
-	npy, _ := runio.EncodeNpy(sampleTheta, 2, 3)
+	npy, _ := npy.Encode(sampleTheta, 2, 3)
 	body := fmt.Sprintf(`{"step":7,"theta_npy":%q,"rng":["1","2"],"extra":{"eta":0.5},"wall_seconds":3,"config":{}}`,
 		base64.StdEncoding.EncodeToString(npy))
 	sum := sha256.Sum256([]byte(body))

@@ -8,7 +8,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
+	"github.com/flatmin/flatmin/internal/npy"
+
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
@@ -26,7 +27,7 @@ func FuzzDecode(f *testing.F) {
 	features, _ := Encode(&Checkpoint{Step: 9, M: 2, D: 3, N: 2, Base: tensors.FromFlatDataAndDimensions([]float64{1, 2, 3, 4, 5, 6}, 2, 3),
 		Features: tensors.FromFlatDataAndDimensions([]float64{1, 2, 3, 4}, 2, 2), RNG: []uint64{1}, Config: []byte(`{}`)})
 	f.Add(features)
-	npy, _ := runio.EncodeNpy(sampleTheta, 2, 3)
+	npy, _ := npy.Encode(sampleTheta, 2, 3)
 	body := fmt.Sprintf(`{"step":7,"theta_npy":%q,"rng":["1","2"],"extra":{"eta":0.5},"wall_seconds":3,"config":{}}`, base64.StdEncoding.EncodeToString(npy))
 	sum := sha256.Sum256([]byte(body))
 	f.Add([]byte(fmt.Sprintf("%s\nlength %d\nsha256 %s\n\n%s", magicV1, len(body), hex.EncodeToString(sum[:]), body)))

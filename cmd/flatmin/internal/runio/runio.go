@@ -6,18 +6,16 @@ package runio
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
+
+	"github.com/flatmin/flatmin/internal/npy"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/core/tensors/numpy"
@@ -81,75 +79,16 @@ func syncDir(dir string) {
 	}
 }
 
-// EncodeNpy returns the .npy bytes of a float64 array with the given dimensions.
-func EncodeNpy(values []float64, dims ...int) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := NpyWriter(&buf, dims, func(emit func([]float64) error) error { return emit(values) }); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
 // WriteNpy writes a float64 array as .npy, atomically.
 func WriteNpy(path string, values []float64, dims ...int) error {
 	return WriteAtomic(path, func(w io.Writer) error {
-		return NpyWriter(w, dims, func(emit func([]float64) error) error { return emit(values) })
+		return npy.Write(w, dims, func(emit func([]float64) error) error { return emit(values) })
 	})
 }
 
 // WriteTensorNpy writes a tensor as .npy, atomically, straight from its data (GoMLX's writer).
 func WriteTensorNpy(path string, t *tensors.Tensor) error {
 	return WriteAtomic(path, func(w io.Writer) error { return numpy.ToNpyWriter(t, w) })
-}
-
-// NpyWriter writes a float64 .npy (version 1.0, C order) of the given shape
-// whose values are produced by rows, which passes them to emit in order and
-// in pieces of any size: an array formed block by block is never whole in memory.
-func NpyWriter(w io.Writer, dims []int, rows func(emit func([]float64) error) error) error {
-	shape := make([]string, len(dims))
-	size := 1
-	for i, d := range dims {
-		shape[i] = strconv.Itoa(d)
-		size *= d
-	}
-	tuple := "(" + strings.Join(shape, ", ") + ")"
-	if len(dims) == 1 {
-		tuple = "(" + shape[0] + ",)"
-	}
-	header := "{'descr': '<f8', 'fortran_order': False, 'shape': " + tuple + ", }"
-	for (10+len(header)+1)%64 != 0 {
-		header += " "
-	}
-	header += "\n"
-	pre := []byte("\x93NUMPY\x01\x00")
-	pre = binary.LittleEndian.AppendUint16(pre, uint16(len(header)))
-	if _, err := w.Write(append(pre, header...)); err != nil {
-		return err
-	}
-	written := 0
-	buf := make([]byte, 0, 1<<16)
-	err := rows(func(vs []float64) error {
-		for len(vs) > 0 {
-			k := min(len(vs), cap(buf)/8)
-			buf = buf[:8*k]
-			for i, v := range vs[:k] {
-				binary.LittleEndian.PutUint64(buf[8*i:], math.Float64bits(v))
-			}
-			if _, err := w.Write(buf); err != nil {
-				return err
-			}
-			written += k
-			vs = vs[k:]
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if written != size {
-		return fmt.Errorf("npy: %d values written for shape %v (%d)", written, dims, size)
-	}
-	return nil
 }
 
 // WriteJSON writes v as indented JSON, atomically.

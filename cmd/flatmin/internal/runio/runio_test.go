@@ -1,14 +1,9 @@
 package runio
 
 import (
-	"bytes"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/flatmin/flatmin/model"
 )
 
 func TestWriteFileAtomicReplacesWhole(t *testing.T) {
@@ -62,43 +57,5 @@ func TestCSVLogDropsPartialLastLine(t *testing.T) {
 	header, rows, err := ReadCSVLog(path)
 	if err != nil || len(header) != 2 || len(rows) != 2 || rows[1][1] != "0.5" {
 		t.Errorf("header %v rows %v err %v", header, rows, err)
-	}
-}
-
-// An array written block by block reads back whole through GoMLX's numpy
-// reader (model.DecodeNpy), and a wrong count is an error, not a bad file.
-func TestNpyWriterStreamsBlocks(t *testing.T) {
-	for _, dims := range [][]int{{7}, {5, 3}, {2, 3, 4}} {
-		size := 1
-		for _, d := range dims {
-			size *= d
-		}
-		values := make([]float64, size)
-		for i := range values {
-			values[i] = float64(i)*1.5 - 3
-		}
-		var buf bytes.Buffer
-		err := NpyWriter(&buf, dims, func(emit func([]float64) error) error {
-			for start := 0; start < size; start += 4 {
-				if err := emit(values[start:min(start+4, size)]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, gotDims, err := model.DecodeNpy(buf.Bytes())
-		if err != nil {
-			t.Fatalf("%v: %v", dims, err)
-		}
-		if fmt.Sprint(gotDims) != fmt.Sprint(dims) || fmt.Sprint(got) != fmt.Sprint(values) {
-			t.Fatalf("%v came back as %v %v", dims, gotDims, got)
-		}
-	}
-	err := NpyWriter(io.Discard, []int{3}, func(emit func([]float64) error) error { return emit([]float64{1, 2}) })
-	if err == nil {
-		t.Fatal("2 values for shape (3,) were accepted")
 	}
 }

@@ -87,7 +87,7 @@ func Inspect(b backends.Backend, req InspectRequest) (*InspectReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	report := &trainers.Report{Metrics: m}
+	report := &Report{Metrics: m}
 	if report.TopEigenvalue, err = trainers.TopEigenvalue(b, p, t); err != nil {
 		report.TopEigenvalue = math.NaN()
 	}
@@ -117,4 +117,35 @@ func Inspect(b backends.Backend, req InspectRequest) (*InspectReport, error) {
 		}
 	}
 	return &InspectReport{Report: report, Note: inspectNote(p, m)}, nil
+}
+
+// Report is what `flatmin inspect` prints: the metrics of one Θ (without the
+// step and wall time of a run) and optional estimates.
+type Report struct {
+	Metrics       trainers.Metrics
+	TopEigenvalue float64 // λ_max of the loss Hessian, NaN if power iteration failed
+	Hutchinson    *trainers.HutchinsonReport
+	Eigen         *trainers.EigenReport   // Lanczos' top-k and smallest, when asked
+	Density       *trainers.DensityReport // SLQ, when asked
+}
+
+// MarshalJSON writes the metrics' fields, "top_eigenvalue" and "hutchinson"
+// (null when not asked), then, when asked, "top_eigenvalues",
+// "min_eigenvalue", "lanczos_steps", "lanczos_converged" and "spectral_density".
+func (r Report) MarshalJSON() ([]byte, error) {
+	var fields []trainers.Field
+	for _, f := range r.Metrics.Fields() {
+		if f.Name != "step" && f.Name != "wall_seconds" {
+			fields = append(fields, f)
+		}
+	}
+	fields = append(fields, trainers.Field{Name: "top_eigenvalue", Value: trainers.JSONFloat(r.TopEigenvalue)}, trainers.Field{Name: "hutchinson", Value: r.Hutchinson})
+	if r.Eigen != nil {
+		fields = append(fields, trainers.Field{Name: "top_eigenvalues", Value: trainers.JSONFloats(r.Eigen.Top)}, trainers.Field{Name: "min_eigenvalue", Value: trainers.JSONFloat(r.Eigen.Min)},
+			trainers.Field{Name: "lanczos_steps", Value: r.Eigen.Steps}, trainers.Field{Name: "lanczos_converged", Value: r.Eigen.Converged})
+	}
+	if r.Density != nil {
+		fields = append(fields, trainers.Field{Name: "spectral_density", Value: r.Density})
+	}
+	return trainers.MarshalFields(fields)
 }

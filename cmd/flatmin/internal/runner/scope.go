@@ -34,7 +34,7 @@ func TraceMinScope(act model.Activation, n, d int) string {
 // InspectReport is `flatmin inspect`'s output: the metrics, and a note on
 // what trace_min means for this Θ where it is not a value Θ could reach.
 type InspectReport struct {
-	*trainers.Report
+	*Report
 	Note string // "" when trace_min is the minimum Θ's Tr D²L is to be set against
 }
 

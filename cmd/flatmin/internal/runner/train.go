@@ -12,6 +12,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/flatmin/flatmin/internal/npy"
+
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/checkpoint"
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/model"
@@ -388,7 +390,7 @@ var errNotFinite = errors.New("Θ is not finite")
 func (s *Setup) writeTheta(path string, state *trainers.State) (bool, error) {
 	p := s.Problem
 	err := runio.WriteReserved(path, func(w io.Writer) error {
-		return runio.NpyWriter(w, []int{p.M, p.D}, func(emit func([]float64) error) error {
+		return npy.Write(w, []int{p.M, p.D}, func(emit func([]float64) error) error {
 			return trainers.StreamTheta(s.Trainer, state, func(v []float64) error {
 				if !finite(v) {
 					return errNotFinite
