@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"testing"
 
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/bench"
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
@@ -16,6 +15,10 @@ import (
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
 )
+
+// benchInProcess runs every row in this process: the tests set it, as their
+// binary cannot be re-executed as flatmin.
+var benchInProcess bool
 
 const benchNotes = `
 Rows (--only; all of them by default; README.md gives run times):
@@ -108,7 +111,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	// Each row in a child process, for its own peak RSS; not from a test
 	// binary, which is not flatmin (the CLI tests run rows in-process).
 	measure := func(row bench.Row) (bench.Result, error) { return bench.Measure(b, row, opt) }
-	if exe, err := os.Executable(); err == nil && !*inProcess && !testing.Testing() {
+	if exe, err := os.Executable(); err == nil && !*inProcess && !benchInProcess {
 		c := bench.Child{Path: exe, Args: []string{"bench", "--child"}}
 		measure = func(row bench.Row) (bench.Result, error) { return c.Measure(context.Background(), row, opt) }
 	}

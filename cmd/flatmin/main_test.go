@@ -284,6 +284,7 @@ func pureGoBinary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	benchInProcess = true
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
