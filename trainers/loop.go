@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -36,6 +37,9 @@ type LoopConfig struct {
 	// Snapshots lists steps (ascending) at which Snapshot is called with the state.
 	Snapshots []int64
 	Snapshot  func(s *State) error
+	// Hooks are the caller's, run at the steps they ask for after the
+	// loop's own (snapshots, logging, checkpoints).
+	Hooks []Hook
 }
 
 // DefaultMaxLoss is the loss above which a run counts as diverged.
@@ -80,6 +84,20 @@ func (e *DivergedError) Error() string {
 // a run diverges; larger runs keep only what they have at the stop.
 const backupLimit = 1 << 22
 
+// Hook is work the loop does at some steps, in the manner of GoMLX's
+// train.EveryNSteps: Next says the first step after `step` at which the hook
+// needs the loop, and the loop's fused calls stop there (the stride is the
+// minimum over its hooks); Do runs it once the loop stands at that step.
+// The loop's own logging, checkpoints and snapshots are hooks; LoopConfig.Hooks
+// adds a caller's, run after them.
+type Hook interface {
+	Next(step int64) int64
+	Do(s *State) error
+}
+
+// never is a Hook's Next when it needs the loop at no later step.
+const never = math.MaxInt64
+
 // Run is the one training loop. Under the feature engine s.Theta may be nil
 // when it returns: call tr.Sync, or StreamTheta, to have Θ. It steps tr from
 // s until cfg.Steps or until tr (a Converger) has converged, logging ev's
@@ -90,180 +108,278 @@ const backupLimit = 1 << 22
 // the stopping step is logged whenever its metrics can be measured. s is
 // updated in place.
 func Run(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfig, sink Sink) (Result, error) {
-	if cfg.LogEvery <= 0 {
-		return Result{}, fmt.Errorf("--log-every must be positive, got %d", cfg.LogEvery)
+	l, err := newLoop(ctx, tr, ev, s, cfg, sink)
+	if err != nil {
+		return Result{StopReason: StopError}, err
 	}
-	if cfg.Steps < s.Step {
-		return Result{}, fmt.Errorf("the run is already at step %d, beyond --steps %d", s.Step, cfg.Steps)
-	}
-	maxLoss := cfg.MaxLoss
-	if maxLoss == 0 {
-		maxLoss = DefaultMaxLoss
-	}
-	start := time.Now()
-	wall := func() time.Duration { return cfg.WallOffset + time.Since(start) }
-	lastLogged := int64(-1)
-	if !cfg.Fresh && s.Step%cfg.LogEvery == 0 {
-		// A resumed run's checkpointed step on the log cadence was logged
-		// before; a row off it (an interruption's) is not kept on resume.
-		lastLogged = s.Step
-	}
-	last := unmeasured(s.Step)
-	haveLast := false
-	measure := func() (Metrics, error) {
-		mctx := ctx
-		if ctx.Err() != nil {
-			// Interrupted: the last row gets a short budget, not the
-			// whole metrics' time (a second signal would have to kill us).
-			c, cancel := context.WithTimeout(context.Background(), finalMetricsBudget)
-			defer cancel()
-			mctx = c
-		}
-		m, err := ev.MeasureStateContext(mctx, s)
-		if err != nil {
-			if mctx.Err() != nil && errors.Is(err, mctx.Err()) {
-				err = errMetricsCut
-			}
-			return m, err
-		}
-		m.Step = s.Step
-		m.WallSeconds = wall().Seconds()
-		if m.Extra == nil { // MeasureState's own extras (sharpness) stay
-			m.Extra = map[string]float64{}
-		}
-		for _, name := range tr.Extras() {
-			m.Extra[name] = s.Extra[name]
-		}
-		return m, nil
-	}
-	// log measures and logs the current step; a row cut short by an
-	// interrupt is left out (nil error), as an uninterrupted run has none there.
-	log := func() error {
-		m, err := measure()
-		if err == errMetricsCut {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		lastLogged, last, haveLast = s.Step, m, true
-		return sink.Log(m)
-	}
-	nextSnap := 0 // index of the next snapshot step to take
-	// stop ends the run: the stopping step is logged (if it was not) and
-	// checkpointed, whatever the reason.
-	stop := func(reason string, runErr error) (Result, error) {
-		if reason == StopConverged && cfg.Snapshot != nil && nextSnap < len(cfg.Snapshots) && (nextSnap == 0 || cfg.Snapshots[nextSnap-1] != s.Step) {
-			// Stopped before the snapshots planned for later: one at the end.
-			if err := tr.Sync(s); err == nil {
-				runErr = cfg.Snapshot(s)
-			}
-		}
-		if lastLogged != s.Step {
-			if err := log(); err != nil && runErr == nil {
-				runErr = err
-			}
-		} else if !haveLast {
-			// Resumed at its stopping step: the row exists; measure for Final only.
-			if m, err := measure(); err == nil {
-				last = m
-			}
-		}
-		res := Result{Final: last, Wall: wall(), Interrupted: reason == StopInterrupted, StopReason: reason}
-		if cfg.Checkpoint != nil && reason != StopDiverged {
-			if err := cfg.Checkpoint(s, wall()); err != nil && runErr == nil {
-				runErr, res.StopReason = err, StopError
-			}
-		}
-		return res, runErr
-	}
-	conv, _ := tr.(Converger)
-	converged := func() bool { return conv != nil && conv.Converged(s) }
 	if cfg.Fresh {
 		if err := tr.Init(s); err != nil {
 			return Result{StopReason: StopError}, err
 		}
-	}
-	snapshot := func() error {
-		for nextSnap < len(cfg.Snapshots) && cfg.Snapshots[nextSnap] < s.Step {
-			nextSnap++ // already taken before a resume
+		if err := l.snaps.at(s); err != nil {
+			return l.stop(StopError, err)
 		}
-		if nextSnap < len(cfg.Snapshots) && cfg.Snapshots[nextSnap] == s.Step && cfg.Snapshot != nil {
-			nextSnap++
-			if err := tr.Sync(s); err != nil {
-				return err
-			}
-			return cfg.Snapshot(s)
-		}
-		return nil
-	}
-	if cfg.Fresh {
-		if err := snapshot(); err != nil {
-			return stop(StopError, err)
-		}
-		if err := log(); err != nil {
+		if err := l.log.Do(s); err != nil {
 			return Result{StopReason: StopError}, err
 		}
-		if bad(last.Loss, maxLoss) && ctx.Err() == nil {
-			return stop(StopDiverged, &DivergedError{Step: s.Step, Loss: last.Loss})
+		if bad(l.log.last.Loss, l.maxLoss) && ctx.Err() == nil {
+			return l.stop(StopDiverged, &DivergedError{Step: s.Step, Loss: l.log.last.Loss})
 		}
 	}
 	bar := newBar(cfg.Progress, cfg.Steps-s.Step)
 	defer bar.finish()
-	limit := int64(1)
-	for s.Step < cfg.Steps && !converged() {
+	for s.Step < cfg.Steps && !l.converged() {
 		if ctx.Err() != nil {
-			return stop(StopInterrupted, nil)
+			return l.stop(StopInterrupted, nil)
 		}
-		k := stride(s.Step, cfg, nextSnap, limit)
-		backup := backupOf(tr, s)
-		t0 := time.Now()
-		loss, err := tr.Advance(s, k)
-		// Steps per call grow while a call is short and shrink when it is long,
-		// so that an interrupt is seen within ~0.1 s; results do not depend on it.
-		if el := time.Since(t0); el < 20*time.Millisecond && limit < 1<<20 {
-			limit *= 2
-		} else if el > 100*time.Millisecond && limit > 1 {
-			limit /= 2
+		from := s.Step
+		if reason, err := l.advance(l.stride()); reason != "" {
+			return l.stop(reason, err)
 		}
-		if err != nil {
-			// s is as before the failed call: a call updates it only when it succeeds.
-			return stop(StopError, fmt.Errorf("step %d: %w", s.Step, err))
-		}
-		if bad(loss, maxLoss) {
-			// The loss is measured before a step: find the first state whose loss is bad.
-			div := &DivergedError{Step: s.Step - 1, Loss: loss}
-			if backup != nil {
-				*s = *backup
-				div.Step, div.Loss = replay(tr, s, k, maxLoss)
-			}
-			return stop(StopDiverged, div)
-		}
-		bar.add(k)
-		if err := snapshot(); err != nil {
-			return stop(StopError, err)
-		}
-		if s.Step%cfg.LogEvery == 0 || s.Step == cfg.Steps {
-			if err := log(); err != nil {
-				return stop(StopError, err)
-			}
-		}
-		if cfg.CheckpointEvery > 0 && s.Step%cfg.CheckpointEvery == 0 && s.Step < cfg.Steps && cfg.Checkpoint != nil {
-			if err := cfg.Checkpoint(s, wall()); err != nil {
-				return stop(StopError, err)
+		bar.add(s.Step - from)
+		for _, h := range l.hooks {
+			if h.Next(from) == s.Step {
+				if err := h.Do(s); err != nil {
+					return l.stop(StopError, err)
+				}
 			}
 		}
 	}
 	reason := StopSteps
-	if converged() {
+	if l.converged() {
 		reason = StopConverged
 	}
-	res, err := stop(reason, nil)
-	if err == nil && lastLogged == s.Step && bad(last.Loss, maxLoss) {
+	res, err := l.stop(reason, nil)
+	if err == nil && l.log.at == s.Step && bad(l.log.last.Loss, l.maxLoss) {
 		res.StopReason = StopDiverged
-		return res, &DivergedError{Step: s.Step, Loss: last.Loss}
+		return res, &DivergedError{Step: s.Step, Loss: l.log.last.Loss}
 	}
 	return res, err
+}
+
+// loop is one call of Run: its state between steps.
+type loop struct {
+	tr      Trainer
+	s       *State
+	cfg     LoopConfig
+	maxLoss float64
+	log     *logHook
+	snaps   *snapshotHook
+	hooks   []Hook // in the order they run at a step
+	limit   int64  // most steps per call, adapted to the calls' times
+	conv    Converger
+}
+
+func newLoop(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopConfig, sink Sink) (*loop, error) {
+	if cfg.LogEvery <= 0 {
+		return nil, fmt.Errorf("LoopConfig.LogEvery must be positive, got %d", cfg.LogEvery)
+	}
+	if cfg.Steps < s.Step {
+		return nil, fmt.Errorf("the run is already at step %d, beyond its budget of %d steps", s.Step, cfg.Steps)
+	}
+	l := &loop{tr: tr, s: s, cfg: cfg, maxLoss: cfg.MaxLoss, limit: 1}
+	if l.maxLoss == 0 {
+		l.maxLoss = DefaultMaxLoss
+	}
+	l.conv, _ = tr.(Converger)
+	start := time.Now()
+	wall := func() time.Duration { return cfg.WallOffset + time.Since(start) }
+	l.log = &logHook{ctx: ctx, tr: tr, ev: ev, sink: sink, every: cfg.LogEvery, steps: cfg.Steps, wall: wall,
+		at: -1, last: unmeasured(s.Step)}
+	if !cfg.Fresh && s.Step%cfg.LogEvery == 0 {
+		// A resumed run's checkpointed step on the log cadence was logged
+		// before; a row off it (an interruption's) is not kept on resume.
+		l.log.at = s.Step
+	}
+	l.snaps = &snapshotHook{tr: tr, steps: cfg.Snapshots, save: cfg.Snapshot}
+	l.hooks = []Hook{l.snaps, l.log}
+	if cfg.CheckpointEvery > 0 && cfg.Checkpoint != nil {
+		l.hooks = append(l.hooks, &checkpointHook{every: cfg.CheckpointEvery, steps: cfg.Steps, save: cfg.Checkpoint, wall: wall})
+	}
+	l.hooks = append(l.hooks, cfg.Hooks...)
+	return l, nil
+}
+
+func (l *loop) converged() bool { return l.conv != nil && l.conv.Converged(l.s) }
+
+// stride is how many steps the next call may take: up to the first step a
+// hook or the budget needs, at most limit.
+func (l *loop) stride() int64 {
+	next := l.cfg.Steps
+	for _, h := range l.hooks {
+		next = min(next, h.Next(l.s.Step))
+	}
+	return max(1, min(next-l.s.Step, l.limit))
+}
+
+// advance takes k steps in one call and returns a stop reason ("" to go on).
+// On divergence it steps back to the last finite state it can recover.
+func (l *loop) advance(k int64) (string, error) {
+	backup := backupOf(l.tr, l.s)
+	t0 := time.Now()
+	loss, err := l.tr.Advance(l.s, k)
+	// Steps per call grow while a call is short and shrink when it is long,
+	// so that an interrupt is seen within ~0.1 s; results do not depend on it.
+	if el := time.Since(t0); el < 20*time.Millisecond && l.limit < 1<<20 {
+		l.limit *= 2
+	} else if el > 100*time.Millisecond && l.limit > 1 {
+		l.limit /= 2
+	}
+	if err != nil {
+		// s is as before the failed call: a call updates it only when it succeeds.
+		return StopError, fmt.Errorf("step %d: %w", l.s.Step, err)
+	}
+	if bad(loss, l.maxLoss) {
+		// The loss is measured before a step: find the first state whose loss is bad.
+		div := &DivergedError{Step: l.s.Step - 1, Loss: loss}
+		if backup != nil {
+			*l.s = *backup
+			div.Step, div.Loss = replay(l.tr, l.s, k, l.maxLoss)
+		}
+		return StopDiverged, div
+	}
+	return "", nil
+}
+
+// stop ends the run: the stopping step is logged (if it was not) and
+// checkpointed, whatever the reason.
+func (l *loop) stop(reason string, runErr error) (Result, error) {
+	s := l.s
+	if reason == StopConverged && l.snaps.pendingAfter(s.Step) {
+		// Stopped before the snapshots planned for later: one at the end.
+		if err := l.tr.Sync(s); err == nil {
+			runErr = l.snaps.save(s)
+		}
+	}
+	if l.log.at != s.Step {
+		if err := l.log.Do(s); err != nil && runErr == nil {
+			runErr = err
+		}
+	} else if !l.log.have {
+		// Resumed at its stopping step: the row exists; measure for Final only.
+		if m, err := l.log.measure(s); err == nil {
+			l.log.last = m
+		}
+	}
+	res := Result{Final: l.log.last, Wall: l.log.wall(), Interrupted: reason == StopInterrupted, StopReason: reason}
+	if l.cfg.Checkpoint != nil && reason != StopDiverged {
+		if err := l.cfg.Checkpoint(s, l.log.wall()); err != nil && runErr == nil {
+			runErr, res.StopReason = err, StopError
+		}
+	}
+	return res, runErr
+}
+
+// logHook measures and logs metrics every `every` steps and at the last.
+type logHook struct {
+	ctx   context.Context
+	tr    Trainer
+	ev    *Evaluator
+	sink  Sink
+	every int64
+	steps int64
+	wall  func() time.Duration
+	at    int64   // the step last logged (-1: none)
+	last  Metrics // its row
+	have  bool    // last was measured in this call of Run
+}
+
+func (h *logHook) Next(step int64) int64 { return min(h.steps, (step/h.every+1)*h.every) }
+
+// Do measures and logs the current step; a row cut short by an interrupt is
+// left out (nil error), as an uninterrupted run has none there.
+func (h *logHook) Do(s *State) error {
+	m, err := h.measure(s)
+	if err == errMetricsCut {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	h.at, h.last, h.have = s.Step, m, true
+	return h.sink.Log(m)
+}
+
+func (h *logHook) measure(s *State) (Metrics, error) {
+	mctx := h.ctx
+	if h.ctx.Err() != nil {
+		// Interrupted: the last row gets a short budget, not the
+		// whole metrics' time (a second signal would have to kill us).
+		c, cancel := context.WithTimeout(context.Background(), finalMetricsBudget)
+		defer cancel()
+		mctx = c
+	}
+	m, err := h.ev.MeasureStateContext(mctx, s)
+	if err != nil {
+		if mctx.Err() != nil && errors.Is(err, mctx.Err()) {
+			err = errMetricsCut
+		}
+		return m, err
+	}
+	m.Step = s.Step
+	m.WallSeconds = h.wall().Seconds()
+	if m.Extra == nil { // MeasureState's own extras (sharpness) stay
+		m.Extra = map[string]float64{}
+	}
+	for _, name := range h.tr.Extras() {
+		m.Extra[name] = s.Extra[name]
+	}
+	return m, nil
+}
+
+// checkpointHook saves the state every `every` steps before the last (the
+// last is saved when the run stops, whatever the reason).
+type checkpointHook struct {
+	every, steps int64
+	save         func(s *State, wall time.Duration) error
+	wall         func() time.Duration
+}
+
+func (h *checkpointHook) Next(step int64) int64 {
+	if next := (step/h.every + 1) * h.every; next < h.steps {
+		return next
+	}
+	return never
+}
+
+func (h *checkpointHook) Do(s *State) error { return h.save(s, h.wall()) }
+
+// snapshotHook saves Θ and Z at the planned steps (ascending).
+type snapshotHook struct {
+	tr    Trainer
+	steps []int64
+	save  func(s *State) error
+}
+
+func (h *snapshotHook) Next(step int64) int64 {
+	if h.save == nil {
+		return never
+	}
+	i, _ := slices.BinarySearch(h.steps, step+1)
+	if i == len(h.steps) {
+		return never
+	}
+	return h.steps[i]
+}
+
+func (h *snapshotHook) Do(s *State) error {
+	if err := h.tr.Sync(s); err != nil {
+		return err
+	}
+	return h.save(s)
+}
+
+// at takes the snapshot planned for the current step, if any (a fresh run's step 0).
+func (h *snapshotHook) at(s *State) error {
+	if h.save != nil && slices.Contains(h.steps, s.Step) {
+		return h.Do(s)
+	}
+	return nil
+}
+
+// pendingAfter reports whether snapshots are planned after step and none at it.
+func (h *snapshotHook) pendingAfter(step int64) bool {
+	return h.save != nil && h.Next(step) != never && !slices.Contains(h.steps, step)
 }
 
 // backupOf copies the moving parts of s to host memory when they are small
@@ -316,22 +432,6 @@ func replay(tr Trainer, s *State, k int64, maxLoss float64) (int64, float64) {
 		prev = cur
 	}
 	return s.Step, math.NaN()
-}
-
-// stride is how many steps the loop can take from step before it must stop
-// to log, checkpoint, snapshot or end the run, at most limit.
-func stride(step int64, cfg LoopConfig, nextSnap int, limit int64) int64 {
-	next := min(cfg.Steps, (step/cfg.LogEvery+1)*cfg.LogEvery)
-	if cfg.CheckpointEvery > 0 {
-		next = min(next, (step/cfg.CheckpointEvery+1)*cfg.CheckpointEvery)
-	}
-	for _, snap := range cfg.Snapshots[min(nextSnap, len(cfg.Snapshots)):] {
-		if snap > step {
-			next = min(next, snap)
-			break
-		}
-	}
-	return max(1, min(next-step, limit))
 }
 
 func bad(loss, maxLoss float64) bool {
