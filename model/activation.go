@@ -43,17 +43,17 @@ type Constants struct {
 // NewActivation returns the activation named "cubic" (z³+νz), "odd" (z^(2k+1)+νz) or "tanh".
 func NewActivation(name string, nu float64, k int) (Activation, error) {
 	if math.IsNaN(nu) || math.IsInf(nu, 0) {
-		return nil, fmt.Errorf("--nu must be finite, got %v", nu)
+		return nil, fmt.Errorf("nu must be finite, got %v", nu)
 	}
 	switch strings.ToLower(name) {
 	case "cubic", "cube":
 		return &OddActivation{K: 1, Nu: nu}, nil
 	case "odd":
 		if k < 1 {
-			return nil, fmt.Errorf("--k must be at least 1 for the odd activation z^(2k+1)+νz, got %d", k)
+			return nil, fmt.Errorf("k must be at least 1 for the odd activation z^(2k+1)+νz, got %d", k)
 		}
 		if k > 10 {
-			return nil, fmt.Errorf("--k must be at most 10 for the odd activation (z^%d overflows quickly), got %d", 2*k+1, k)
+			return nil, fmt.Errorf("k must be at most 10 for the odd activation (z^%d overflows quickly), got %d", 2*k+1, k)
 		}
 		return &OddActivation{K: k, Nu: nu}, nil
 	case "tanh":

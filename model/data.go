@@ -45,7 +45,7 @@ func ParseLabels(s string) (Labels, error) {
 		for _, f := range strings.Split(args, ",") {
 			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
 			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-				return Labels{}, fmt.Errorf("--labels %q: %q is not a finite number", s, f)
+				return Labels{}, fmt.Errorf("label spec %q: %q is not a finite number", s, f)
 			}
 			nums = append(nums, v)
 		}
@@ -53,10 +53,10 @@ func ParseLabels(s string) (Labels, error) {
 	want := map[string]int{"uniform": 2, "normal": 2, "const": 1, "teacher": 1}
 	n, ok := want[kind]
 	if !ok {
-		return Labels{}, fmt.Errorf("--labels %q: unknown kind %q, use uniform:LO,HI, normal:MU,SD, const:V or teacher:K", s, kind)
+		return Labels{}, fmt.Errorf("label spec %q: unknown kind %q, use uniform:LO,HI, normal:MU,SD, const:V or teacher:K", s, kind)
 	}
 	if len(nums) != n {
-		return Labels{}, fmt.Errorf("--labels %q: %s takes %d number(s), got %d", s, kind, n, len(nums))
+		return Labels{}, fmt.Errorf("label spec %q: %s takes %d number(s), got %d", s, kind, n, len(nums))
 	}
 	l := Labels{Kind: kind, A: nums[0]}
 	if n == 2 {
@@ -64,12 +64,12 @@ func ParseLabels(s string) (Labels, error) {
 	}
 	switch {
 	case kind == "uniform" && !(l.A <= l.B):
-		return Labels{}, fmt.Errorf("--labels %q: need LO ≤ HI", s)
+		return Labels{}, fmt.Errorf("label spec %q: need LO ≤ HI", s)
 	case kind == "normal" && l.B < 0:
-		return Labels{}, fmt.Errorf("--labels %q: the standard deviation must be ≥ 0", s)
+		return Labels{}, fmt.Errorf("label spec %q: the standard deviation must be ≥ 0", s)
 	case kind == "teacher":
 		if l.A != math.Trunc(l.A) || l.A < 1 || l.A > 1e6 {
-			return Labels{}, fmt.Errorf("--labels %q: the teacher's width must be a positive integer", s)
+			return Labels{}, fmt.Errorf("label spec %q: the teacher's width must be a positive integer", s)
 		}
 		l.K, l.A = int(l.A), 0
 	}

@@ -1,17 +1,14 @@
 package trainers
 
 import (
-	"fmt"
-	"math"
-
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 )
 
 func init() {
-	register("gd", newGD)
-	register("labelnoise", newLabelNoise)
+	register("gd", newGD, func(c Config) Settings { return c.GD() })
+	register("labelnoise", newLabelNoise, func(c Config) Settings { return c.LabelNoise() })
 }
 
 // newGD is plain gradient descent on L: Θ ← Θ − η ∇L.
@@ -25,9 +22,6 @@ func newGD(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
 // newLabelNoise is label-noise SGD: Θ ← Θ − η ∇ Σ_i (f_i − y_i + ζ_i)², with
 // fresh ζ_i ~ N(0, σ²) every step drawn in the graph from the RNG state.
 func newLabelNoise(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
-	if !(cfg.Sigma >= 0) || math.IsInf(cfg.Sigma, 0) {
-		return nil, fmt.Errorf("--sigma must be ≥ 0 and finite, got %v", cfg.Sigma)
-	}
 	if h, err := hostFor(b, p, cfg, "labelnoise", hostLabelNoise); h != nil || err != nil {
 		return h, err
 	}

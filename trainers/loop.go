@@ -74,9 +74,9 @@ type DivergedError struct {
 func (e *DivergedError) Error() string {
 	msg := fmt.Sprintf("diverged at step %d (loss %g)", e.Step, e.Loss)
 	if e.StableEta > 0 {
-		return msg + fmt.Sprintf(": η = %.3g is too large for the curvature met; try --eta %.3g, what --eta auto picks here from the curvature at Θ₀ and at the predicted optimum", e.Eta, e.StableEta)
+		return msg + fmt.Sprintf(": η = %.3g is too large for the curvature met", e.Eta)
 	}
-	return msg + ": try a smaller --eta (or --eta auto, smaller labels or --init-scale)"
+	return msg
 }
 
 // backupLimit bounds the parameters (values) for which the loop keeps a copy

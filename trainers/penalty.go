@@ -1,24 +1,18 @@
 package trainers
 
 import (
-	"fmt"
-	"math"
-
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/regularizers"
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 )
 
-func init() { register("penalty", newPenalty) }
+func init() { register("penalty", newPenalty, func(c Config) Settings { return c.Penalty() }) }
 
 // newPenalty is GD on the explicitly regularized loss L + λ Tr D²L, the
 // baseline against which the implicit regularizers are compared. The trace's
 // gradient is its closed form (regularizers.TraceHessianFeatureGrad).
 func newPenalty(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
-	if !(cfg.Lambda >= 0) || math.IsInf(cfg.Lambda, 0) {
-		return nil, fmt.Errorf("--lambda must be ≥ 0 and finite, got %v", cfg.Lambda)
-	}
 	return newFused(b, p, cfg, rule{
 		name: "penalty",
 		step: func(sp space, net *model.Net, params, _ *Node) (*Node, *Node) {

@@ -11,7 +11,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
-func init() { register("riemannian", newRiemannian) }
+func init() { register("riemannian", newRiemannian, func(c Config) Settings { return c.Riemannian() }) }
 
 // Riemannian's per-run scalars in State.Extra, logged as metrics columns.
 const (
@@ -64,9 +64,6 @@ const (
 func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
 	if p.Act.DerivativeSignChanges() {
 		return nil, fmt.Errorf("riemannian needs φ' ≥ 0 with isolated zeros; %s has φ' changing sign (use ν ≥ 0)", p.Act.Name())
-	}
-	if !(cfg.RetractTol > 0) || cfg.RetractTol >= 1 {
-		return nil, fmt.Errorf("--retract-tol must be in (0, 1), got %v", cfg.RetractTol)
 	}
 	eng, err := newEngine(b, p, cfg.Engine)
 	if err != nil {

@@ -1,16 +1,13 @@
 package trainers
 
 import (
-	"fmt"
-	"math"
-
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 )
 
-func init() { register("sam1", newSAM1) }
+func init() { register("sam1", newSAM1, func(c Config) Settings { return c.SAM1() }) }
 
 // newSAM1 is 1-SAM: each step draws B examples i_b uniformly (with
 // replacement) from the RNG state and moves
@@ -23,12 +20,6 @@ func init() { register("sam1", newSAM1) }
 // B perturbed gradients costs about one ordinary gradient on B rows.
 // The reported loss is the batch estimate (n/B) Σ_b r_{i_b}², for divergence checks.
 func newSAM1(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
-	if !(cfg.Rho > 0) || math.IsInf(cfg.Rho, 0) {
-		return nil, fmt.Errorf("--rho must be positive and finite, got %v", cfg.Rho)
-	}
-	if cfg.SAMBatch < 1 {
-		return nil, fmt.Errorf("--sam-batch must be at least 1, got %d", cfg.SAMBatch)
-	}
 	if h, err := hostFor(b, p, cfg, "sam1", hostSAM1); h != nil || err != nil {
 		return h, err
 	}

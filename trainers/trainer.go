@@ -3,7 +3,6 @@ package trainers
 import (
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 
@@ -143,7 +142,10 @@ type Converger interface {
 	Converged(s *State) bool
 }
 
-// Config holds every trainer's hyperparameters; each trainer reads its own.
+// Config carries every trainer's settings beside one Execution: what a
+// front end that offers all trainers (the CLI, compare) holds. Each trainer
+// reads only its own (Config.GD, Config.LabelNoise, ...: the Settings
+// structs), and New validates them.
 type Config struct {
 	Eta        float64 // step size (all)
 	Sigma      float64 // label-noise standard deviation (labelnoise)
@@ -154,19 +156,7 @@ type Config struct {
 	// Gtol ends a riemannian run as converged once ‖grad_M F‖ ≤ Gtol; 0 (the
 	// default) ends it only when ‖grad_M F‖ reaches its rounding floor.
 	Gtol float64
-	// Engine is how Θ is represented while training: EngineTheta (Θ itself,
-	// the reference), EngineFeature (Θ = Θ₀ − SX, moving only Zᵀ), or
-	// "" for automatic (EngineFeature where it is cheaper).
-	Engine string
-	// Fuse is how many steps run inside one compiled call; 0 chooses by size,
-	// 1 is one step per call. Results do not depend on it.
-	Fuse int
-
-	// Graphs keeps every trainer in compiled GoMLX graphs on SimpleGo too,
-	// where gd, labelnoise, sam1 (hostgd.go) and the feature engine's
-	// riemannian (flow.go) otherwise step on the host: the reference, slower.
-	// Results agree to rounding.
-	Graphs bool
+	Execution
 }
 
 // Engines.
@@ -193,27 +183,38 @@ func DefaultEta(trainer string) float64 {
 
 type constructor func(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error)
 
-var registry = map[string]constructor{}
+// entry is a registered trainer: its constructor and the settings it reads.
+type entry struct {
+	new      constructor
+	settings func(Config) Settings
+}
 
-func register(name string, c constructor) { registry[name] = c }
+var registry = map[string]entry{}
+
+func register(name string, c constructor, settings func(Config) Settings) {
+	registry[name] = entry{c, settings}
+}
 
 // Names lists the trainers, sorted.
 func Names() []string { return slices.Sorted(maps.Keys(registry)) }
 
 // New builds the trainer called name for problem p on backend b.
 func New(name string, b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
-	c, ok := registry[strings.ToLower(name)]
+	t, ok := registry[strings.ToLower(name)]
 	if !ok {
 		return nil, fmt.Errorf("unknown trainer %q: use one of %s", name, strings.Join(Names(), ", "))
 	}
-	if !(cfg.Eta > 0) || math.IsInf(cfg.Eta, 0) {
-		return nil, fmt.Errorf("--eta must be positive and finite, got %v", cfg.Eta)
+	if err := t.settings(cfg).Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Execution.Validate(); err != nil {
+		return nil, err
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.Graphs = cfg.Graphs || GraphsForced()
-	return c(b, p, cfg)
+	return t.new(b, p, cfg)
 }
 
 // compile builds an Exec and turns GoMLX's panics into errors.
@@ -267,5 +268,5 @@ func ChooseEngineSizes(requested string, n, d int) (string, error) {
 	case EngineFeature:
 		return EngineFeature, nil
 	}
-	return "", fmt.Errorf("unknown --engine %q: use theta, feature or auto", requested)
+	return "", &FieldError{"Engine", fmt.Sprintf("%q", requested), "theta, feature or auto"}
 }

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"math"
 	"testing"
 	"time"
+
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"github.com/flatmin/flatmin/internal/backend"
 	"github.com/flatmin/flatmin/internal/linalg"

@@ -111,7 +111,11 @@ func report(err error, cmd string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "flatmin %s: %s\n", cmd, oneLine(err.Error()))
 		return exitBadInput
 	case errors.As(err, &div):
-		fmt.Fprintf(stderr, "flatmin %s: %s\n", cmd, oneLine(err.Error()))
+		hint := "try a smaller --eta (or --eta auto, smaller labels or --init-scale)"
+		if div.StableEta > 0 {
+			hint = fmt.Sprintf("try --eta %.3g, what --eta auto picks here from the curvature at Θ₀ and at the predicted optimum", div.StableEta)
+		}
+		fmt.Fprintf(stderr, "flatmin %s: %s; %s\n", cmd, oneLine(err.Error()), hint)
 		return exitFailure
 	default:
 		fmt.Fprintf(stderr, "flatmin %s: %s\n", cmd, oneLine(err.Error()))

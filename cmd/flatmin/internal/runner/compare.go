@@ -7,7 +7,6 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
@@ -35,48 +34,15 @@ func ParseParam(s string) (Param, error) {
 
 // Apply sets one of the run settings a trainer may override.
 func (p Param) Apply(c *Config) error {
-	f := func() (float64, error) { return strconv.ParseFloat(p.Value, 64) }
-	i := func() (int64, error) { return strconv.ParseInt(p.Value, 10, 64) }
-	var err error
-	switch p.Key {
-	case "eta":
-		if p.Value == Auto {
-			c.Eta, c.EtaRule = 0, Auto
-			break
-		}
-		c.Eta, err = f()
-		c.EtaRule = ""
-		if err == nil && (!(c.Eta > 0) || math.IsInf(c.Eta, 0)) {
-			err = errors.New("must be positive and finite, or auto")
-		}
-	case "gtol":
-		c.Gtol, err = f()
-	case "sigma":
-		c.Sigma, err = f()
-	case "rho":
-		if p.Value == Auto {
-			c.Rho, c.RhoRule = 0, Auto
-			break
-		}
-		c.Rho, err = f()
-		c.RhoRule = ""
-	case "lambda":
-		c.Lambda, err = f()
-	case "retract_tol":
-		c.RetractTol, err = f()
-	case "sam_batch":
-		var v int64
-		v, err = i()
-		c.SAMBatch = int(v)
-	case "steps":
-		c.Steps, err = i()
-	case "log_every":
-		c.LogEvery, err = i()
-	case "seed":
-		c.Seed, err = strconv.ParseUint(p.Value, 10, 64)
-	default:
-		return fmt.Errorf("--param %s.%s: unknown key %q (use eta, sigma, rho, sam_batch, lambda, retract_tol, gtol, steps, log_every, seed)", p.Trainer, p.Key, p.Key)
+	keys, err := TrainerKeys(p.Trainer)
+	if err != nil {
+		return fmt.Errorf("--param %s.%s: %v", p.Trainer, p.Key, err)
 	}
+	keys = append(keys, runKeys...)
+	if !slices.Contains(keys, p.Key) {
+		return fmt.Errorf("--param %s.%s: %s has no setting %q (use %s)", p.Trainer, p.Key, p.Trainer, p.Key, strings.Join(keys, ", "))
+	}
+	err = c.setKey(p.Key, p.Value)
 	if err == nil {
 		err = c.Check()
 	}

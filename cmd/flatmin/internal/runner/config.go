@@ -102,10 +102,10 @@ const (
 // DefaultCheckpointEvery is the default checkpoint cadence in steps.
 const DefaultCheckpointEvery = 100_000
 
-// TrainerConfig extracts the trainers' hyperparameters.
+// TrainerConfig extracts the trainers' hyperparameters and execution.
 func (c *Config) TrainerConfig() trainers.Config {
 	return trainers.Config{Eta: c.Eta, Sigma: c.Sigma, Rho: c.Rho, SAMBatch: c.SAMBatch, Lambda: c.Lambda, RetractTol: c.RetractTol,
-		Gtol: c.Gtol, Engine: c.Engine, Fuse: c.Fuse, Graphs: c.Graphs}
+		Gtol: c.Gtol, Execution: trainers.Execution{Engine: c.Engine, Fuse: c.Fuse, Graphs: c.Graphs}}
 }
 
 // Check validates the run settings that do not depend on the data.
@@ -117,8 +117,6 @@ func (c *Config) Check() error {
 		return fmt.Errorf("--log-every must be positive, got %d", c.LogEvery)
 	case c.EtaRule == "" && (!(c.Eta > 0) || math.IsInf(c.Eta, 0)):
 		return fmt.Errorf("--eta must be positive and finite (or auto), got %v", c.Eta)
-	case !(c.Gtol >= 0) || math.IsInf(c.Gtol, 0):
-		return fmt.Errorf("--gtol must be ≥ 0 and finite, got %v", c.Gtol)
 	case !(c.InitScale >= 0) || math.IsInf(c.InitScale, 0):
 		return fmt.Errorf("--init-scale must be ≥ 0 and finite, got %v", c.InitScale)
 	case !(c.MaxLoss > 0) || math.IsInf(c.MaxLoss, 0):
@@ -127,31 +125,26 @@ func (c *Config) Check() error {
 		return fmt.Errorf("--checkpoint-every must be ≥ 0, got %d", c.CheckpointEvery)
 	case c.Snapshots < 0 || c.Snapshots > 10000:
 		return fmt.Errorf("--snapshots must be between 0 and 10000, got %d", c.Snapshots)
-	case c.Fuse < 0 || c.Fuse > 4096:
-		return fmt.Errorf("--fuse must be between 0 (automatic) and 4096, got %d", c.Fuse)
 	case c.M < 0 || c.N < 0 || c.D < 0:
 		return fmt.Errorf("sizes must be positive: m=%d n=%d d=%d", c.M, c.N, c.D)
 	}
 	return c.checkTrainerSettings()
 }
 
-// checkTrainerSettings checks every trainer's settings, also those the
-// chosen trainer ignores: a NaN there is a mistake all the same (and would
-// reach config.json). η is checked in Check (it may be auto).
+// checkTrainerSettings checks every trainer's settings (trainers'
+// Config.ValidateAll), also those the chosen trainer ignores: a NaN there is
+// a mistake all the same (and would reach config.json). η is checked in Check
+// (it may be auto), and so is ρ when auto.
 func (c *Config) checkTrainerSettings() error {
-	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	tc := c.TrainerConfig()
+	if c.RhoRule != "" {
+		tc.Rho = 1
+	}
+	if err := tc.ValidateAll(); err != nil {
+		return FlagError(err)
+	}
 	switch {
-	case !(c.Sigma >= 0 && finite(c.Sigma)):
-		return fmt.Errorf("--sigma must be ≥ 0 and finite, got %v", c.Sigma)
-	case c.RhoRule == "" && !(c.Rho > 0 && finite(c.Rho)):
-		return fmt.Errorf("--rho must be positive and finite (or auto), got %v", c.Rho)
-	case c.SAMBatch < 1:
-		return fmt.Errorf("--sam-batch must be at least 1, got %d", c.SAMBatch)
-	case !(c.Lambda >= 0 && finite(c.Lambda)):
-		return fmt.Errorf("--lambda must be ≥ 0 and finite, got %v", c.Lambda)
-	case !(c.RetractTol > 0 && c.RetractTol < 1):
-		return fmt.Errorf("--retract-tol must be in (0, 1), got %v", c.RetractTol)
-	case !finite(c.Nu):
+	case !(math.Abs(c.Nu) <= math.MaxFloat64):
 		return fmt.Errorf("--nu must be finite, got %v", c.Nu)
 	case c.K < 1 || c.K > 10:
 		return fmt.Errorf("--k must be between 1 and 10, got %d", c.K)
@@ -165,7 +158,7 @@ func (c *Config) checkTrainerSettings() error {
 func (c *Config) Problem() (*model.Problem, error) {
 	act, err := model.NewActivation(c.Activation, c.Nu, c.K)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--activation %s: %w", c.Activation, err)
 	}
 	var x, y []float64
 	var n, d int
@@ -193,7 +186,7 @@ func (c *Config) Problem() (*model.Problem, error) {
 		n, d = orDefault(c.N, DefaultN), orDefault(c.D, DefaultD)
 		spec, err := model.ParseLabels(c.Labels)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--labels: %w", err)
 		}
 		// Before the n×d data exist: they can be too large themselves.
 		if err := c.CheckMemory(orDefault(c.M, DefaultM), n, d); err != nil {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/checkpoint"
@@ -73,7 +72,7 @@ func CheckResumeConflicts(saved, given Config, changed []string) error {
 	}
 	a, b := configMap(saved), configMap(given)
 	for _, flag := range changed {
-		key := strings.ReplaceAll(flag, "-", "_")
+		key := KeyOfFlag(flag)
 		want, known := a[key]
 		if !known || slices.Contains(resumeMayChange, key) || slices.Contains(dataPathKeys, key) {
 			continue // data files are compared by content (checkResumeData)

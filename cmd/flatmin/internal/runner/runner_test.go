@@ -1,9 +1,12 @@
 package runner
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/flatmin/flatmin/trainers"
 )
 
 func TestSnapshotSteps(t *testing.T) {
@@ -45,7 +48,7 @@ func TestCheckResumeConflicts(t *testing.T) {
 
 func TestParamApply(t *testing.T) {
 	cfg := DefaultConfig()
-	for _, s := range []string{"sam1.rho=0.2", "sam1.sam_batch=4", "gd.steps=77", "riemannian.eta=0.5", "x.seed=3"} {
+	for _, s := range []string{"sam1.rho=0.2", "sam1.sam_batch=4", "gd.steps=77", "riemannian.eta=0.5", "gd.seed=3"} {
 		p, err := ParseParam(s)
 		if err != nil {
 			t.Fatal(err)
@@ -57,7 +60,7 @@ func TestParamApply(t *testing.T) {
 	if cfg.Rho != 0.2 || cfg.SAMBatch != 4 || cfg.Steps != 77 || cfg.Eta != 0.5 || cfg.Seed != 3 {
 		t.Errorf("got %+v", cfg)
 	}
-	for _, s := range []string{"gd.eta=-1", "gd.eta=abc", "gd.momentum=1", "gd.steps=1.5"} {
+	for _, s := range []string{"gd.eta=-1", "gd.eta=abc", "gd.momentum=1", "gd.steps=1.5", "gd.sigma=0.1", "x.seed=3", "sam1.rho=NaN", "labelnoise.seed=-1"} {
 		p, err := ParseParam(s)
 		if err == nil {
 			err = p.Apply(&cfg)
@@ -65,5 +68,25 @@ func TestParamApply(t *testing.T) {
 		if err == nil {
 			t.Errorf("%s accepted", s)
 		}
+	}
+}
+
+// Every field of every trainer's settings struct has a config.json key, so
+// that a library error naming the field (trainers.FieldError) reaches the
+// user as the flag (FlagError), and --param can set it.
+func TestTrainerSettingsHaveKeys(t *testing.T) {
+	for _, name := range trainers.Names() {
+		st, err := trainers.Config{}.Settings(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, _ := TrainerKeys(name)
+		if n := reflect.TypeOf(st).NumField(); len(keys) != n || n == 0 {
+			t.Errorf("%s: %d fields, keys %v", name, n, keys)
+		}
+	}
+	err := FlagError(&trainers.FieldError{Field: "SAMBatch", Value: 0, Want: "at least 1"})
+	if err.Error() != "--sam-batch must be at least 1, got 0" {
+		t.Errorf("FlagError: %v", err)
 	}
 }
