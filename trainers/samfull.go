@@ -19,10 +19,14 @@ func init() { register("sam", newSAM) }
 //
 // beside the paper's 1-SAM (sam1), where each example has its own. g = 0
 // (Θ already fits the data) perturbs nothing, so the step is plain GD there.
-// It is deterministic and always runs in compiled graphs (no host path).
+// It is deterministic. The graphs are the reference and the XLA path; the
+// feature engine on SimpleGo steps on the host (hostsam.go).
 func newSAM(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
 	if !(cfg.Rho > 0) || math.IsInf(cfg.Rho, 0) {
 		return nil, fmt.Errorf("--rho must be positive and finite, got %v", cfg.Rho)
+	}
+	if h, err := hostSAMFor(b, p, cfg); h != nil || err != nil {
+		return h, err
 	}
 	return newFused(b, p, cfg, rule{
 		name: "sam",

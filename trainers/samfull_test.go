@@ -2,6 +2,7 @@ package trainers
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/flatmin/flatmin/model"
@@ -50,10 +51,10 @@ func hostFeatures(p *model.Problem, theta []float64) []float64 {
 	return zt
 }
 
-// One step of the trainer is the definition's step, under both engines: the
-// Θ engine's move of Θ and the feature engine's move of Zᵀ = ΘXᵀ (compared
-// before Θ is formed from them, which adds G⁺'s rounding) within 1e-12 of
-// the move's size.
+// One step of the trainer is the definition's step, under both engines and
+// (feature engine) on the host and in graphs: the Θ engine's move of Θ and
+// the feature engine's move of Zᵀ = ΘXᵀ (compared before Θ is formed from
+// them, which adds G⁺'s rounding) within 1e-12 of the move's size.
 func TestFullSAMStepMatchesDefinition(t *testing.T) {
 	b := testBackend(t)
 	for _, nu := range []float64{0, 0.3} {
@@ -64,11 +65,15 @@ func TestFullSAMStepMatchesDefinition(t *testing.T) {
 		want := tensors.MustCopyFlatData[float64](MustExecOnce(b, func(th *Node) *Node {
 			return fullSAMReference(p, th, cfg.Rho, cfg.Eta)
 		}, tensors.FromFlatDataAndDimensions(theta, p.M, p.D)))
-		for _, engine := range []string{EngineTheta, EngineFeature} {
-			cfg.Engine = engine
+		for _, path := range []struct {
+			engine string
+			graphs bool
+		}{{EngineTheta, false}, {EngineFeature, false}, {EngineFeature, true}} {
+			engine := path.engine
+			cfg.Engine, cfg.Graphs = engine, path.graphs
 			tr := newTrainer(t, "sam", p, cfg)
-			if tr.Engine() != engine {
-				t.Fatalf("asked for the %s engine, got %s", engine, tr.Engine())
+			if tr.Engine() != engine || OnHost(tr) != (engine == EngineFeature && !path.graphs) {
+				t.Fatalf("asked for the %s engine (graphs %v), got %s on %s", engine, path.graphs, tr.Engine(), Path(tr))
 			}
 			s, _ := NewState(p, theta, 1)
 			if err := tr.Init(s); err != nil {
@@ -87,7 +92,7 @@ func TestFullSAMStepMatchesDefinition(t *testing.T) {
 				move[k], gotMove[k] = ref[k]-start[k], got[k]-start[k]
 			}
 			if d, scale := maxAbsDiff(gotMove, move); !(d <= 1e-12*scale) || scale == 0 {
-				t.Errorf("ν=%g, %s engine: step differs from the definition's by %.3g (step size %.3g)", nu, engine, d, scale)
+				t.Errorf("ν=%g, %s engine on %s: step differs from the definition's by %.3g (step size %.3g)", nu, engine, Path(tr), d, scale)
 			}
 		}
 	}
@@ -99,9 +104,12 @@ func TestFullSAMAtZeroGradient(t *testing.T) {
 	p, _ := randomProblem(t, act, 3, 4, 5, 2)
 	p.Y = make([]float64, p.N)
 	theta := make([]float64, p.M*p.D)
-	for _, engine := range []string{EngineTheta, EngineFeature} {
+	for _, engine := range []string{EngineTheta, EngineFeature, "host"} {
 		cfg := DefaultConfig()
-		cfg.Engine = engine
+		cfg.Engine, cfg.Graphs = engine, true
+		if engine == "host" {
+			cfg.Engine, cfg.Graphs = EngineFeature, false
+		}
 		tr := newTrainer(t, "sam", p, cfg)
 		s, _ := NewState(p, theta, 1)
 		if err := tr.Init(s); err != nil {
@@ -144,6 +152,34 @@ func TestFullSAMTrains(t *testing.T) {
 		}
 		if !(last < 1e-3*first) {
 			t.Errorf("m=%d: loss %g → %g after 3000 steps", m, first, last)
+		}
+	}
+}
+
+// The host path (feature engine on SimpleGo) follows the graphs: Θ equal to
+// 1e-9 relative after 4000 steps, with unit and random weights, and the
+// logged losses alike.
+func TestFullSAMHostFollowsGraphs(t *testing.T) {
+	for _, unit := range []bool{true, false} {
+		p := syntheticProblem(t, 4, 9, 16, 0.1, "uniform:0.5,1", 3)
+		if !unit {
+			randomWeights(p, rand.New(rand.NewPCG(1, 2)))
+		}
+		cfg := DefaultConfig()
+		cfg.Engine = EngineFeature
+		if tr := newTrainer(t, "sam", p, cfg); !OnHost(tr) {
+			t.Fatalf("trainer %T, want the host one", tr)
+		}
+		host, hostRows := runEngine(t, "sam", p, cfg, 4000)
+		cfg.Graphs = true
+		graph, graphRows := runEngine(t, "sam", p, cfg, 4000)
+		if d := relDiff(host, graph); !(d < 1e-9) {
+			t.Errorf("unit=%v: Θ differs between host and graphs by %.3g relative after 4000 steps", unit, d)
+		}
+		for i := range hostRows {
+			if a, g := hostRows[i].Loss, graphRows[i].Loss; math.Abs(a-g) > 1e-8*(1+g) {
+				t.Errorf("unit=%v step %d: loss %.15g, graphs %.15g", unit, hostRows[i].Step, a, g)
+			}
 		}
 	}
 }

@@ -164,7 +164,8 @@ type Config struct {
 
 	// Graphs keeps every trainer in compiled GoMLX graphs on SimpleGo too,
 	// where gd, labelnoise, sam1 (hostgd.go) and the feature engine's
-	// riemannian (flow.go) otherwise step on the host: the reference, slower.
+	// riemannian (flow.go) and sam (hostsam.go) otherwise step on the host:
+	// the reference, slower.
 	// Results agree to rounding.
 	Graphs bool
 }
