@@ -303,6 +303,10 @@ func TestPointsDropsWhatALogAxisCannotShow(t *testing.T) {
 	if got := points(xs, ys, false, true); !slices.Equal(got, plotter.XYs{{X: 0, Y: 1}}) {
 		t.Errorf("log: %v", got)
 	}
+	// a log step axis has no place for step 0
+	if got := points(xs, ys, true, false); !slices.Equal(got, plotter.XYs{{X: 1, Y: 0}, {X: 2, Y: -1}}) {
+		t.Errorf("log x: %v", got)
+	}
 	if got := points(xs, ys, false, false); !slices.Equal(got, plotter.XYs{{X: 0, Y: 1}, {X: 1, Y: 0}, {X: 2, Y: -1}}) {
 		t.Errorf("linear: %v", got)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 
@@ -18,7 +19,7 @@ type RunGroup struct {
 
 // SweepFigures draws, per metric, the median over each group's runs with an
 // interquartile band over steps, into outDir (PNG + SVG, as every figure),
-// and returns the files written. The metrics are σ2/σ1 of Z
+// (created if need be) and returns the files written. The metrics are σ2/σ1 of Z
 // (sweep_sigma_ratio), Tr D²L on the manifold / F* (sweep_trace_ratio), the
 // theory gap (sweep_theory_gap) and the loss (sweep_loss), all on log y
 // axes; a metric no run has is skipped. logSteps puts the steps on a log
@@ -51,6 +52,9 @@ func SweepFigures(outDir string, groups []RunGroup, logSteps bool) ([]string, er
 			}
 			tables[g] = append(tables[g], t)
 		}
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, err
 	}
 	xlabel := "step"
 	if logSteps {

@@ -127,10 +127,7 @@ func TestSweepFiguresWritesEveryFigure(t *testing.T) {
 		groups = append(groups, grp)
 	}
 	for _, logSteps := range []bool{false, true} {
-		out := filepath.Join(t.TempDir(), "figs")
-		if err := mkdir(out); err != nil {
-			t.Fatal(err)
-		}
+		out := filepath.Join(t.TempDir(), "figs") // not there yet
 		paths, err := SweepFigures(out, groups, logSteps)
 		if err != nil {
 			t.Fatal(err)
