@@ -8,8 +8,8 @@
 // steps per compiled call (Advance), drawing their noise from a
 // counter-based generator so that fusing changes no result. On SimpleGo, gd,
 // labelnoise and sam1 (problems up to 2^20 values) and the feature engine's
-// riemannian step on the host instead (Go loops and gonum, the same formulas
-// and the same draws; hostgd.go, flow.go), where SimpleGo's per-op overheads
+// riemannian and sam step on the host instead (Go loops and gonum, the same
+// formulas and the same draws; hostgd.go, flow.go, hostsam.go), where SimpleGo's per-op overheads
 // and generic kernels cost more than the arithmetic; the graphs stay the
 // reference and the XLA path. Run is the loop:
 // step budget, log cadence, divergence checks, progress and interruption; it

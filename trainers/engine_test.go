@@ -92,7 +92,7 @@ func TestEnginesAgree(t *testing.T) {
 func TestFusedStepsEqualSingleSteps(t *testing.T) {
 	p := syntheticProblem(t, 3, 4, 10, 0.1, "uniform:0.5,1", 5)
 	theta0 := model.InitTheta(p.M, p.D, 0.3, 2)
-	for _, name := range []string{"gd", "labelnoise", "sam1", "penalty"} {
+	for _, name := range []string{"gd", "labelnoise", "sam1", "sam", "penalty"} {
 		for _, engine := range []string{EngineTheta, EngineFeature} {
 			cfg := DefaultConfig()
 			cfg.Engine, cfg.SAMBatch = engine, 3

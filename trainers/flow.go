@@ -334,6 +334,8 @@ func OnHost(tr Trainer) bool {
 	case *riemannian:
 		_, ok := t.fl.(*hostFlow)
 		return ok
+	case interface{ onHost() bool }:
+		return t.onHost()
 	}
 	return false
 }

@@ -32,6 +32,13 @@ type SAM1Settings struct {
 	SAMBatch int     // examples per step B ≥ 1
 }
 
+// SAMSettings are sam's: standard SAM, one perturbation of radius Rho
+// along the full-batch gradient.
+type SAMSettings struct {
+	Eta float64 // step size η > 0
+	Rho float64 // perturbation radius ρ > 0
+}
+
 // PenaltySettings are penalty's: gd on L + λ Tr D²L.
 type PenaltySettings struct {
 	Eta    float64 // step size η > 0
@@ -58,7 +65,8 @@ type Execution struct {
 	Fuse int
 	// Graphs keeps every trainer in compiled GoMLX graphs on SimpleGo too,
 	// where gd, labelnoise, sam1 (hostgd.go) and the feature engine's
-	// riemannian (flow.go) otherwise step on the host: the reference, slower.
+	// riemannian (flow.go) and sam (hostsam.go) otherwise step on the host:
+	// the reference, slower.
 	// $FLATMIN_GRAPHS=1 sets it for every trainer (GraphsForced).
 	Graphs bool
 }
@@ -106,6 +114,14 @@ func (s SAM1Settings) Validate() error {
 	return checkEta(s.Eta)
 }
 
+// Validate checks η and ρ.
+func (s SAMSettings) Validate() error {
+	if !(s.Rho > 0) || !finite(s.Rho) {
+		return &FieldError{"Rho", s.Rho, "positive and finite"}
+	}
+	return checkEta(s.Eta)
+}
+
 // Validate checks η and λ.
 func (s PenaltySettings) Validate() error {
 	if !(s.Lambda >= 0) || !finite(s.Lambda) {
@@ -148,6 +164,9 @@ func (c Config) LabelNoise() LabelNoiseSettings {
 func (c Config) SAM1() SAM1Settings {
 	return SAM1Settings{Eta: c.Eta, Rho: c.Rho, SAMBatch: c.SAMBatch}
 }
+
+// SAM returns the sam settings in c.
+func (c Config) SAM() SAMSettings { return SAMSettings{Eta: c.Eta, Rho: c.Rho} }
 
 // Penalty returns the penalty settings in c.
 func (c Config) Penalty() PenaltySettings { return PenaltySettings{Eta: c.Eta, Lambda: c.Lambda} }

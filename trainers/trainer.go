@@ -149,8 +149,8 @@ type Converger interface {
 type Config struct {
 	Eta        float64 // step size (all)
 	Sigma      float64 // label-noise standard deviation (labelnoise)
-	Rho        float64 // perturbation radius (sam1)
-	SAMBatch   int     // examples per 1-SAM step, each with its own perturbation (sam1)
+	Rho        float64 // perturbation radius (sam1, sam)
+	SAMBatch   int     // examples per 1-SAM step, each with its own perturbation: m-sharpness, m = SAMBatch (sam1)
 	Lambda     float64 // weight of Tr D²L (penalty)
 	RetractTol float64 // retraction tolerance, relative to ‖y‖ (riemannian)
 	// Gtol ends a riemannian run as converged once ‖grad_M F‖ ≤ Gtol; 0 (the

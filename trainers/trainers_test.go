@@ -297,6 +297,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"negative eta":   {"labelnoise", func(c *Config) { c.Eta = -1 }},
 		"NaN eta":        {"gd", func(c *Config) { c.Eta = math.NaN() }},
 		"negative sigma": {"labelnoise", func(c *Config) { c.Sigma = -0.1 }},
+		"sam zero rho":   {"sam", func(c *Config) { c.Rho = 0 }},
+		"sam NaN rho":    {"sam", func(c *Config) { c.Rho = math.NaN() }},
+		"sam inf rho":    {"sam", func(c *Config) { c.Rho = math.Inf(1) }},
 	} {
 		cfg := DefaultConfig()
 		c.mutate(&cfg)

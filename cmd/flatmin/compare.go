@@ -14,7 +14,7 @@ import (
 func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	cfg := runner.DefaultConfig()
 	fs := newFlagSet("compare", "compare --trainers a,b,... [flags]", stdout)
-	list := fs.String("trainers", "labelnoise,sam1,riemannian,penalty,gd", "trainers to run, comma-separated")
+	list := fs.String("trainers", "labelnoise,sam1,riemannian,penalty,gd", "trainers to run, comma-separated, of "+trainerList())
 	params := fs.StringArray("param", nil, "per-trainer setting trainer.key=value, repeatable; keys: "+runner.ParamKeysHelp())
 	trainerFlags(fs, &cfg)
 	fs.Lookup("trainer").Hidden = true

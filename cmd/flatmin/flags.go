@@ -74,8 +74,8 @@ func trainerFlags(fs *pflag.FlagSet, c *runner.Config) {
 	fs.StringVar(&c.Trainer, "trainer", c.Trainer, "trainer: "+trainerList())
 	fs.Var(autoFloat{&c.Eta, &c.EtaRule}, "eta", "step size η, or auto: min(1/λ*, 1.9/λ̂₀), half the stability limit at the predicted optimum (λ* = λ_max of the loss Hessian there) and 95% of it at Θ₀ (λ̂₀ a bound on its norm there); riemannian: 1, the largest step its safeguard may take")
 	fs.Float64Var(&c.Sigma, "sigma", c.Sigma, "label-noise standard deviation σ (labelnoise)")
-	fs.Var(autoFloat{&c.Rho, &c.RhoRule}, "rho", "1-SAM perturbation radius ρ (sam1); auto: rms(y)/(8 rms‖∇f_i‖) at Θ₀, so that it moves outputs by about 1/8 of the labels' scale at any width")
-	fs.IntVar(&c.SAMBatch, "sam-batch", c.SAMBatch, "examples per 1-SAM step, each with its own perturbation (sam1)")
+	fs.Var(autoFloat{&c.Rho, &c.RhoRule}, "rho", "perturbation radius ρ (sam1, sam); auto: rms(y)/(8 rms‖∇f_i‖) at Θ₀, so that it moves outputs by about 1/8 of the labels' scale at any width (sam: at most that, in rms)")
+	fs.IntVar(&c.SAMBatch, "sam-batch", c.SAMBatch, "examples per 1-SAM step, each with its own perturbation, their perturbed gradients averaged: SAM with m-sharpness, m = B (sam1)")
 	fs.Float64Var(&c.Lambda, "lambda", c.Lambda, "weight λ of Tr D²L in L + λ Tr D²L (penalty)")
 	fs.Float64Var(&c.RetractTol, "retract-tol", c.RetractTol, "retraction tolerance on ‖f − y‖, relative to ‖y‖ (riemannian)")
 	gtolRule := runner.Auto

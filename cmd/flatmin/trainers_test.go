@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/model"
 )
@@ -145,6 +147,9 @@ func TestTrainerBadInput(t *testing.T) {
 		{"rho zero", []string{"train", "--trainer", "sam1", "--rho", "0"}, "--rho"},
 		{"rho negative", []string{"train", "--trainer", "sam1", "--rho", "-1"}, "--rho"},
 		{"sam batch", []string{"train", "--trainer", "sam1", "--sam-batch", "0"}, "--sam-batch"},
+		{"sam rho zero", []string{"train", "--trainer", "sam", "--rho", "0"}, "--rho"},
+		{"sam rho NaN", []string{"train", "--trainer", "sam", "--rho", "NaN"}, "--rho"},
+		{"compare sam param", []string{"compare", "--trainers", "gd,sam", "--param", "sam.rho=-1"}, "--rho"},
 		{"eta zero", []string{"train", "--trainer", "riemannian", "--eta", "0"}, "--eta"},
 		{"eta negative", []string{"train", "--trainer", "penalty", "--eta", "-0.1"}, "--eta"},
 		{"lambda negative", []string{"train", "--trainer", "penalty", "--lambda", "-1"}, "--lambda"},
@@ -177,5 +182,47 @@ func TestTrainerBadInput(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// `flatmin train --trainer sam` at the default flags (η, ρ and the initial
+// scale auto) fits the data at two widths, and `compare` runs it beside 1-SAM
+// with its own --param sam.rho.
+func TestSAMFromTheCommandLine(t *testing.T) {
+	stdout, _, _ := flatmin(t, "train", "--help")
+	if !strings.Contains(stdout, "riemannian, sam, sam1") {
+		t.Errorf("train --help does not list sam:\n%s", stdout)
+	}
+	for _, m := range []string{"10", "64"} {
+		dir := filepath.Join(t.TempDir(), "run")
+		if _, stderr, s := flatmin(t, "train", "--trainer", "sam", "--m", m, "--steps", "2000", "--log-every", "1000", "--out", dir, "--quiet"); s != 0 {
+			t.Fatalf("m=%s: status %d: %s", m, s, stderr)
+		}
+		sum := readJSON(t, filepath.Join(dir, "summary.json"))
+		cfg := sum["config"].(map[string]any)
+		if !strings.HasPrefix(cfg["rho_rule"].(string), "auto: ") || !strings.HasPrefix(cfg["eta_rule"].(string), "auto: ") {
+			t.Errorf("m=%s: ρ by %q, η by %q: want both chosen automatically", m, cfg["rho_rule"], cfg["eta_rule"])
+		}
+		_, rows, err := runio.ReadCSVLog(filepath.Join(dir, "metrics.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var first, last float64
+		fmt.Sscan(rows[0][1], &first)
+		fmt.Sscan(rows[len(rows)-1][1], &last)
+		if sum["diverged"] != false || !(last < 1e-3*first) {
+			t.Errorf("m=%s: loss %g → %g (diverged %v)", m, first, last, sum["diverged"])
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "cmp")
+	if _, stderr, s := flatmin(t, "compare", "--trainers", "sam1,sam", "--steps", "200", "--log-every", "100",
+		"--param", "sam.rho=0.02", "--out", dir); s != 0 {
+		t.Fatalf("compare: status %d: %s", s, stderr)
+	}
+	for trainer, want := range map[string]float64{"sam": 0.02} {
+		cfg := readJSON(t, filepath.Join(dir, trainer, "summary.json"))["config"].(map[string]any)
+		if cfg["rho"].(float64) != want || cfg["trainer"] != trainer {
+			t.Errorf("%s ran as %v with ρ = %v, want ρ = %v", trainer, cfg["trainer"], cfg["rho"], want)
+		}
 	}
 }

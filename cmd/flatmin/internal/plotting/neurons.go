@@ -191,7 +191,8 @@ func (p *pca) project(v []float64) plotter.XY {
 
 // neuronsFigure is the paper's Figure 1b: every neuron's feature vector on
 // the top two principal components, at up to six steps across the run, with
-// each neuron's path between them in grey. Nil when there are no snapshots.
+// each neuron's path between them in grey, and each cluster of the last
+// step marked with how many neurons it holds. Nil when there are no snapshots.
 func neuronsFigure(dir, prefix string) (*plot.Plot, error) {
 	snaps, err := listSnapshots(dir)
 	if err != nil || len(snaps) == 0 {
@@ -227,9 +228,53 @@ func neuronsFigure(dir, prefix string) (*plot.Plot, error) {
 		sc.GlyphStyle.Shape = plotutil.Shape(t)
 		sc.GlyphStyle.Radius = vg.Points(4)
 		p.Add(sc)
-		p.Legend.Add(fmt.Sprintf("step %d", nf.steps[t]), sc)
+		label := fmt.Sprintf("step %d", nf.steps[t])
+		if t == len(nf.frames)-1 {
+			marks, sizes := clusterMarks(frame, nf.n, basis)
+			label += fmt.Sprintf(": %d clusters", len(sizes))
+			if marks != nil {
+				p.Add(marks)
+			}
+		}
+		p.Legend.Add(label, sc)
 	}
 	return p, nil
+}
+
+// clusterMarks labels each cluster of the final neurons (ClusterLabels at
+// ClusterTol, on their full feature vectors, not the projection) with how
+// many neurons it holds, "×k", beside its mean's projection; it returns the
+// labels and the sizes by cluster.
+func clusterMarks(frame [][]float64, n int, basis *pca) (*plotter.Labels, []int) {
+	m := len(frame)
+	z := make([]float64, n*m)
+	for j, v := range frame {
+		for i, x := range v {
+			z[i*m+j] = x
+		}
+	}
+	labels := ClusterLabels(z, n, m, ClusterTol)
+	sizes := ClusterSizes(labels)
+	centres := make([][]float64, len(sizes))
+	for c := range centres {
+		centres[c] = make([]float64, n)
+	}
+	for j, v := range frame {
+		for i, x := range v {
+			centres[labels[j]][i] += x / float64(sizes[labels[j]])
+		}
+	}
+	var xyl plotter.XYLabels
+	for c, centre := range centres {
+		xyl.XYs = append(xyl.XYs, basis.project(centre))
+		xyl.Labels = append(xyl.Labels, fmt.Sprintf("×%d", sizes[c]))
+	}
+	marks, err := plotter.NewLabels(xyl)
+	if err != nil {
+		return nil, sizes
+	}
+	marks.Offset = vg.Point{X: vg.Points(7), Y: vg.Points(5)}
+	return marks, sizes
 }
 
 // addPaths draws each neuron's path through the chosen steps.

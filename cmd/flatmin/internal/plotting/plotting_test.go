@@ -300,10 +300,14 @@ func TestPlotErrors(t *testing.T) {
 func TestPointsDropsWhatALogAxisCannotShow(t *testing.T) {
 	xs := []float64{0, 1, 2, 3, 4, math.NaN()}
 	ys := []float64{1, 0, -1, math.NaN(), math.Inf(1), 5}
-	if got := points(xs, ys, true); !slices.Equal(got, plotter.XYs{{X: 0, Y: 1}}) {
+	if got := points(xs, ys, false, true); !slices.Equal(got, plotter.XYs{{X: 0, Y: 1}}) {
 		t.Errorf("log: %v", got)
 	}
-	if got := points(xs, ys, false); !slices.Equal(got, plotter.XYs{{X: 0, Y: 1}, {X: 1, Y: 0}, {X: 2, Y: -1}}) {
+	// a log step axis has no place for step 0
+	if got := points(xs, ys, true, false); !slices.Equal(got, plotter.XYs{{X: 1, Y: 0}, {X: 2, Y: -1}}) {
+		t.Errorf("log x: %v", got)
+	}
+	if got := points(xs, ys, false, false); !slices.Equal(got, plotter.XYs{{X: 0, Y: 1}, {X: 1, Y: 0}, {X: 2, Y: -1}}) {
 		t.Errorf("linear: %v", got)
 	}
 }

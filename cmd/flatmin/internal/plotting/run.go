@@ -45,18 +45,26 @@ func PlotRun(dir string) ([]string, error) {
 	return written, nil
 }
 
+// maxSingularLines is how many singular values of Z (and of Θ) the figure
+// draws: the top ones, each in its own colour. Thirty lines in a palette of
+// seven repeat colours and cannot be told apart, and rank collapse shows in
+// the top few.
+const maxSingularLines = 5
+
 // singularValuesFigure is the paper's Figure 1a / Figure 2: σ_k(Z) solid and
-// σ_k(Θ) dashed in the same colour, on a log axis where rank collapse shows.
+// σ_k(Θ) dashed in the same colour, on a log axis where rank collapse shows;
+// the top maxSingularLines of each.
 func singularValuesFigure(t *table, prefix string) *lineFigure {
-	f := &lineFigure{
-		title:  prefix + "singular values of Z = XΘᵀ (solid) and of Θ (dashed)",
-		ylabel: "singular value (log scale)",
-		logY:   true,
+	z, th := t.numbered("sv_z_"), t.numbered("sv_theta_")
+	title := prefix + "singular values of Z = XΘᵀ (solid) and of Θ (dashed)"
+	if len(z) > maxSingularLines || len(th) > maxSingularLines {
+		title += fmt.Sprintf(", top %d of %d and %d", maxSingularLines, len(z), len(th))
 	}
-	for k, ys := range t.numbered("sv_z_") {
+	f := &lineFigure{title: title, ylabel: "singular value (log scale)", logY: true}
+	for k, ys := range z[:min(len(z), maxSingularLines)] {
 		f.lines = append(f.lines, series{label: fmt.Sprintf("σ%d(Z)", k+1), xs: t.steps(), ys: ys, colour: k})
 	}
-	for k, ys := range t.numbered("sv_theta_") {
+	for k, ys := range th[:min(len(th), maxSingularLines)] {
 		f.lines = append(f.lines, series{label: fmt.Sprintf("σ%d(Θ)", k+1), xs: t.steps(), ys: ys, colour: k, dashes: 1})
 	}
 	return f

@@ -46,7 +46,7 @@ type Figure struct {
 
 // ClusterTol is the tolerance of Clusters, relative to the mean norm of the
 // neurons' feature vectors.
-const ClusterTol = 0.05
+const ClusterTol = plotting.ClusterTol
 
 const whyNu = "ν = 0.1 rather than the pure cube: with φ'(0) = 0 the cube's manifold has stationary points with some θ_j·x_i = 0, where the flow stalls (Assumptions 1 and 3 fail)."
 
@@ -241,58 +241,10 @@ func clustersOf(path string) (int, error) {
 
 // Clusters counts groups of neurons whose feature vectors (the columns of Z,
 // n×m row-major) lie within tol·(mean column norm) of each other, linked
-// transitively (single linkage).
+// transitively (single linkage): plotting.ClusterLabels, which the neurons
+// figure shares.
 func Clusters(z []float64, n, m int, tol float64) int {
-	col := func(j int) []float64 {
-		v := make([]float64, n)
-		for i := range n {
-			v[i] = z[i*m+j]
-		}
-		return v
-	}
-	cols := make([][]float64, m)
-	mean := 0.0
-	for j := range m {
-		cols[j] = col(j)
-		mean += norm(cols[j]) / float64(m)
-	}
-	parent := make([]int, m)
-	for j := range parent {
-		parent[j] = j
-	}
-	var find func(int) int
-	find = func(j int) int {
-		if parent[j] != j {
-			parent[j] = find(parent[j])
-		}
-		return parent[j]
-	}
-	for a := range m {
-		for b := a + 1; b < m; b++ {
-			d := make([]float64, n)
-			for i := range n {
-				d[i] = cols[a][i] - cols[b][i]
-			}
-			if norm(d) <= tol*mean {
-				parent[find(a)] = find(b)
-			}
-		}
-	}
-	count := 0
-	for j := range m {
-		if find(j) == j {
-			count++
-		}
-	}
-	return count
-}
-
-func norm(v []float64) float64 {
-	s := 0.0
-	for _, x := range v {
-		s += x * x
-	}
-	return math.Sqrt(s)
+	return len(plotting.ClusterSizes(plotting.ClusterLabels(z, n, m, tol)))
 }
 
 // images lists the figure's PNGs for the report, relative to its directory.

@@ -54,7 +54,9 @@ func AutoEta(trainer string, p *model.Problem, theta0 []float64) (eta float64, r
 // AutoRho chooses 1-SAM's radius from Θ₀ (RuleRhoOutputs): to first order
 // the perturbation ρ g/‖g‖ of example i moves f_i by ρ‖∇f_i‖, which grows
 // like √m at a fixed ρ; at the paper's ρ = 0.05 and m = 10 it is about 1/8
-// of the labels' scale, and this keeps it there at any width.
+// of the labels' scale, and this keeps it there at any width. SAM (sam)
+// takes the same ρ: its one perturbation ρu moves the outputs by ρJu, whose
+// rms is at most ρ rms_i ‖∇f_i‖ since ‖Ju‖² ≤ Tr JJᵀ.
 func AutoRho(p *model.Problem, theta0 []float64) (float64, string) {
 	fw := model.NewHostNet(p).Forward(featuresOf(p, theta0))
 	jjt := fw.JJT() // (J Jᵀ)_ii = ‖∇f_i‖²

@@ -58,6 +58,15 @@ func (c *Config) MemoryEstimate(m, n, d int) float64 {
 	if c.Trainer == "riemannian" || c.Trainer == "penalty" {
 		est += 6 * feat // ∇F, its projection, their velocities, the retraction
 	}
+	if c.Trainer == "sam" {
+		// The perturbed params and a second forward pass (not measured:
+		// counted like the params and the features once more each).
+		if engine == trainers.EngineFeature {
+			est += 2 * feat
+		} else {
+			est += 2*theta + 2*feat
+		}
+	}
 	if c.Trainer == "sam1" {
 		b := float64(max(c.SAMBatch, 1))
 		est += 8*b*fm*f + b*fn*f

@@ -1,0 +1,110 @@
+package trainers
+
+import (
+	"math"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+
+	"github.com/flatmin/flatmin/model"
+)
+
+// hostSAM is sam on the host, for the feature engine on SimpleGo (where
+// useHost holds): samFullStep's formulas on Zᵀ [m, n] with model.HostNet,
+//
+//	V = 2 A∘1rᵀ (∇L = VX), ‖∇L‖² = ⟨V, VG⟩, Z̃ᵀ = Zᵀ + (ρ/‖∇L‖) VG,
+//	Zᵀ ← Zᵀ − 2η (Ã∘1r̃ᵀ) G,
+//
+// without SimpleGo's per-op overheads. The Θ engine stays in graphs.
+type hostSAM struct {
+	p   *model.Problem
+	eng *engine
+	net *model.HostNet
+	cfg Config
+	// zt is the state's Zᵀ while own is the state's tensor, so that
+	// consecutive calls skip reading it back.
+	zt  []float64
+	own *tensors.Tensor
+}
+
+// hostSAMFor returns the host sam where it applies, else nil.
+func hostSAMFor(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
+	engine, err := ChooseEngine(cfg.Engine, p)
+	if err != nil || engine != EngineFeature || !useHost(b, p, cfg, engine) {
+		return nil, err
+	}
+	eng, err := newEngine(b, p, cfg.Engine)
+	if err != nil {
+		return nil, err
+	}
+	return &hostSAM{p: p, eng: eng, net: model.NewHostNet(p), cfg: cfg}, nil
+}
+
+func (h *hostSAM) Name() string        { return "sam" }
+func (h *hostSAM) engine() *engine     { return h.eng }
+func (h *hostSAM) Engine() string      { return h.eng.name }
+func (h *hostSAM) Extras() []string    { return nil }
+func (h *hostSAM) Sync(s *State) error { return h.eng.sync(s) }
+func (h *hostSAM) Init(s *State) error { return h.eng.adopt(s) }
+func (h *hostSAM) onHost() bool        { return true }
+
+func (h *hostSAM) Step(s *State) (float64, error) { return h.Advance(s, 1) }
+
+// Advance takes k steps and returns L before the last one.
+func (h *hostSAM) Advance(s *State, k int64) (float64, error) {
+	if err := h.eng.adopt(s); err != nil {
+		return math.NaN(), err
+	}
+	if current := h.eng.current(s); current != h.own || h.zt == nil {
+		h.zt = tensors.MustCopyFlatData[float64](current)
+	}
+	loss := math.NaN()
+	for range k {
+		loss = h.step()
+		s.Step++
+	}
+	h.own = tensors.FromFlatDataAndDimensions(h.zt, h.p.M, h.p.N)
+	h.eng.set(s, h.own)
+	return loss, nil
+}
+
+// step moves h.zt once and returns L before the move.
+func (h *hostSAM) step() float64 {
+	net, n := h.net, h.p.N
+	fw := net.Forward(h.zt)
+	a, r := fw.A(), fw.R
+	loss := 0.0
+	for _, v := range r {
+		loss += v * v
+	}
+	v := net.Take()
+	for k := range v {
+		v[k] = 2 * a[k] * r[k%n]
+	}
+	fw.Release()
+	vg := net.TimesGram(v, 1, nil)
+	n2 := 0.0
+	for k, x := range v {
+		n2 += vg[k] * x
+	}
+	zp := net.Take()
+	copy(zp, h.zt)
+	if n2 > 0 { // else ∇L = 0 (or rounding-negative): no perturbation
+		scale := h.cfg.Rho / math.Sqrt(n2)
+		for k, x := range vg {
+			zp[k] += x * scale
+		}
+	}
+	fwt := net.Forward(zp)
+	at, rt := fwt.A(), fwt.R
+	for k := range v {
+		v[k] = at[k] * rt[k%n]
+	}
+	fwt.Release()
+	move := net.TimesGram(v, 2*h.cfg.Eta, vg)
+	for k, x := range move {
+		h.zt[k] -= x
+	}
+	net.Put(v, vg, zp)
+	return loss
+}
