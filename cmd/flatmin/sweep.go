@@ -492,7 +492,7 @@ func printSweep(w io.Writer, res *sweep.Result, dir string) {
 		}
 		return c
 	}
-	fmt.Fprintf(w, "%-11s %-24s %-7s %-28s %-28s %-28s %-28s %s\n", "trainer", "settings", "runs", "final loss", "σ2/σ1 of Z", "theory gap", "Tr D²L_M / F*",
+	fmt.Fprintf(w, "%-11s %-24s %-14s %-28s %-28s %-28s %-28s %s\n", "trainer", "settings", "runs", "final loss", "σ2/σ1 of Z", "theory gap", "Tr D²L_M / F*",
 		fmt.Sprintf("steps to σ2/σ1 < %g", res.Tolerances.Rank))
 	for _, row := range res.Summary {
 		var ps []string
@@ -508,7 +508,7 @@ func printSweep(w io.Writer, res *sweep.Result, dir string) {
 			runs += fmt.Sprintf(" (%d failed)", row.Failed)
 		}
 		m := row.Metrics
-		fmt.Fprintf(w, "%-11s %-24s %-7s %-28s %-28s %-28s %-28s %s\n", row.Trainer, set, runs, cell(m["loss"], false), cell(m["sigma2_over_sigma1"], false),
+		fmt.Fprintf(w, "%-11s %-24s %-14s %-28s %-28s %-28s %-28s %s\n", row.Trainer, set, runs, cell(m["loss"], false), cell(m["sigma2_over_sigma1"], false),
 			cell(m["theory_gap"], false), cell(m["trace_ratio"], false), cell(m["steps_to_rank"], true))
 	}
 	fmt.Fprintf(w, "median [q1, q3] over each setting's finished runs; every run in %s, all statistics in %s\n",

@@ -40,7 +40,11 @@ type RunState struct {
 }
 
 // State reads the run directory dir.
-func State(dir string) RunState {
+func State(dir string) RunState { return readState(dir, true) }
+
+// readState reads dir; probe says whether to look at its lock (not when
+// this process holds it: flock would see itself).
+func readState(dir string, probe bool) RunState {
 	var st RunState
 	if data, err := os.ReadFile(filepath.Join(dir, ErrorFile)); err == nil {
 		var e struct{ Error string }
@@ -63,7 +67,7 @@ func State(dir string) RunState {
 		}
 	default: // none yet, running, interrupted, or killed
 		st.Status = StatusPending
-		if locked(dir) {
+		if probe && locked(dir) {
 			st.Status = StatusRunning
 		}
 	}

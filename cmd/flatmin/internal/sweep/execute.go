@@ -35,29 +35,10 @@ func Execute(ctx context.Context, dir string, s *Spec, r Run, b backends.Backend
 	if st.Finished() {
 		return Outcome{Action: "skipped", State: st}, nil
 	}
-	// Take the run's lock once to see that nobody runs it; a collecting
-	// process probes it for an instant, so a busy lock is tried again.
 	if _, err := os.Stat(rd); err == nil {
-		var lock *runio.Lock
-		for try := 0; ; try++ {
-			l, err := runio.TryLock(rd)
-			if err == nil {
-				lock = l
-				break
-			}
-			var inUse *runio.InUseError
-			if !errors.As(err, &inUse) {
-				return Outcome{}, err
-			}
-			if try == 20 {
-				return Outcome{Action: "busy", State: State(rd)}, nil
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		st = State(rd)
-		lock.Unlock()
-		if st.Finished() { // finished while we waited
-			return Outcome{Action: "skipped", State: st}, nil
+		var busy bool
+		if st, busy, err = inspect(rd, st.Summary == nil); err != nil || busy || st.Finished() {
+			return Outcome{Action: idle(busy), State: State(rd)}, err
 		}
 	}
 	cfg, err := s.Config(r)
@@ -70,27 +51,26 @@ func Execute(ctx context.Context, dir string, s *Spec, r Run, b backends.Backend
 	if st.Summary != nil {
 		out.Action = "resumed"
 		sum, _, err = runner.Resume(ctx, rd, cfg, nil, b, opt)
-		if err != nil && sum == nil && ctx.Err() == nil {
-			// No checkpoint to resume from (killed early), or one that is
-			// not usable: start again, the run is deterministic.
-			out.Action = "started"
-			if err = os.RemoveAll(rd); err != nil {
-				return out, err
+		var inUse *runio.InUseError
+		if err != nil && sum == nil && ctx.Err() == nil && !errors.As(err, &inUse) {
+			// No checkpoint to resume from (killed early), or none usable:
+			// start again, the run is deterministic.
+			var busy bool
+			if st, busy, err = inspect(rd, true); err != nil || busy || st.Finished() {
+				return Outcome{Action: idle(busy), State: State(rd)}, err
 			}
+			out.Action = "started"
 			sum, err = runner.Train(ctx, cfg, b, rd, opt)
 		}
 	} else {
-		// Nothing, or the start of a run killed before its summary.
-		if err := os.RemoveAll(rd); err != nil {
-			return out, err
-		}
 		sum, err = runner.Train(ctx, cfg, b, rd, opt)
 	}
 	out.Summary = sum
 	if sum == nil && err != nil && ctx.Err() == nil {
+		// Another process took the run first, or finished it meanwhile.
 		var inUse *runio.InUseError
-		if errors.As(err, &inUse) {
-			return Outcome{Action: "busy", State: State(rd)}, nil
+		if st := State(rd); errors.As(err, &inUse) || st.Finished() || st.Status == StatusRunning {
+			return Outcome{Action: "busy", State: st}, nil
 		}
 		if werr := RecordFailure(rd, err.Error()); werr != nil {
 			return out, errors.Join(err, werr)
@@ -98,6 +78,53 @@ func Execute(ctx context.Context, dir string, s *Spec, r Run, b backends.Backend
 	}
 	out.State = State(rd)
 	return out, err
+}
+
+// idle names what Execute did with a run it did not run.
+func idle(busy bool) string {
+	if busy {
+		return "busy"
+	}
+	return "skipped"
+}
+
+// inspect reads the run directory rd holding its lock, so that no other
+// process starts or resumes the run meanwhile, and with clear empties it
+// (but for the lock) unless the run has finished: what is left of a run
+// that cannot be resumed. busy says another process holds the lock; a
+// collecting process probes it for an instant, so it is tried again.
+func inspect(rd string, clear bool) (st RunState, busy bool, err error) {
+	var lock *runio.Lock
+	for try := 0; ; try++ {
+		if lock, err = runio.TryLock(rd); err == nil {
+			break
+		}
+		var inUse *runio.InUseError
+		if !errors.As(err, &inUse) {
+			return st, false, err
+		}
+		if try == 20 {
+			return st, true, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	defer lock.Unlock()
+	st = readState(rd, false)
+	if st.Finished() || !clear {
+		return st, false, nil
+	}
+	entries, err := os.ReadDir(rd)
+	if err != nil {
+		return st, false, err
+	}
+	for _, e := range entries {
+		if e.Name() != runio.LockFile {
+			if err := os.RemoveAll(filepath.Join(rd, e.Name())); err != nil {
+				return st, false, err
+			}
+		}
+	}
+	return RunState{Status: StatusPending}, false, nil
 }
 
 // RecordFailure writes ErrorFile into a run directory that has no summary:
