@@ -66,7 +66,7 @@ func parseSweep(args []string, stdout io.Writer) (*sweepRequest, error) {
 	params := fs.StringArray("param", nil, "swept setting trainer.key=v1,v2,... (keys: eta, steps, log_every and the trainer's own: sigma; rho, sam_batch; retract_tol, gtol; lambda); repeatable, one per trainer and key")
 	seeds := fs.Int("seeds", 1, "seeds 1..N (each seed's runs share Θ₀ and the label noise's seed)")
 	seedList := fs.String("seed-list", "", "seeds as a comma-separated list, instead of --seeds")
-	fs.IntVar(&r.jobs, "jobs", runtime.NumCPU(), "worker processes at once (default: the cores)")
+	fs.IntVar(&r.jobs, "jobs", runtime.NumCPU(), "worker processes at once, by default one per core")
 	fs.StringVar(&r.out, "out", "", "sweep directory (required): new, empty, or this sweep's own to resume or collect it")
 	fs.Float64Var(&r.tol.Rank, "rank-tol", sweep.DefaultRankTol, "time to threshold: first step with σ2/σ1 of Z below this")
 	fs.Float64Var(&r.tol.Gap, "gap-tol", sweep.DefaultGapTol, "time to threshold: first step with theory gap below this")
