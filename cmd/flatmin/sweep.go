@@ -284,8 +284,7 @@ func writeSbatch(r *sweepRequest, dir string, n int, stdout io.Writer) error {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return err
 	}
-	args := append(slices.Clone(r.args), "--jobs=1")
-	script := sweep.Sbatch(n, exe, wd, logDir, args, r.sbatch)
+	script := sweep.Sbatch(n, exe, wd, logDir, r.args, r.sbatch)
 	path := filepath.Join(dir, sweep.SbatchFile)
 	if err := sweep.WithLock(dir, func() error { return runio.WriteFileAtomic(path, []byte(script)) }); err != nil {
 		return err

@@ -25,23 +25,26 @@ import (
 // test binary here) run flatmin (see TestMain).
 func asCLI(t *testing.T) { t.Setenv(cliEnv, "1") }
 
+// sweepRun is what the tests read of a run in sweep.json.
+type sweepRun struct {
+	Index      int
+	Trainer    string
+	Seed       uint64
+	Params     map[string]any
+	Dir        string
+	Status     string
+	StopReason string `json:"stop_reason"`
+	Error      string
+	Final      map[string]*float64
+	TimeTo     map[string]*struct {
+		Step        int64
+		WallSeconds float64 `json:"wall_seconds"`
+	} `json:"time_to"`
+}
+
 // sweepJSON is what the tests read of sweep.json.
 type sweepJSON struct {
-	Runs []struct {
-		Index      int
-		Trainer    string
-		Seed       uint64
-		Params     map[string]any
-		Dir        string
-		Status     string
-		StopReason string `json:"stop_reason"`
-		Error      string
-		Final      map[string]*float64
-		TimeTo     map[string]*struct {
-			Step        int64
-			WallSeconds float64 `json:"wall_seconds"`
-		} `json:"time_to"`
-	}
+	Runs    []sweepRun
 	Summary []struct {
 		Trainer string
 		Params  map[string]any
@@ -516,6 +519,18 @@ func TestSweepResumesInterruptedSweep(t *testing.T) {
 	}
 	cmd := start()
 	waitCheckpoint()
+	// Meanwhile a second sweep on DIR is refused, and --collect sees the runs going on.
+	if _, stderr, status := flatmin(t, args...); status != 2 || !strings.Contains(stderr, "in use by another flatmin process") {
+		t.Errorf("a second driver: status %d: %s", status, stderr)
+	}
+	if _, stderr, status := flatmin(t, append(slices.Clone(args), "--collect")...); status != 0 {
+		t.Errorf("--collect during the sweep: status %d: %s", status, stderr)
+	}
+	if c := readSweep(t, dir); !slices.ContainsFunc(c.Runs, func(r sweepRun) bool {
+		return r.Status == "running" && r.StopReason == "running"
+	}) {
+		t.Errorf("--collect during the sweep shows no run running: %+v", c.Runs)
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	err := cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 143 {
@@ -539,7 +554,17 @@ func TestSweepResumesInterruptedSweep(t *testing.T) {
 	// The workers notice their parent's death and stop; wait for their locks.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		// A worker killed before its handlers were set leaves its lock file,
+		// unheld: ask flock, not the file's presence.
 		locks, _ := filepath.Glob(filepath.Join(dir, "runs", "*", ".lock"))
+		locks = slices.DeleteFunc(locks, func(path string) bool {
+			f, err := os.Open(path)
+			if err != nil {
+				return true
+			}
+			defer f.Close()
+			return syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB) == nil
+		})
 		if len(locks) == 0 {
 			break
 		}
