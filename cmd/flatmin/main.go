@@ -7,6 +7,7 @@
 //	flatmin train   [flags]   train one run into a run directory
 //	flatmin inspect [flags]   metrics of a saved Θ, as JSON
 //	flatmin compare [flags]   several trainers side by side
+//	flatmin sweep   [flags]   trainers × settings × seeds, in parallel or on Slurm
 //	flatmin theory  [flags]   the paper's predictions for a problem
 //	flatmin repro   FIG       the paper's experiments, figures and report
 //	flatmin plot    DIR       a run's (or comparison's) figures as PNG and SVG
@@ -49,6 +50,7 @@ func commands() []command {
 		{"train", "train one run and write metrics.csv, summary.json and theta.npy", cmdTrain},
 		{"inspect", "print the metrics of a saved Θ as one JSON object", cmdInspect},
 		{"compare", "run several trainers on the same data from the same Θ₀ and print one table", cmdCompare},
+		{"sweep", "trainers × a grid of settings × seeds in parallel workers (or a Slurm array job), medians and quartiles in sweep.json", cmdSweep},
 		{"theory", "the paper's predictions for a problem: φ⁻¹(y_i/m), F*, constants, assumptions, time bound", cmdTheory},
 		{"repro", "rerun the paper's experiments (fig1a, fig2, fig1b) with plots and report.md", cmdRepro},
 		{"plot", "render a run's (or a comparison's) metrics to PNG and SVG", cmdPlot},

@@ -283,7 +283,14 @@ func pureGoBinary(t *testing.T) string {
 	return binPath
 }
 
+// cliEnv makes the test binary act as flatmin (for `flatmin sweep`'s worker
+// processes, which re-execute os.Executable()).
+const cliEnv = "FLATMIN_TEST_AS_CLI"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(cliEnv) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	benchInProcess = true
 	code := m.Run()
 	if binPath != "" {

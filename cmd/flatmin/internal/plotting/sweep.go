@@ -3,10 +3,11 @@ package plotting
 import (
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"slices"
 	"strconv"
+
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/stats"
 
 	"gonum.org/v1/plot"
 )
@@ -162,18 +163,7 @@ func aggregate(runs []runSeries) []bandPoint {
 			continue
 		}
 		slices.Sort(vals)
-		out = append(out, bandPoint{step: s, median: quantile7(vals, 0.5), q1: quantile7(vals, 0.25), q3: quantile7(vals, 0.75), runs: len(vals)})
+		out = append(out, bandPoint{step: s, median: stats.QuantileSorted(vals, 0.5), q1: stats.QuantileSorted(vals, 0.25), q3: stats.QuantileSorted(vals, 0.75), runs: len(vals)})
 	}
 	return out
-}
-
-// quantile7 is the p-quantile of sorted by linear interpolation between
-// order statistics at h = (N−1)p (Hyndman–Fan type 7, numpy's default).
-func quantile7(sorted []float64, p float64) float64 {
-	h := float64(len(sorted)-1) * p
-	lo := int(math.Floor(h))
-	if lo+1 >= len(sorted) {
-		return sorted[len(sorted)-1]
-	}
-	return sorted[lo] + (h-float64(lo))*(sorted[lo+1]-sorted[lo])
 }
