@@ -17,10 +17,12 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/flatmin/flatmin/cmd/flatmin/internal/plotting"
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/runio"
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/sweep"
 	"github.com/flatmin/flatmin/internal/backend"
+	"github.com/flatmin/flatmin/trainers"
 	"github.com/gomlx/gomlx/backends"
 	"github.com/spf13/pflag"
 )
@@ -38,11 +40,13 @@ type sweepRequest struct {
 	sbatch  sweep.Slurm
 	quiet   bool
 	args    []string // the flags that define the sweep, for workers and the array job
+	// logSteps draws the figures on a log step axis.
+	logSteps bool
 }
 
 // driverFlags are the flags that say how to run a sweep, not what it is:
 // they are left out of the workers' command lines.
-var driverFlags = []string{"jobs", "task", "collect", "slurm", "submit", "partition", "time", "mem", "quiet"}
+var driverFlags = []string{"jobs", "task", "collect", "slurm", "submit", "partition", "time", "mem", "quiet", "log-steps"}
 
 const sweepSynopsis = `sweep --out DIR --trainers a,b --param trainer.key=v1,v2 --seeds N [flags]
 
@@ -53,6 +57,9 @@ gets every run's status and final metrics and, per trainer × setting, the
 median, quartiles (linear interpolation, NumPy's default), min and max of each
 metric over the seeds, with the first step and wall time at which σ2/σ1 of Z <
 --rank-tol, theory gap < --gap-tol and |Tr D²L_M/F* − 1| < --trace-tol.
+DIR/figures draws, per trainer × setting, the median over seeds with an
+interquartile band of σ2/σ1 of Z, Tr D²L_M/F*, the theory gap and the loss
+(--log-steps: on a log step axis).
 Rerunning the same command on DIR starts nothing finished and resumes what was
 interrupted; a different sweep on DIR is refused. --slurm writes
 DIR/sweep.sbatch, an array job of one task per run (--submit also submits it);
@@ -63,7 +70,7 @@ func parseSweep(args []string, stdout io.Writer) (*sweepRequest, error) {
 	cfg := &r.spec.Base
 	fs := newFlagSet("sweep", sweepSynopsis, stdout)
 	list := fs.String("trainers", "labelnoise,sam1,riemannian,penalty,gd", "trainers to run, comma-separated")
-	params := fs.StringArray("param", nil, "swept setting trainer.key=v1,v2,... (keys: eta, steps, log_every and the trainer's own: sigma; rho, sam_batch; retract_tol, gtol; lambda); repeatable, one per trainer and key")
+	params := fs.StringArray("param", nil, "swept setting trainer.key=v1,v2,..., repeatable, one per trainer and key; keys: "+sweepKeysHelp())
 	seeds := fs.Int("seeds", 1, "seeds 1..N (each seed's runs share Θ₀ and the label noise's seed)")
 	seedList := fs.String("seed-list", "", "seeds as a comma-separated list, instead of --seeds")
 	fs.IntVar(&r.jobs, "jobs", runtime.NumCPU(), "worker processes at once, by default one per core")
@@ -71,7 +78,8 @@ func parseSweep(args []string, stdout io.Writer) (*sweepRequest, error) {
 	fs.Float64Var(&r.tol.Rank, "rank-tol", sweep.DefaultRankTol, "time to threshold: first step with σ2/σ1 of Z below this")
 	fs.Float64Var(&r.tol.Gap, "gap-tol", sweep.DefaultGapTol, "time to threshold: first step with theory gap below this")
 	fs.Float64Var(&r.tol.Trace, "trace-tol", sweep.DefaultTraceTol, "time to threshold: first step with |Tr D²L_M / F* − 1| below this")
-	fs.BoolVar(&r.collect, "collect", false, "start nothing: build sweep.json from the run directories and print the table")
+	fs.BoolVar(&r.collect, "collect", false, "start nothing: build sweep.json (and the figures) from the run directories and print the table")
+	fs.BoolVar(&r.logSteps, "log-steps", false, "figures: a log-scaled step axis (so that short and long runs both show; step 0 is left out)")
 	fs.BoolVar(&r.slurm, "slurm", false, "write DIR/sweep.sbatch, a Slurm array job with one task per run, instead of running locally")
 	fs.BoolVar(&r.submit, "submit", false, "with --slurm: submit the array job with sbatch")
 	fs.StringVar(&r.sbatch.Partition, "partition", "", "Slurm partition (#SBATCH --partition)")
@@ -242,7 +250,7 @@ func collectSweep(r *sweepRequest, dir string, stdout io.Writer) error {
 	if !r.quiet {
 		printSweep(stdout, res, dir)
 	}
-	return nil
+	return drawSweep(res, dir, r.logSteps, stdout, r.quiet)
 }
 
 // sweepTask runs one run in this process (a local worker or an array task).
@@ -454,6 +462,9 @@ func driveSweep(r *sweepRequest, dir string, runs []sweep.Run, stdout, stderr io
 	if !r.quiet {
 		printSweep(stdout, res, dir)
 	}
+	if err := drawSweep(res, dir, r.logSteps, stdout, r.quiet); err != nil {
+		return err
+	}
 	c := res.Counts()
 	if ctx.Err() != nil {
 		sig, code := interrupted()
@@ -512,4 +523,61 @@ func printSweep(w io.Writer, res *sweep.Result, dir string) {
 	}
 	fmt.Fprintf(w, "median [q1, q3] over each setting's finished runs; every run in %s, all statistics in %s\n",
 		filepath.Join(dir, sweep.RunsDir), filepath.Join(dir, sweep.ResultFile))
+}
+
+// FiguresDir is where a sweep's figures go, under its directory.
+const FiguresDir = "figures"
+
+// drawSweep draws DIR/figures: per trainer × setting, the median over its
+// finished runs with an interquartile band, for σ2/σ1 of Z, Tr D²L_M/F*,
+// the theory gap and the loss (plotting.SweepFigures). Nothing is drawn
+// before a run has finished.
+func drawSweep(res *sweep.Result, dir string, logSteps bool, stdout io.Writer, quiet bool) error {
+	var groups []plotting.RunGroup
+	index := map[string]int{}
+	for _, run := range res.Runs {
+		if run.Status != sweep.StatusDone {
+			continue
+		}
+		label := run.Trainer + paramsLabel(run.Params)
+		g, ok := index[label]
+		if !ok {
+			g = len(groups)
+			index[label] = g
+			groups = append(groups, plotting.RunGroup{Label: label})
+		}
+		groups[g].Dirs = append(groups[g].Dirs, filepath.Join(dir, run.Dir))
+	}
+	if len(groups) == 0 {
+		return nil
+	}
+	files, err := plotting.SweepFigures(filepath.Join(dir, FiguresDir), groups, logSteps)
+	if err != nil {
+		return fmt.Errorf("sweep figures: %w", err)
+	}
+	if !quiet {
+		fmt.Fprintf(stdout, "figures: %d files in %s\n", len(files), filepath.Join(dir, FiguresDir))
+	}
+	return nil
+}
+
+// paramsLabel writes a run's swept settings as " k=v,k=v" (sorted; "" for none).
+func paramsLabel(params map[string]any) string {
+	if len(params) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		parts = append(parts, fmt.Sprintf("%s=%v", k, params[k]))
+	}
+	return " " + strings.Join(parts, ",")
+}
+
+// sweepKeysHelp lists each trainer's sweep keys, for --help.
+func sweepKeysHelp() string {
+	var parts []string
+	for _, name := range trainers.Names() {
+		parts = append(parts, name+": "+strings.Join(sweep.Keys(name), ", "))
+	}
+	return strings.Join(parts, "; ")
 }

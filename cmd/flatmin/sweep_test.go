@@ -317,6 +317,15 @@ func TestSweepParallelIdempotentAndAggregated(t *testing.T) {
 		}
 	}
 
+	// The figures: one per metric and format, drawn from the finished runs.
+	for _, name := range []string{"sweep_sigma_ratio", "sweep_trace_ratio", "sweep_theory_gap", "sweep_loss"} {
+		for _, ext := range []string{".png", ".svg"} {
+			if info, err := os.Stat(filepath.Join(dir, FiguresDir, name+ext)); err != nil || info.Size() == 0 {
+				t.Errorf("figure %s%s: %v", name, ext, err)
+			}
+		}
+	}
+
 	// Rerun: nothing starts, nothing in the run directories is rewritten.
 	before := snapshot(t, filepath.Join(dir, "runs"))
 	_, stderr, status = flatmin(t, args...)
