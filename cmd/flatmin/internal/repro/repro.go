@@ -8,7 +8,6 @@ package repro
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -194,16 +193,16 @@ func summarize(row runner.CompareRow) (*TrainerResult, error) {
 	}
 	col := func(name string) int { return slices.Index(header, name) }
 	fitted := rows[len(rows)-1]
-	loss0 := value(rows[0], col("loss"))
+	loss0 := runio.CellFloat(rows[0], col("loss"))
 	for _, r := range rows {
-		if value(r, col("loss")) <= 0.01*loss0 {
+		if runio.CellFloat(r, col("loss")) <= 0.01*loss0 {
 			fitted = r
 			break
 		}
 	}
 	tr.FittedStep, _ = strconv.ParseInt(fitted[0], 10, 64)
 	for k, r := range [][]string{rows[0], fitted, rows[len(rows)-1]} {
-		s1, s2, s3 := value(r, col("sv_z_1")), value(r, col("sv_z_2")), value(r, col("sv_z_3"))
+		s1, s2, s3 := runio.CellFloat(r, col("sv_z_1")), runio.CellFloat(r, col("sv_z_2")), runio.CellFloat(r, col("sv_z_3"))
 		tr.Sigma21[k], tr.Sigma31[k] = s2/s1, s3/s1
 	}
 	snaps, _ := filepath.Glob(filepath.Join(row.Dir, runner.SnapshotDir, "z_*.npy"))
@@ -218,17 +217,6 @@ func summarize(row runner.CompareRow) (*TrainerResult, error) {
 		}
 	}
 	return tr, nil
-}
-
-func value(r []string, i int) float64 {
-	if i < 0 || i >= len(r) {
-		return math.NaN()
-	}
-	v, err := strconv.ParseFloat(r[i], 64)
-	if err != nil {
-		return math.NaN()
-	}
-	return v
 }
 
 func clustersOf(path string) (int, error) {

@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"github.com/flatmin/flatmin/internal/npy"
@@ -287,4 +289,17 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// CellFloat is cell i of a CSV row as a number: NaN when the row is short or
+// the cell is not a number (a metrics.csv row's empty or null cells).
+func CellFloat(row []string, i int) float64 {
+	if i < 0 || i >= len(row) {
+		return math.NaN()
+	}
+	v, err := strconv.ParseFloat(row[i], 64)
+	if err != nil {
+		return math.NaN()
+	}
+	return v
 }

@@ -119,29 +119,19 @@ func Thresholds(path string, tol Tolerances) (TimeTo, error) {
 	if iStep < 0 || iWall < 0 {
 		return out, fmt.Errorf("%s lacks step or wall_seconds", path)
 	}
-	num := func(r []string, i int) float64 {
-		if i < 0 || i >= len(r) {
-			return math.NaN()
-		}
-		v, err := strconv.ParseFloat(r[i], 64)
-		if err != nil {
-			return math.NaN()
-		}
-		return v
-	}
 	for _, r := range rows {
 		step, err := strconv.ParseInt(r[iStep], 10, 64)
 		if err != nil {
 			continue
 		}
-		hit := func() *Hit { return &Hit{Step: step, WallSeconds: JSONFloat(num(r, iWall))} }
-		if s1 := num(r, iS1); out.Rank == nil && s1 > 0 && num(r, iS2)/s1 < tol.Rank {
+		hit := func() *Hit { return &Hit{Step: step, WallSeconds: JSONFloat(runio.CellFloat(r, iWall))} }
+		if s1 := runio.CellFloat(r, iS1); out.Rank == nil && s1 > 0 && runio.CellFloat(r, iS2)/s1 < tol.Rank {
 			out.Rank = hit()
 		}
-		if out.Gap == nil && num(r, iGap) < tol.Gap {
+		if out.Gap == nil && runio.CellFloat(r, iGap) < tol.Gap {
 			out.Gap = hit()
 		}
-		if out.Trace == nil && math.Abs(num(r, iTr)/num(r, iMin)-1) < tol.Trace {
+		if out.Trace == nil && math.Abs(runio.CellFloat(r, iTr)/runio.CellFloat(r, iMin)-1) < tol.Trace {
 			out.Trace = hit()
 		}
 	}
