@@ -40,6 +40,18 @@ func useHost(b backends.Backend, p *model.Problem, cfg Config, engine string) bo
 	return backend.IsSimpleGo(b) && !cfg.Graphs
 }
 
+// StepsInHostBlocks reports whether trainer steps on the host in blocks of
+// neurons on SimpleGo (graphs: Config.Graphs) at m neurons, n points and d
+// dimensions: gd, labelnoise and sam1 above hostLimit. Such a run holds
+// the params, Θ₀ (feature engine) and w, and buffers of one block per core.
+func StepsInHostBlocks(trainer string, graphs bool, m, n, d int) bool {
+	switch trainer {
+	case "gd", "labelnoise", "sam1":
+		return !graphs && float64(m)*float64(max(n, d)) > hostLimit
+	}
+	return false
+}
+
 // hostRowsPerBlock is how many neurons a host trainer's block holds: all
 // of them up to hostLimit, else hostBlockValues/max(n, d) (or hostBlockRows).
 func hostRowsPerBlock(p *model.Problem) int {
@@ -92,14 +104,15 @@ type hostTrainer struct {
 
 	rows    int  // neurons per block
 	blocks  int  // ⌈m/rows⌉
-	inPlace bool // more than one block: steps write the state's own tensor
+	inPlace bool // more than one block: steps write the state's tensor
 
 	// With one block, params is a private copy of the state's Θ or Zᵀ
 	// while own is the state's tensor, so that consecutive calls skip
 	// reading it back, and each call hands the state a fresh tensor. With
-	// several, own is a tensor this trainer made and the state holds, and
-	// the steps change it in place: a caller that keeps an earlier state's
-	// tensor must clone it (the loop's backups are clones).
+	// several, the steps change the state's own tensor in place (a State
+	// owns its tensors: NewState copies Θ₀), so that no second copy of the
+	// params exists: a caller that keeps an earlier state must clone its
+	// tensors (the loop's backups are clones).
 	params []float64
 	own    *tensors.Tensor
 	work   []*hostWork // per worker
@@ -144,11 +157,37 @@ func (h *hostTrainer) Init(s *State) error { return h.adopt(s) }
 
 func (h *hostTrainer) Step(s *State) (float64, error) { return h.Advance(s, 1) }
 
-// adopt is engine.adopt, but a Θ state entering the feature engine in
-// blocks gets Zᵀ = ΘXᵀ formed on the host, block by block, into a tensor
-// this trainer then steps in place (the graph would hold m×n temporaries).
+// adopt is engine.adopt, but in blocks (inPlace) a Θ state entering the
+// feature engine gets Zᵀ = ΘXᵀ formed on the host, block by block, into a
+// tensor this trainer then steps in place (the graph would hold m×n
+// temporaries), and the state's tensors are moved to host memory first
+// where they live only in a backend buffer: then the steps, the metrics,
+// the checkpoints and the Θ stream all read and write them without a copy
+// (reading a buffer-only tensor makes a host copy and keeps it).
 func (h *hostTrainer) adopt(s *State) error {
-	if !h.inPlace || !h.eng.feature() || s.Features != nil || s.Theta == nil {
+	if !h.inPlace {
+		return h.eng.adopt(s)
+	}
+	collected := false
+	for _, t := range []*tensors.Tensor{s.Theta, s.Base, s.Features} {
+		if t != nil && !t.IsLocal() && !t.IsShared() {
+			if !collected {
+				runtime.GC() // what the caller dropped (its copy of Θ₀) goes first
+				collected = true
+			}
+			if err := t.ToLocal(); err != nil {
+				return err
+			}
+		}
+	}
+	if collected {
+		// SimpleGo keeps a freed buffer in a sync.Pool, which lets go of
+		// it only at the second collection: without these, the state's
+		// old buffers would stay beside their host copies.
+		runtime.GC()
+		runtime.GC()
+	}
+	if !h.eng.feature() || s.Features != nil || s.Theta == nil {
 		return h.eng.adopt(s)
 	}
 	p := h.p
@@ -157,7 +196,7 @@ func (h *hostTrainer) adopt(s *State) error {
 	tensors.MustMutableFlatData(zt, func(out []float64) {
 		err = viewOf(h.eng.b, s.Theta, func(theta []float64) {
 			h.each(func(w *hostWork, _, lo, hi int) {
-				hostFeatureRows(p, h.xt, theta[lo*p.D:hi*p.D], out[lo*p.N:hi*p.N])
+				hostFeatureRows(p, h.xt, theta[lo*p.D:hi*p.D], out[lo*p.N:hi*p.N], true)
 			})
 		})
 	})
@@ -200,24 +239,30 @@ func (h *hostTrainer) Advance(s *State, k int64) (float64, error) {
 		h.eng.set(s, h.own)
 		return loss, nil
 	}
-	if current != h.own {
-		// Not ours (a fresh or restored state): step a copy.
-		own := tensors.FromShape(shapes.Make(dtypes.Float64, p.M, h.cols))
-		var err error
-		tensors.MustMutableFlatData(own, func(dst []float64) {
-			err = viewOf(h.eng.b, current, func(src []float64) { copy(dst, src) })
-		})
-		if err != nil {
-			return math.NaN(), err
-		}
-		h.own = own
-	}
 	loss := math.NaN()
-	if err := tensors.MutableFlatData(h.own, func(params []float64) { loss = h.steps(s, params, key, k) }); err != nil {
+	if err := mutableOf(h.eng.b, current, func(params []float64) { loss = h.steps(s, params, key, k) }); err != nil {
 		return math.NaN(), err
 	}
-	h.eng.set(s, h.own)
+	h.own = current
+	h.eng.set(s, current)
 	return loss, nil
+}
+
+// mutableOf passes t's float64 data to fn to change in place: the backend's
+// buffer itself where t lives only there and b shares memory with the host
+// (SimpleGo), else t's local data (MutableFlatData drops a device copy).
+func mutableOf(b backends.Backend, t *tensors.Tensor, fn func(flat []float64)) error {
+	if !t.IsLocal() && b.HasSharedBuffers() {
+		if buf, err := t.Buffer(b, 0); err == nil {
+			if flat, err := b.BufferData(buf); err == nil {
+				if v, ok := flat.([]float64); ok {
+					fn(v)
+					return nil
+				}
+			}
+		}
+	}
+	return tensors.MutableFlatData(t, fn)
 }
 
 func (h *hostTrainer) newWork() *hostWork {
@@ -313,7 +358,7 @@ func (h *hostTrainer) blockFeatures(params []float64, w *hostWork, lo, hi int) [
 		return params[lo*p.N : hi*p.N]
 	}
 	z := w.z[:(hi-lo)*p.N]
-	hostFeatureRows(p, h.xt, params[lo*p.D:hi*p.D], z)
+	hostFeatureRows(p, h.xt, params[lo*p.D:hi*p.D], z, h.blocks > 1)
 	return z
 }
 
@@ -328,10 +373,12 @@ func (h *hostTrainer) featuresAgain(params []float64, w *hostWork, lo, hi int) [
 
 // hostFeatureRows writes z = θ Xᵀ [rows, n] for rows θ [rows, d] of Θ, xt
 // = Xᵀ [d, n]: the host home of Zᵀ = ΘXᵀ (the trainers' blocks, adopting a
-// Θ state, the metrics' blocks).
-func hostFeatureRows(p *model.Problem, xt, theta, z []float64) {
+// Θ state, the metrics' blocks). Small products, and with skinny set those
+// with d ≤ skinny, are summed in loops (gonum's Gemm allocates per call and
+// gains nothing at such widths); the others by Gemm.
+func hostFeatureRows(p *model.Problem, xt, theta, z []float64, skinnyLoops bool) {
 	rows := len(theta) / p.D
-	if rows*p.N*p.D <= 1<<15 {
+	if rows*p.N*p.D <= 1<<15 || (skinnyLoops && p.D <= skinny) {
 		// Row j of Zᵀ as Σ_c θ_jc (column c of X): independent sums, not a
 		// chain of dependent adds per entry.
 		for j := range rows {
@@ -403,11 +450,12 @@ func (h *hostTrainer) gdStep(params, f, t, coef []float64) float64 {
 	return loss
 }
 
-// subtractProduct does params[lo:hi] −= a·c for a [hi−lo, k] and c [k, cols].
+// subtractProduct does params[lo:hi] −= a·c for a [hi−lo, k] and c [k, cols]:
+// in loops when small (or, in blocks, skinny), else by Gemm.
 func (h *hostTrainer) subtractProduct(params []float64, lo, hi int, a []float64, k int, c []float64) {
 	rows, cols := hi-lo, h.cols
 	out := params[lo*cols : hi*cols]
-	if rows*k*cols <= 1<<15 {
+	if rows*k*cols <= 1<<15 || (h.blocks > 1 && k <= skinny && cols <= skinny) {
 		for j := range rows {
 			aj, oj := a[j*k:(j+1)*k], out[j*cols:(j+1)*cols]
 			for i, av := range aj {

@@ -43,7 +43,7 @@ func thetaZtRows(p *model.Problem, theta []float64) ztRows {
 	}
 	return func(lo, hi int, buf []float64) []float64 {
 		z := buf[:(hi-lo)*p.N]
-		hostFeatureRows(p, xt, theta[lo*p.D:hi*p.D], z)
+		hostFeatureRows(p, xt, theta[lo*p.D:hi*p.D], z, true)
 		return z
 	}
 }

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
 
+	"github.com/flatmin/flatmin/internal/backend"
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/trainers"
+	"github.com/gomlx/gomlx/backends/simplego"
 )
 
 // memoryOverhead is what a run holds whatever its size: the Go runtime, the
@@ -38,6 +41,16 @@ func (c *Config) MemoryEstimate(m, n, d int) float64 {
 	est := float64(memoryOverhead)
 	// The data: the problem's copy and a constant in each compiled graph.
 	est += 16 * data
+	if c.hostBlocks(m, n, d) {
+		// gd, labelnoise and sam1 in blocks of neurons on the host: the
+		// params, Θ₀, w (hostLive), a block's buffers per core, the
+		// metrics' blocks and small matrices; the soft memory limit
+		// (LimitMemory) keeps the garbage within 32 MiB of them.
+		est += c.hostLive(m, n, d) + 32<<20 + 6*gram
+		kz, kt := math.Min(fn, fm), math.Min(fm, fd)
+		est += 3*kt*kt*f + 3*kz*kz*f
+		return est
+	}
 	// The multiples are measured peaks (GoMLX's SimpleGo): its graphs keep
 	// their temporaries in pools, and its large products copy operands and
 	// output into blocks padded to 32 columns.
@@ -77,6 +90,31 @@ func (c *Config) MemoryEstimate(m, n, d int) float64 {
 		est += 3 * kz * kz * f
 	}
 	return est
+}
+
+// hostBlocks reports whether c's run steps on the host in blocks of
+// neurons at these sizes (trainers.StepsInHostBlocks, on SimpleGo).
+func (c *Config) hostBlocks(m, n, d int) bool {
+	name, _, _ := strings.Cut(backend.Resolve(c.Backend), ":")
+	return name == simplego.BackendName && trainers.StepsInHostBlocks(c.Trainer, c.Graphs, m, n, d)
+}
+
+// hostLive is the most a run in host blocks holds live, in bytes: at the
+// start Θ₀ twice (the config's copy and the state's, or the state's in a
+// backend buffer and on the host) and w; then Θ (Θ engine) or Θ₀ and Zᵀ
+// [m, n] (feature engine), and w; plus a block's buffers per core (Zᵀ's
+// rows, φ and φ′ of them, 1-SAM's per-example columns) and the metrics'.
+func (c *Config) hostLive(m, n, d int) float64 {
+	const f = 8.0
+	fm, fn, fd := float64(m), float64(n), float64(d)
+	live := 2 * fm * fd * f
+	if engine, err := trainers.ChooseEngineSizes(c.Engine, n, d); err == nil && engine == trainers.EngineFeature {
+		live = math.Max(live, fm*(fd+fn)*f)
+	}
+	b := float64(max(c.SAMBatch, 1))
+	block := float64(1<<16) * f // trainers' hostBlockValues
+	live += fm*f + (float64(runtime.GOMAXPROCS(0))*(3+2*b)+6)*block
+	return live
 }
 
 // MemoryAllowed returns the memory this process may use, in bytes, and where
@@ -170,6 +208,14 @@ func formatBytes(v float64) string {
 // run (estimate ≥ 512 MiB): a process that runs many small problems (tests,
 // repro) keeps its heap free.
 func (c *Config) LimitMemory(p *model.Problem) {
+	if c.hostBlocks(p.M, p.N, p.D) {
+		// In host blocks the live data is known (hostLive) and little
+		// garbage is made: a limit 32 MiB above it keeps the peak near it.
+		if limit := c.hostLive(p.M, p.N, p.D) + 32<<20; limit < float64(debug.SetMemoryLimit(-1)) {
+			debug.SetMemoryLimit(int64(limit))
+		}
+		return
+	}
 	limit := c.MemoryEstimate(p.M, p.N, p.D) - 32<<20
 	if limit >= 480<<20 && limit < float64(debug.SetMemoryLimit(-1)) {
 		debug.SetMemoryLimit(int64(limit))
