@@ -50,27 +50,33 @@ func TestMemoryEstimateBoundsPeak(t *testing.T) {
 		m, n, d int
 		trainer string
 		engine  string
+		graphs  bool
 	}{
-		{100000, 16, 64, "labelnoise", "auto"},
-		{100000, 16, 64, "labelnoise", "theta"},
-		{2000000, 3, 3, "labelnoise", "auto"},
-		{2000000, 3, 3, "labelnoise", "theta"},
-		{2000000, 3, 3, "sam1", "auto"},
-		{20000, 64, 32, "riemannian", "auto"},
-		{10, 3, 1000000, "labelnoise", "auto"},
+		{100000, 16, 64, "labelnoise", "auto", false},
+		{100000, 16, 64, "labelnoise", "theta", false},
+		{2000000, 3, 3, "labelnoise", "auto", false},
+		{2000000, 3, 3, "labelnoise", "theta", false},
+		{2000000, 3, 3, "sam1", "auto", false},
+		{2000000, 3, 3, "labelnoise", "theta", true},
+		{2000000, 3, 3, "labelnoise", "auto", true},
+		{20000, 64, 32, "riemannian", "auto", false},
+		{10, 3, 1000000, "labelnoise", "auto", false},
 	} {
 		dir := filepath.Join(t.TempDir(), "run")
 		args := []string{"train", "--trainer", c.trainer, "--engine", c.engine, "--m", itoa(c.m), "--n", itoa(c.n), "--d", itoa(c.d),
 			"--eta", "1e-7", "--steps", "4", "--log-every", "2", "--checkpoint-every", "2", "--quiet", "--out", dir}
+		if c.graphs {
+			args = append(args, "--graphs")
+		}
 		cmd := exec.Command(pureGoBinary(t), args...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%q: %v\n%s", args, err, out)
 		}
 		peak := float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) * 1024
 		cfg := runner.DefaultConfig()
-		cfg.Trainer, cfg.Engine = c.trainer, c.engine
+		cfg.Trainer, cfg.Engine, cfg.Graphs = c.trainer, c.engine, c.graphs
 		est := cfg.MemoryEstimate(c.m, c.n, c.d)
-		t.Logf("%s %s m=%d n=%d d=%d: peak %.0f MB, estimate %.0f MB", c.trainer, c.engine, c.m, c.n, c.d, peak/1e6, est/1e6)
+		t.Logf("%s %s graphs=%v m=%d n=%d d=%d: peak %.0f MB, estimate %.0f MB", c.trainer, c.engine, c.graphs, c.m, c.n, c.d, peak/1e6, est/1e6)
 		if peak > est || est > 4*peak {
 			t.Errorf("%s %s m=%d n=%d d=%d: peak RSS %.0f MB, estimate %.0f MB: want peak ≤ estimate ≤ 4 peak",
 				c.trainer, c.engine, c.m, c.n, c.d, peak/1e6, est/1e6)

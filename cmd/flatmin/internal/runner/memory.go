@@ -65,8 +65,9 @@ func (c *Config) MemoryEstimate(m, n, d int) float64 {
 		est += 2*theta + 16*feat + 6*gram + 3*block
 	} else {
 		// Θ, the next Θ, the gradient and their blocked copies; Z [n, m]
-		// and its temporaries.
-		est += 12*theta + 6*feat
+		// and its temporaries: with --graphs at m = 2·10⁶, n = d = 3 runs
+		// peaked at 26–28×Θ (1.25–1.33 GB), earlier ones at up to 1.8 GB.
+		est += 12*theta + 24*feat
 	}
 	if c.Trainer == "riemannian" || c.Trainer == "penalty" {
 		est += 6 * feat // ∇F, its projection, their velocities, the retraction
