@@ -25,8 +25,10 @@ const memoryOverhead = 64 << 20
 // points and d dimensions: Θ and its working copies, the m×n features and
 // their temporaries, the data and its n×n Gram matrices (copied into the
 // graphs that use them), and the metrics (Gram matrices of the smaller side,
-// J Jᵀ when the Riemannian quantities are computed). It is a float64: the
-// sizes users give can overflow an int64 of bytes.
+// J Jᵀ when the Riemannian quantities are computed); for gd, labelnoise and
+// sam1 in host blocks (hostBlocks) only their live data (hostLive) and 32
+// MiB of garbage. It is a float64: the sizes users give can overflow an
+// int64 of bytes.
 func (c *Config) MemoryEstimate(m, n, d int) float64 {
 	const f = 8.0 // bytes per value
 	fm, fn, fd := float64(m), float64(n), float64(d)
@@ -66,8 +68,8 @@ func (c *Config) MemoryEstimate(m, n, d int) float64 {
 	} else {
 		// Θ, the next Θ, the gradient and their blocked copies; Z [n, m]
 		// and its temporaries: with --graphs at m = 2·10⁶, n = d = 3 runs
-		// peaked at 26–28×Θ (1.25–1.33 GB), earlier ones at up to 1.8 GB.
-		est += 12*theta + 24*feat
+		// peaked at 1.25–1.79 GB (26–37×Θ) whatever the soft limit.
+		est += 12*theta + 32*feat
 	}
 	if c.Trainer == "riemannian" || c.Trainer == "penalty" {
 		est += 6 * feat // ∇F, its projection, their velocities, the retraction
@@ -202,12 +204,13 @@ func formatBytes(v float64) string {
 	}
 }
 
-// LimitMemory sets a soft Go memory limit at the run's estimate (less what
-// is not Go heap: the binary), so that the collector keeps the heap within
-// what CheckMemory compared with the machine instead of letting it grow to
-// twice the live data. It only ever lowers the limit, and only for a large
+// LimitMemory sets a soft Go memory limit at the run's estimate (less
+// memoryOverhead: the binary and what is not Go heap), so that the
+// collector keeps the heap within what CheckMemory compared with the
+// machine instead of letting it grow to twice the live data. It only ever lowers the limit, and only for a large
 // run (estimate ≥ 512 MiB): a process that runs many small problems (tests,
-// repro) keeps its heap free.
+// repro) keeps its heap free. In host blocks the limit is the live data
+// (hostLive) + 32 MiB at every size.
 func (c *Config) LimitMemory(p *model.Problem) {
 	if c.hostBlocks(p.M, p.N, p.D) {
 		// In host blocks the live data is known (hostLive) and little
@@ -217,8 +220,8 @@ func (c *Config) LimitMemory(p *model.Problem) {
 		}
 		return
 	}
-	limit := c.MemoryEstimate(p.M, p.N, p.D) - 32<<20
-	if limit >= 480<<20 && limit < float64(debug.SetMemoryLimit(-1)) {
+	limit := c.MemoryEstimate(p.M, p.N, p.D) - memoryOverhead
+	if limit >= 448<<20 && limit < float64(debug.SetMemoryLimit(-1)) {
 		debug.SetMemoryLimit(int64(limit))
 	}
 }
