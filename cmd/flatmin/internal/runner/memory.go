@@ -207,9 +207,9 @@ func formatBytes(v float64) string {
 // LimitMemory sets a soft Go memory limit at the run's estimate (less
 // memoryOverhead: the binary and what is not Go heap), so that the
 // collector keeps the heap within what CheckMemory compared with the
-// machine instead of letting it grow to twice the live data. It only ever lowers the limit, and only for a large
-// run (estimate ≥ 512 MiB): a process that runs many small problems (tests,
-// repro) keeps its heap free. In host blocks the limit is the live data
+// machine instead of letting it grow to twice the live data. It only ever
+// lowers the limit, and only for a large run (estimate ≥ 512 MiB): a
+// process that runs many small problems (tests, repro) keeps its heap free. In host blocks the limit is the live data
 // (hostLive) + 32 MiB at every size.
 func (c *Config) LimitMemory(p *model.Problem) {
 	if c.hostBlocks(p.M, p.N, p.D) {
