@@ -204,10 +204,9 @@ func formatBytes(v float64) string {
 	}
 }
 
-// LimitMemory sets a soft Go memory limit at the run's estimate (less
-// memoryOverhead: the binary and what is not Go heap), so that the
-// collector keeps the heap within what CheckMemory compared with the
-// machine instead of letting it grow to twice the live data. It only ever
+// LimitMemory sets a soft Go memory limit at 65% of the run's estimate, so
+// that the collector keeps the heap within what CheckMemory compared with
+// the machine instead of letting it grow to twice the live data. It only ever
 // lowers the limit, and only for a large run (estimate ≥ 512 MiB): a
 // process that runs many small problems (tests, repro) keeps its heap free. In host blocks the limit is the live data
 // (hostLive) + 32 MiB at every size.
@@ -220,7 +219,12 @@ func (c *Config) LimitMemory(p *model.Problem) {
 		}
 		return
 	}
-	limit := c.MemoryEstimate(p.M, p.N, p.D) - memoryOverhead
+	// The graphs' heap grows to the limit and past it by up to 0.2 GB
+	// (SimpleGo keeps freed buffers in pools until the second collection):
+	// a limit at the estimate let the Θ engine's peak at m = 2·10⁶, n = d =
+	// 3 follow it up (1.3 GB for a limit of 1.4 GB, 2.3 GB for 2.1 GB), so
+	// it sits at 65% of the estimate (there the peak was 1.3–1.6 GB).
+	limit := 0.65 * c.MemoryEstimate(p.M, p.N, p.D)
 	if limit >= 448<<20 && limit < float64(debug.SetMemoryLimit(-1)) {
 		debug.SetMemoryLimit(int64(limit))
 	}
