@@ -223,7 +223,7 @@ func (c *Config) LimitMemory(p *model.Problem) {
 	// (SimpleGo keeps freed buffers in pools until the second collection):
 	// a limit at the estimate let the Θ engine's peak at m = 2·10⁶, n = d =
 	// 3 follow it up (1.3 GB for a limit of 1.4 GB, 2.3 GB for 2.1 GB), so
-	// it sits at 65% of the estimate (there the peak was 1.3–1.6 GB).
+	// it sits at 65% of the estimate (there the peak was 1.38–1.74 GB).
 	limit := 0.65 * c.MemoryEstimate(p.M, p.N, p.D)
 	if limit >= 448<<20 && limit < float64(debug.SetMemoryLimit(-1)) {
 		debug.SetMemoryLimit(int64(limit))
