@@ -7,10 +7,12 @@
 // only when asked (Sync, StreamTheta). Gradient-type trainers run several
 // steps per compiled call (Advance), drawing their noise from a
 // counter-based generator so that fusing changes no result. On SimpleGo, gd,
-// labelnoise and sam1 (problems up to 2^20 values) and the feature engine's
-// riemannian and sam step on the host instead (Go loops and gonum, the same
-// formulas and the same draws; hostgd.go, flow.go, hostsam.go), where SimpleGo's per-op overheads
-// and generic kernels cost more than the arithmetic; the graphs stay the
+// labelnoise and sam1 (every size: whole arrays up to 2^20 values, blocks of
+// neurons above, which hold nothing m×n beyond the params) and the feature
+// engine's riemannian and sam step on the host instead (Go loops and gonum,
+// the same formulas and the same draws; hostgd.go, flow.go, hostsam.go), where
+// SimpleGo's per-op overheads and generic kernels cost more than the
+// arithmetic, and its m×n temporaries more than the memory; the graphs stay the
 // reference and the XLA path. Run is the loop:
 // step budget, log cadence, divergence checks, progress and interruption; it
 // knows nothing of a particular trainer and nothing of files. Evaluator

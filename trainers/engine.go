@@ -8,6 +8,7 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"gonum.org/v1/gonum/mat"
 )
 
 // Every trainer here moves Θ by something of the form Σ_i b_ij x_i (a
@@ -252,6 +253,10 @@ type engine struct {
 	b            backends.Backend
 	pinv         []float64
 	synced       *tensors.Tensor // the Θ sync formed last, freed when a step replaces it
+	// hostStream: StreamTheta forms Θ's rows on the host (hostThetaRows),
+	// set by a host trainer that steps in blocks (the graphs' S [m, n]
+	// would hold several m×n temporaries).
+	hostStream bool
 }
 
 // thetaBlock is how many rows of Θ StreamTheta forms at a time.
@@ -413,6 +418,9 @@ func (e *engine) shift(s *State) (*tensors.Tensor, error) {
 
 func (e *engine) stream(s *State, emit func(values []float64) error) error {
 	p := e.p
+	if e.hostStream {
+		return e.streamHost(s, emit)
+	}
 	if e.rowsExec == nil {
 		var err error
 		if e.rowsExec, err = compile(e.b, func(base, shift, idx *Node) *Node {
@@ -447,4 +455,67 @@ func (e *engine) stream(s *State, emit func(values []float64) error) error {
 		}
 	}
 	return nil
+}
+
+// streamHost is stream on the host, on the state's own memory: Θ's rows
+// thetaBlock at a time (hostThetaRows).
+func (e *engine) streamHost(s *State, emit func(values []float64) error) error {
+	p := e.p
+	rows, err := e.newHostThetaRows()
+	if err != nil {
+		return err
+	}
+	var eerr error
+	verr := viewOf(e.b, s.Features, func(zt []float64) {
+		eerr = viewOf(e.b, s.Base, func(base []float64) {
+			for lo := 0; lo < p.M && eerr == nil; lo += thetaBlock {
+				hi := min(lo+thetaBlock, p.M)
+				eerr = emit(rows.at(base, zt, lo, hi).RawMatrix().Data[:(hi-lo)*p.D])
+			}
+		})
+	})
+	if verr != nil {
+		return verr
+	}
+	return eerr
+}
+
+// hostThetaRows forms Θ's rows at a feature state on the host, a block at a
+// time, as thetaExec does in a graph (shiftOf): Θ = Θ₀ − S X with S =
+// (Θ₀Xᵀ − Zᵀ)G⁺ refined once. Its buffers are of one block's size.
+type hostThetaRows struct {
+	p               *model.Problem
+	x, gm, pinv     *mat.Dense
+	gap, s, res, sx mat.Dense
+}
+
+func (e *engine) newHostThetaRows() (*hostThetaRows, error) {
+	p := e.p
+	if e.pinv == nil {
+		return nil, fmt.Errorf("feature engine without G⁺")
+	}
+	return &hostThetaRows{p: p, x: mat.NewDense(p.N, p.D, p.X), gm: mat.NewDense(p.N, p.N, p.Gram()),
+		pinv: mat.NewDense(p.N, p.N, e.pinv)}, nil
+}
+
+// at returns Θ's rows [lo, hi) [hi−lo, d] from Θ₀ (base [m, d]) and Zᵀ (zt
+// [m, n]), valid until the next call.
+func (t *hostThetaRows) at(base, zt []float64, lo, hi int) *mat.Dense {
+	n, d := t.p.N, t.p.D
+	b0 := mat.NewDense(hi-lo, d, base[lo*d:hi*d])
+	t.gap.Reset()
+	t.gap.Mul(b0, t.x.T())
+	t.gap.Sub(&t.gap, mat.NewDense(hi-lo, n, zt[lo*n:hi*n]))
+	t.s.Reset()
+	t.s.Mul(&t.gap, t.pinv)
+	t.res.Reset()
+	t.res.Mul(&t.s, t.gm)
+	t.res.Sub(&t.gap, &t.res)
+	t.gap.Reset()
+	t.gap.Mul(&t.res, t.pinv)
+	t.s.Add(&t.s, &t.gap)
+	t.sx.Reset()
+	t.sx.Mul(&t.s, t.x)
+	t.sx.Sub(b0, &t.sx)
+	return &t.sx
 }

@@ -175,24 +175,30 @@ func TestHostTrainersFollowGraphs(t *testing.T) {
 	}
 }
 
-// The host trainers take problems up to hostLimit entries in Θ (or Zᵀ) and
-// in Zᵀ, and leave larger ones to the graphs' row-block products.
+// The host trainers take every size on SimpleGo (not with Graphs set):
+// whole arrays up to hostLimit values in Θ, Zᵀ and Θ₀, blocks of
+// hostBlockValues above it.
 func TestHostLimit(t *testing.T) {
 	b := testBackend(t)
 	for _, tc := range []struct {
 		m, d, n int
-		engine  string
-		host    bool
+		rows    int
 	}{
-		{10, 3, 3, EngineFeature, true},
-		{10000, 256, 64, EngineFeature, true},   // Zᵀ 640k entries
-		{10000, 256, 64, EngineTheta, false},    // Θ 2.56M
-		{100000, 256, 64, EngineFeature, false}, // Zᵀ 6.4M
-		{1000, 100, 2000, EngineTheta, false},   // Θ 100k, but Zᵀ 2M
+		{10, 3, 3, 10},
+		{10000, 256, 64, 256},   // Θ 2.56M
+		{10000, 100, 64, 10000}, // 1M
+		{100000, 256, 64, 256},  // Zᵀ 6.4M
+		{1000, 100, 2000, 32},   // Θ 100k, but Zᵀ 2M
+		{2000000, 3, 3, 21845},
 	} {
 		p := &model.Problem{M: tc.m, D: tc.d, N: tc.n}
-		if got := useHost(b, p, DefaultConfig(), tc.engine); got != tc.host {
-			t.Errorf("(%d,%d,%d) %s: useHost %v, want %v", tc.m, tc.d, tc.n, tc.engine, got, tc.host)
+		for _, engine := range []string{EngineTheta, EngineFeature} {
+			if !useHost(b, p, DefaultConfig(), engine) {
+				t.Errorf("(%d,%d,%d) %s: not on the host", tc.m, tc.d, tc.n, engine)
+			}
+		}
+		if got := hostRowsPerBlock(p); got != tc.rows {
+			t.Errorf("(%d,%d,%d): %d rows a block, want %d", tc.m, tc.d, tc.n, got, tc.rows)
 		}
 	}
 	cfg := DefaultConfig()

@@ -2,29 +2,66 @@ package trainers
 
 import (
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/flatmin/flatmin/internal/backend"
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 )
 
-// hostLimit bounds the sizes of the host trainers' arrays (the params, m·n
-// for the feature engine and m·d for the Θ engine, and Zᵀ, m·n): above it
-// the graphs' row-block products keep the peak memory lower (the
-// (100000, 256, 64) run's 3×Θ target).
+// hostLimit is the size (m·max(n, d)) up to which the host trainers work on
+// whole arrays (one block: Zᵀ, φ(Zᵀ), φ′(Zᵀ) [m, n] at once, each step's
+// params a fresh tensor). Above it they step in blocks of neurons
+// (hostBlockValues) and update the state's params tensor in place, so that a
+// step holds nothing m-sized beyond the params: the peak memory stays about
+// 3×Θ plus a fixed overhead at every size (the compiled graphs hold a dozen
+// m×n temporaries: 11–14×Θ at m = 2·10⁶, n = d = 3).
 const hostLimit = 1 << 20
 
+// hostBlockValues is the size (rows × max(n, d)) of one block above
+// hostLimit: blocks are chosen by size alone, so the numbers do not depend
+// on the machine (only the order of the blocks' work on its cores does).
+var hostBlockValues = 1 << 16
+
+// hostBlockRows, when positive, forces the rows of a block at every size
+// (tests: blocks that really split a small problem).
+var hostBlockRows = 0
+
 // useHost reports whether gd, labelnoise and sam1 step on the host under
-// engine: on SimpleGo, up to hostLimit.
+// engine: on SimpleGo, unless cfg.Graphs.
 func useHost(b backends.Backend, p *model.Problem, cfg Config, engine string) bool {
-	cols := p.D
-	if engine == EngineFeature {
-		cols = p.N
+	return backend.IsSimpleGo(b) && !cfg.Graphs
+}
+
+// StepsInHostBlocks reports whether trainer steps on the host in blocks of
+// neurons on SimpleGo (graphs: Config.Graphs) at m neurons, n points and d
+// dimensions: gd, labelnoise and sam1 above hostLimit. Such a run holds
+// the params, Θ₀ (feature engine) and w, and buffers of one block per core.
+func StepsInHostBlocks(trainer string, graphs bool, m, n, d int) bool {
+	switch trainer {
+	case "gd", "labelnoise", "sam1":
+		return !graphs && float64(m)*float64(max(n, d)) > hostLimit
 	}
-	return backend.IsSimpleGo(b) && !cfg.Graphs && p.M*max(cols, p.N) <= hostLimit
+	return false
+}
+
+// hostRowsPerBlock is how many neurons a host trainer's block holds: all
+// of them up to hostLimit, else hostBlockValues/max(n, d) (or hostBlockRows).
+func hostRowsPerBlock(p *model.Problem) int {
+	switch {
+	case hostBlockRows > 0:
+		return min(hostBlockRows, p.M)
+	case p.M*max(p.N, p.D) <= hostLimit:
+		return p.M
+	}
+	return max(1, min(p.M, hostBlockValues/max(p.N, p.D)))
 }
 
 // hostKind is which update a hostTrainer takes.
@@ -39,13 +76,20 @@ const (
 // hostTrainer is gd, label-noise SGD and 1-SAM on the host, step by step in
 // Go loops and gonum, under either engine: the updates of gd.go and sam.go
 // with the same counter-based draws (hostUniform), so that a run follows
-// the graphs' (tests hold the two within 1e-9 after 4000 steps). On
-// SimpleGo the per-call and per-op overheads of the fused graphs (about 4 µs
-// a step at Figure 1a's size) exceed the arithmetic.
+// the graphs' (tests hold the two within 1e-9 after 4000 steps, and after
+// hundreds of steps in small blocks). On SimpleGo the per-call and per-op
+// overheads of the fused graphs (about 4 µs a step at Figure 1a's size)
+// exceed the arithmetic, and at large sizes their m×n temporaries the memory.
 //
 // Every move is params ← params − A_s·C with A_s [m, B] and C [B, cols]
 // rows of R: R = G = XXᵀ under the feature engine (params Zᵀ [m, n]) and
-// R = X under the Θ engine (params Θ [m, d]).
+// R = X under the Θ engine (params Θ [m, d]). A step passes over blocks of
+// neurons (hostRowsPerBlock; the blocks run on the machine's cores): first
+// the sums over neurons (f, and 1-SAM's ‖A_b‖ and perturbed outputs), each
+// block's part kept apart and added in block order, so that the result does
+// not depend on the number of cores; then the update, block by block, from
+// the block's own rows (Zᵀ's rows, or Θ's times Xᵀ, recomputed). With one
+// block (up to hostLimit) the sums and products are the whole-array ones.
 type hostTrainer struct {
 	name string
 	kind hostKind
@@ -58,11 +102,29 @@ type hostTrainer struct {
 	xt   []float64 // Xᵀ [d, n]
 	norm []float64 // ‖x_i‖
 
-	// params is the state's Θ or Zᵀ while own is the state's tensor, so
-	// that consecutive calls skip reading it back; zt is Zᵀ [m, n] (the
-	// params themselves under the feature engine).
-	params, zt, phi, dphi []float64
-	own                   *tensors.Tensor
+	rows    int  // neurons per block
+	blocks  int  // ⌈m/rows⌉
+	inPlace bool // more than one block: steps write the state's tensor
+
+	// With one block, params is a private copy of the state's Θ or Zᵀ
+	// while own is the state's tensor, so that consecutive calls skip
+	// reading it back, and each call hands the state a fresh tensor. With
+	// several, the steps change the state's own tensor in place (a State
+	// owns its tensors: NewState copies Θ₀), so that no second copy of the
+	// params exists: a caller that keeps an earlier state must clone its
+	// tensors (the loop's backups are clones).
+	params []float64
+	own    *tensors.Tensor
+	work   []*hostWork // per worker
+	part   []float64   // per block: its part of the sums over neurons
+}
+
+// hostWork is one worker's buffers, of one block's size.
+type hostWork struct {
+	z, phi, dphi []float64 // [rows, n]
+	zb, a, tmp   []float64 // [rows]
+	zp           []float64 // [rows, B] (1-SAM's perturbed pre-activations)
+	coef         []float64 // [rows, B]: column b is example b's gradient coefficients
 }
 
 func newHostTrainer(p *model.Problem, eng *engine, cfg Config, name string, kind hostKind) *hostTrainer {
@@ -79,6 +141,10 @@ func newHostTrainer(p *model.Problem, eng *engine, cfg Config, name string, kind
 			h.xt[c*p.N+i] = p.X[i*p.D+c]
 		}
 	}
+	h.rows = hostRowsPerBlock(p)
+	h.blocks = (p.M + h.rows - 1) / h.rows
+	h.inPlace = h.blocks > 1
+	eng.hostStream = h.inPlace
 	return h
 }
 
@@ -87,36 +153,141 @@ func (h *hostTrainer) engine() *engine     { return h.eng }
 func (h *hostTrainer) Engine() string      { return h.eng.name }
 func (h *hostTrainer) Extras() []string    { return nil }
 func (h *hostTrainer) Sync(s *State) error { return h.eng.sync(s) }
-func (h *hostTrainer) Init(s *State) error { return h.eng.adopt(s) }
+func (h *hostTrainer) Init(s *State) error { return h.adopt(s) }
 
 func (h *hostTrainer) Step(s *State) (float64, error) { return h.Advance(s, 1) }
+
+// adopt is engine.adopt, but in blocks (inPlace) a Θ state entering the
+// feature engine gets Zᵀ = ΘXᵀ formed on the host, block by block, into a
+// tensor this trainer then steps in place (the graph would hold m×n
+// temporaries), and the state's tensors are moved to host memory first
+// where they live only in a backend buffer: then the steps, the metrics,
+// the checkpoints and the Θ stream all read and write them without a copy
+// (reading a buffer-only tensor makes a host copy and keeps it).
+func (h *hostTrainer) adopt(s *State) error {
+	if !h.inPlace {
+		return h.eng.adopt(s)
+	}
+	collected := false
+	for _, t := range []*tensors.Tensor{s.Theta, s.Base, s.Features} {
+		if t != nil && !t.IsLocal() && !t.IsShared() {
+			if !collected {
+				runtime.GC() // what the caller dropped (its copy of Θ₀) goes first
+				collected = true
+			}
+			if err := t.ToLocal(); err != nil {
+				return err
+			}
+		}
+	}
+	if collected {
+		// SimpleGo keeps a freed buffer in a sync.Pool, which lets go of
+		// it only at the second collection: without these, the state's
+		// old buffers would stay beside their host copies.
+		runtime.GC()
+		runtime.GC()
+	}
+	if !h.eng.feature() || s.Features != nil || s.Theta == nil {
+		return h.eng.adopt(s)
+	}
+	p := h.p
+	zt := tensors.FromShape(shapes.Make(dtypes.Float64, p.M, p.N))
+	var err error
+	tensors.MustMutableFlatData(zt, func(out []float64) {
+		err = viewOf(h.eng.b, s.Theta, func(theta []float64) {
+			h.each(func(w *hostWork, _, lo, hi int) {
+				hostFeatureRows(p, h.xt, theta[lo*p.D:hi*p.D], out[lo*p.N:hi*p.N], true)
+			})
+		})
+	})
+	if err != nil {
+		return err
+	}
+	s.Base, s.Features, h.own = s.Theta, zt, zt
+	return nil
+}
 
 // Advance takes k steps and returns the loss before the last one (1-SAM:
 // its batch estimate).
 func (h *hostTrainer) Advance(s *State, k int64) (float64, error) {
-	if err := h.eng.adopt(s); err != nil {
+	if err := h.adopt(s); err != nil {
 		return math.NaN(), err
 	}
 	p := h.p
 	current := h.eng.current(s)
-	if current != h.own || h.params == nil {
-		h.params = tensors.MustCopyFlatData[float64](current)
-		h.zt, h.phi, h.dphi = h.params, make([]float64, p.M*p.N), make([]float64, p.M*p.N)
-		if !h.eng.feature() {
-			h.zt = make([]float64, p.M*p.N)
-		}
-	}
 	var key uint64
 	if h.kind != hostGDKind {
 		rng := tensors.MustCopyFlatData[uint64](s.RNG)
 		key = rng[0] ^ rng[1]*splitmixMul1 // streamKey
 	}
+	if h.work == nil {
+		workers := 1
+		if h.blocks > 1 {
+			workers = min(h.blocks, runtime.GOMAXPROCS(0))
+		}
+		for range workers {
+			h.work = append(h.work, h.newWork())
+		}
+		h.part = make([]float64, h.blocks*max(p.N, 3*h.cfg.SAMBatch))
+	}
+	if !h.inPlace {
+		if current != h.own || h.params == nil {
+			h.params = tensors.MustCopyFlatData[float64](current)
+		}
+		loss := h.steps(s, h.params, key, k)
+		h.own = tensors.FromFlatDataAndDimensions(h.params, p.M, h.cols)
+		h.eng.set(s, h.own)
+		return loss, nil
+	}
+	loss := math.NaN()
+	if err := mutableOf(h.eng.b, current, func(params []float64) { loss = h.steps(s, params, key, k) }); err != nil {
+		return math.NaN(), err
+	}
+	h.own = current
+	h.eng.set(s, current)
+	return loss, nil
+}
+
+// mutableOf passes t's float64 data to fn to change in place: the backend's
+// buffer itself where t lives only there and b shares memory with the host
+// (SimpleGo), else t's local data (MutableFlatData drops a device copy).
+func mutableOf(b backends.Backend, t *tensors.Tensor, fn func(flat []float64)) error {
+	if !t.IsLocal() && b.HasSharedBuffers() {
+		if buf, err := t.Buffer(b, 0); err == nil {
+			if flat, err := b.BufferData(buf); err == nil {
+				if v, ok := flat.([]float64); ok {
+					fn(v)
+					return nil
+				}
+			}
+		}
+	}
+	return tensors.MutableFlatData(t, fn)
+}
+
+func (h *hostTrainer) newWork() *hostWork {
+	rows, n := h.rows, h.p.N
+	w := &hostWork{phi: make([]float64, rows*n), dphi: make([]float64, rows*n)}
+	if !h.eng.feature() {
+		w.z = make([]float64, rows*n)
+	}
+	if h.kind == hostSAM1 {
+		b := h.cfg.SAMBatch
+		w.zb, w.a, w.tmp = make([]float64, rows), make([]float64, rows), make([]float64, rows)
+		w.zp, w.coef = make([]float64, rows*b), make([]float64, rows*b)
+	}
+	return w
+}
+
+// steps takes k steps of params (the state's Θ or Zᵀ values) in place.
+func (h *hostTrainer) steps(s *State, params []float64, key uint64, k int64) float64 {
+	p := h.p
 	loss := math.NaN()
 	switch h.kind {
 	case hostSAM1:
 		st := newSAMScratch(p, h.cfg.SAMBatch, h.cols)
 		for range k {
-			loss = h.samStep(st, key, uint64(s.Step))
+			loss = h.samStep(params, st, key, uint64(s.Step))
 			s.Step++
 		}
 	default:
@@ -134,53 +305,122 @@ func (h *hostTrainer) Advance(s *State, k int64) (float64, error) {
 					t[i] -= math.Sqrt(math.Log(u1)*-2) * math.Cos(u[p.N+i]*(2*math.Pi)) * h.cfg.Sigma
 				}
 			}
-			loss = h.gdStep(f, t, coef)
+			loss = h.gdStep(params, f, t, coef)
 			s.Step++
 		}
 	}
-	h.own = tensors.FromFlatDataAndDimensions(h.params, p.M, h.cols)
-	h.eng.set(s, h.own)
-	return loss, nil
+	return loss
 }
 
-// features makes h.zt = Zᵀ current (the Θ engine forms Θ Xᵀ).
-func (h *hostTrainer) features() {
-	if h.eng.feature() {
+// each runs fn on every block [lo, hi) of neurons, on the workers' buffers:
+// inline for one block, else the blocks spread over the workers.
+func (h *hostTrainer) each(fn func(w *hostWork, blk, lo, hi int)) {
+	m, rows := h.p.M, h.rows
+	if h.blocks == 1 || len(h.work) <= 1 {
+		w := h.work0()
+		for blk := range h.blocks {
+			fn(w, blk, blk*rows, min(m, (blk+1)*rows))
+		}
 		return
 	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for _, w := range h.work {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				blk := int(next.Add(1) - 1)
+				if blk >= h.blocks {
+					return
+				}
+				fn(w, blk, blk*rows, min(m, (blk+1)*rows))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// work0 returns the first worker's buffers (made on first use: adopt runs
+// before the first step).
+func (h *hostTrainer) work0() *hostWork {
+	if len(h.work) == 0 {
+		return &hostWork{}
+	}
+	return h.work[0]
+}
+
+// blockFeatures returns Zᵀ's rows [lo, hi) [hi−lo, n]: the params' own rows
+// under the feature engine; Θ's rows times Xᵀ, into w.z, under the Θ engine.
+func (h *hostTrainer) blockFeatures(params []float64, w *hostWork, lo, hi int) []float64 {
 	p := h.p
-	if p.M*p.N*p.D <= 1<<15 {
+	if h.eng.feature() {
+		return params[lo*p.N : hi*p.N]
+	}
+	z := w.z[:(hi-lo)*p.N]
+	hostFeatureRows(p, h.xt, params[lo*p.D:hi*p.D], z, h.blocks > 1)
+	return z
+}
+
+// featuresAgain is blockFeatures for a later pass of the same step: with
+// one block the Θ engine's Zᵀ is still in w.z (the params unchanged since).
+func (h *hostTrainer) featuresAgain(params []float64, w *hostWork, lo, hi int) []float64 {
+	if h.blocks == 1 && !h.eng.feature() {
+		return w.z[:(hi-lo)*h.p.N]
+	}
+	return h.blockFeatures(params, w, lo, hi)
+}
+
+// hostFeatureRows writes z = θ Xᵀ [rows, n] for rows θ [rows, d] of Θ, xt
+// = Xᵀ [d, n]: the host home of Zᵀ = ΘXᵀ (the trainers' blocks, adopting a
+// Θ state, the metrics' blocks). Small products, and with skinny set those
+// with d ≤ skinny, are summed in loops (gonum's Gemm allocates per call and
+// gains nothing at such widths); the others by Gemm.
+func hostFeatureRows(p *model.Problem, xt, theta, z []float64, skinnyLoops bool) {
+	rows := len(theta) / p.D
+	if rows*p.N*p.D <= 1<<15 || (skinnyLoops && p.D <= skinny) {
 		// Row j of Zᵀ as Σ_c θ_jc (column c of X): independent sums, not a
 		// chain of dependent adds per entry.
-		for j := range p.M {
-			z := h.zt[j*p.N : (j+1)*p.N]
-			clear(z)
-			for c, v := range h.params[j*p.D : (j+1)*p.D] {
-				for i, x := range h.xt[c*p.N : (c+1)*p.N] {
-					z[i] += v * x
+		for j := range rows {
+			zj := z[j*p.N : (j+1)*p.N]
+			clear(zj)
+			for c, v := range theta[j*p.D : (j+1)*p.D] {
+				for i, x := range xt[c*p.N : (c+1)*p.N] {
+					zj[i] += v * x
 				}
 			}
 		}
 		return
 	}
 	blas64.Gemm(blas.NoTrans, blas.Trans, 1,
-		blas64.General{Rows: p.M, Cols: p.D, Stride: p.D, Data: h.params},
+		blas64.General{Rows: rows, Cols: p.D, Stride: p.D, Data: theta},
 		blas64.General{Rows: p.N, Cols: p.D, Stride: p.D, Data: p.X},
-		0, blas64.General{Rows: p.M, Cols: p.N, Stride: p.N, Data: h.zt})
+		0, blas64.General{Rows: rows, Cols: p.N, Stride: p.N, Data: z[:rows*p.N]})
 }
 
 // gdStep moves the params once toward targets t (gd.go's noisyGDStep:
 // −2η Jᵀ(f − t)) and returns the loss against y before the move.
-func (h *hostTrainer) gdStep(f, t, coef []float64) float64 {
+func (h *hostTrainer) gdStep(params, f, t, coef []float64) float64 {
 	p := h.p
-	h.features()
-	model.HostEval(p.Act, h.zt, 0, h.phi)
-	model.HostEval(p.Act, h.zt, 1, h.dphi)
-	clear(f)
-	for j := range p.M {
-		w, row := p.W[j], h.phi[j*p.N:(j+1)*p.N]
-		for i, v := range row {
-			f[i] += w * v
+	n := p.N
+	// Pass 1: each block's part of f = Σ_j w_j φ(z_j·).
+	h.each(func(w *hostWork, blk, lo, hi int) {
+		z := h.blockFeatures(params, w, lo, hi)
+		phi := w.phi[:len(z)]
+		model.HostEval(p.Act, z, 0, phi)
+		fb := h.part[blk*n : (blk+1)*n]
+		clear(fb)
+		for j := lo; j < hi; j++ {
+			w, row := p.W[j], phi[(j-lo)*n:(j-lo+1)*n]
+			for i, v := range row {
+				fb[i] += w * v
+			}
+		}
+	})
+	copy(f, h.part[:n])
+	for blk := 1; blk < h.blocks; blk++ {
+		for i, v := range h.part[blk*n : (blk+1)*n] {
+			f[i] += v
 		}
 	}
 	loss := 0.0
@@ -192,100 +432,176 @@ func (h *hostTrainer) gdStep(f, t, coef []float64) float64 {
 			coef[i*h.cols+l] = c * h.r[i*h.cols+l]
 		}
 	}
-	if !h.unit {
-		for j := range p.M {
-			w := p.W[j]
-			for i := range p.N {
-				h.dphi[j*p.N+i] *= w
+	// Pass 2: each block's rows move by −(w ∘ φ′(z)) C.
+	h.each(func(w *hostWork, blk, lo, hi int) {
+		z := h.featuresAgain(params, w, lo, hi)
+		dphi := w.dphi[:len(z)]
+		model.HostEval(p.Act, z, 1, dphi)
+		if !h.unit {
+			for j := lo; j < hi; j++ {
+				wj := p.W[j]
+				for i := range n {
+					dphi[(j-lo)*n+i] *= wj
+				}
 			}
 		}
-	}
-	h.subtractProduct(h.dphi, p.N, coef)
+		h.subtractProduct(params, lo, hi, dphi, n, coef)
+	})
 	return loss
 }
 
-// subtractProduct does params −= a·c for a [m, k] and c [k, cols].
-func (h *hostTrainer) subtractProduct(a []float64, k int, c []float64) {
-	m, cols := h.p.M, h.cols
-	if m*k*cols <= 1<<15 {
-		for j := range m {
-			aj, out := a[j*k:(j+1)*k], h.params[j*cols:(j+1)*cols]
+// subtractProduct does params[lo:hi] −= a·c for a [hi−lo, k] and c [k, cols]:
+// in loops when small (or, in blocks, skinny), else by Gemm.
+func (h *hostTrainer) subtractProduct(params []float64, lo, hi int, a []float64, k int, c []float64) {
+	rows, cols := hi-lo, h.cols
+	out := params[lo*cols : hi*cols]
+	if rows*k*cols <= 1<<15 || (h.blocks > 1 && k <= skinny && cols <= skinny) {
+		for j := range rows {
+			aj, oj := a[j*k:(j+1)*k], out[j*cols:(j+1)*cols]
 			for i, av := range aj {
 				for l, cv := range c[i*cols : (i+1)*cols] {
-					out[l] -= av * cv
+					oj[l] -= av * cv
 				}
 			}
 		}
 		return
 	}
 	blas64.Gemm(blas.NoTrans, blas.NoTrans, -1,
-		blas64.General{Rows: m, Cols: k, Stride: k, Data: a},
+		blas64.General{Rows: rows, Cols: k, Stride: k, Data: a[:rows*k]},
 		blas64.General{Rows: k, Cols: cols, Stride: cols, Data: c},
-		1, blas64.General{Rows: m, Cols: cols, Stride: cols, Data: h.params})
+		1, blas64.General{Rows: rows, Cols: cols, Stride: cols, Data: out})
 }
 
-// samScratch holds one 1-SAM step's batch: indices, uniforms, rows of Z.
+// samScratch holds one 1-SAM step's batch: indices, per-example values.
 type samScratch struct {
-	idx            []int
-	u              []float64
-	zb, zp, a, tmp []float64 // [m] each
-	coef           []float64 // [m, B]: column b is example b's gradient coefficients
-	rows           []float64 // [B, cols]: R's rows at the indices, scaled
+	idx       []int
+	scale, rt []float64 // [B]
+	rows      []float64 // [B, cols]: R's rows at the indices, scaled
 }
 
 func newSAMScratch(p *model.Problem, batch, cols int) *samScratch {
-	return &samScratch{idx: make([]int, batch), u: make([]float64, batch),
-		zb: make([]float64, p.M), zp: make([]float64, p.M), a: make([]float64, p.M), tmp: make([]float64, p.M),
-		coef: make([]float64, p.M*batch), rows: make([]float64, batch*cols)}
+	return &samScratch{idx: make([]int, batch), scale: make([]float64, batch),
+		rt: make([]float64, batch), rows: make([]float64, batch*cols)}
 }
 
 // samStep is sam.go's samStep on the host: example i_b's pre-activations
 // move by ρ sign(r_b) ‖x_b‖ A_bj/‖A_b‖, and the params by −(η/B) Σ_b
 // 2 r̃_b Ã_bj R[i_b]. It returns the batch loss estimate (n/B) Σ_b r_b².
-func (h *hostTrainer) samStep(st *samScratch, key, step uint64) float64 {
+// Three passes over the blocks: f_{i_b} and ‖A_b‖²; the perturbed outputs;
+// the update (with one block the second pass's perturbed z are kept).
+func (h *hostTrainer) samStep(params []float64, st *samScratch, key, step uint64) float64 {
 	p := h.p
 	batch := len(st.idx)
 	for b := range st.idx { // drawIndices
 		i := int(math.Floor(hostUniform(key, step*uint64(batch)+uint64(b)) * float64(p.N)))
 		st.idx[b] = min(i, p.N-1)
 	}
-	h.features()
+	// Pass 1: each block's parts of f_{i_b} and ‖A_b‖².
+	h.each(func(w *hostWork, blk, lo, hi int) {
+		z := h.blockFeatures(params, w, lo, hi)
+		part := h.part[blk*2*batch : (blk+1)*2*batch]
+		for b, i := range st.idx {
+			zb := h.column(w, z, i)
+			part[b] = h.outputOf(lo, zb, w.tmp)
+			a := w.a[:len(zb)]
+			model.HostEval(p.Act, zb, 1, a)
+			h.weigh(lo, a)
+			part[batch+b] = dot(a, a)
+		}
+	})
 	loss := 0.0
 	for b, i := range st.idx {
-		for j := range p.M {
-			st.zb[j] = h.zt[j*p.N+i]
+		out, aSq := h.part[b], h.part[batch+b]
+		for blk := 1; blk < h.blocks; blk++ {
+			out += h.part[blk*2*batch+b]
+			aSq += h.part[blk*2*batch+batch+b]
 		}
-		r := h.outputOf(st.zb, st.tmp) - p.Y[i]
+		r := out - p.Y[i]
 		loss += r * r
-		model.HostEval(p.Act, st.zb, 1, st.a)
-		h.weigh(st.a)
-		aNorm := math.Sqrt(dot(st.a, st.a))
+		aNorm := math.Sqrt(aSq)
 		if !(aNorm > 0) {
 			aNorm = 1
 		}
-		scale := sign(r) * h.norm[i] / aNorm * h.cfg.Rho
-		for j := range st.zb {
-			st.zp[j] = st.zb[j] + st.a[j]*scale
+		st.scale[b] = sign(r) * h.norm[i] / aNorm * h.cfg.Rho
+	}
+	// Pass 2: each block's part of the perturbed outputs.
+	h.each(func(w *hostWork, blk, lo, hi int) {
+		z := h.featuresAgain(params, w, lo, hi)
+		part := h.part[blk*2*batch : (blk+1)*2*batch]
+		for b, i := range st.idx {
+			zp := h.perturb(w, z, lo, b, i, st.scale[b])
+			part[b] = h.outputOf(lo, zp, w.tmp)
 		}
-		rt := h.outputOf(st.zp, st.tmp) - p.Y[i]
-		model.HostEval(p.Act, st.zp, 1, st.a)
-		h.weigh(st.a)
-		for j, v := range st.a {
-			st.coef[j*batch+b] = v * (rt * 2)
+	})
+	for b, i := range st.idx {
+		out := h.part[b]
+		for blk := 1; blk < h.blocks; blk++ {
+			out += h.part[blk*2*batch+b]
 		}
+		st.rt[b] = out - p.Y[i]
 		lr := h.cfg.Eta / float64(batch)
 		for l := range h.cols {
 			st.rows[b*h.cols+l] = lr * h.r[i*h.cols+l]
 		}
 	}
-	h.subtractProduct(st.coef, batch, st.rows)
+	// Pass 3: each block's rows move by −Σ_b (w ∘ φ′(z̃_b)) 2r̃_b R[i_b].
+	h.each(func(w *hostWork, blk, lo, hi int) {
+		rows := hi - lo
+		var z []float64
+		if h.blocks > 1 {
+			z = h.featuresAgain(params, w, lo, hi)
+		}
+		for b, i := range st.idx {
+			var zp []float64
+			if h.blocks > 1 {
+				zp = h.perturb(w, z, lo, b, i, st.scale[b])
+			} else {
+				zp = w.zp[b*rows : (b+1)*rows] // pass 2's
+			}
+			a := w.a[:rows]
+			model.HostEval(p.Act, zp, 1, a)
+			h.weigh(lo, a)
+			for j, v := range a {
+				w.coef[j*batch+b] = v * (st.rt[b] * 2)
+			}
+		}
+		h.subtractProduct(params, lo, hi, w.coef[:rows*batch], batch, st.rows)
+	})
 	return loss * float64(p.N) / float64(batch)
 }
 
-// outputOf returns Σ_j w_j φ(z_j) for one example's pre-activations z [m].
-func (h *hostTrainer) outputOf(z, tmp []float64) float64 {
+// perturb writes example i's (batch slot b) perturbed pre-activations
+// z + scale·w∘φ′(z) for the block at lo into w.zp's slot b and returns them.
+func (h *hostTrainer) perturb(w *hostWork, z []float64, lo, b, i int, scale float64) []float64 {
+	zb := h.column(w, z, i)
+	rows := len(zb)
+	a := w.a[:rows]
+	model.HostEval(h.p.Act, zb, 1, a)
+	h.weigh(lo, a)
+	zp := w.zp[b*rows : (b+1)*rows]
+	for j := range zb {
+		zp[j] = zb[j] + a[j]*scale
+	}
+	return zp
+}
+
+// column gathers example i's pre-activations z_{·i} from a block's Zᵀ rows
+// z [rows, n] into w.zb.
+func (h *hostTrainer) column(w *hostWork, z []float64, i int) []float64 {
+	n := h.p.N
+	zb := w.zb[:len(z)/n]
+	for j := range zb {
+		zb[j] = z[j*n+i]
+	}
+	return zb
+}
+
+// outputOf returns Σ_j w_j φ(z_j) over one example's pre-activations z of
+// the neurons from lo on (tmp holds at least len(z)).
+func (h *hostTrainer) outputOf(lo int, z, tmp []float64) float64 {
+	tmp = tmp[:len(z)]
 	model.HostEval(h.p.Act, z, 0, tmp)
-	h.weigh(tmp)
+	h.weigh(lo, tmp)
 	s := 0.0
 	for _, v := range tmp {
 		s += v
@@ -293,11 +609,11 @@ func (h *hostTrainer) outputOf(z, tmp []float64) float64 {
 	return s
 }
 
-// weigh multiplies v [m] by w in place (nothing for w = 1).
-func (h *hostTrainer) weigh(v []float64) {
+// weigh multiplies v by w_j, j from lo on, in place (nothing for w = 1).
+func (h *hostTrainer) weigh(lo int, v []float64) {
 	if !h.unit {
 		for j := range v {
-			v[j] *= h.p.W[j]
+			v[j] *= h.p.W[lo+j]
 		}
 	}
 }

@@ -2,7 +2,6 @@ package trainers
 
 import (
 	"context"
-	"fmt"
 	"math"
 
 	"github.com/flatmin/flatmin/internal/linalg"
@@ -33,13 +32,19 @@ func (e *Evaluator) blockwise() bool {
 // (len ≥ (hi−lo)·n) when they are not stored.
 type ztRows func(lo, hi int, buf []float64) []float64
 
-// thetaZtRows computes Zᵀ's rows from Θ's (row-major [m, d]).
+// thetaZtRows computes Zᵀ's rows from Θ's (row-major [m, d]) with
+// hostFeatureRows.
 func thetaZtRows(p *model.Problem, theta []float64) ztRows {
-	x := mat.NewDense(p.N, p.D, p.X)
+	xt := make([]float64, p.D*p.N)
+	for i := range p.N {
+		for c := range p.D {
+			xt[c*p.N+i] = p.X[i*p.D+c]
+		}
+	}
 	return func(lo, hi int, buf []float64) []float64 {
-		out := mat.NewDense(hi-lo, p.N, buf[:(hi-lo)*p.N])
-		out.Mul(mat.NewDense(hi-lo, p.D, theta[lo*p.D:hi*p.D]), x.T())
-		return buf[:(hi-lo)*p.N]
+		z := buf[:(hi-lo)*p.N]
+		hostFeatureRows(p, xt, theta[lo*p.D:hi*p.D], z, true)
+		return z
 	}
 }
 
@@ -225,41 +230,20 @@ func (e *Evaluator) measureBlocks(ctx context.Context, m *Metrics, rows ztRows) 
 }
 
 // thetaGramBlocks returns ΘᵀΘ (d×d) at a feature state, forming Θ's rows a
-// block at a time as the engine's Sync does (Θ = Θ₀ − S X, S = (Θ₀Xᵀ − Zᵀ)G⁺
-// refined once): no m-sized buffer.
+// block at a time as the engine's Sync does (hostThetaRows): no m-sized buffer.
 func (f *featureEval) thetaGramBlocks(ctx context.Context, base, zt []float64) (*mat.SymDense, error) {
 	p := f.eng.p
-	n, d := p.N, p.D
-	if f.eng.pinv == nil {
-		return nil, fmt.Errorf("feature engine without G⁺")
+	rows, err := f.eng.newHostThetaRows()
+	if err != nil {
+		return nil, err
 	}
-	x := mat.NewDense(n, d, p.X)
-	gm := mat.NewDense(n, n, p.Gram())
-	pinv := mat.NewDense(n, n, f.eng.pinv)
-	block := max(1, min(p.M, metricsBlockValues/max(n, d)))
-	out := mat.NewSymDense(d, nil)
-	var gap, s, res, sx mat.Dense
+	block := max(1, min(p.M, metricsBlockValues/max(p.N, p.D)))
+	out := mat.NewSymDense(p.D, nil)
 	for lo := 0; lo < p.M; lo += block {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		hi := min(lo+block, p.M)
-		b0 := mat.NewDense(hi-lo, d, base[lo*d:hi*d])
-		gap.Reset()
-		gap.Mul(b0, x.T())
-		gap.Sub(&gap, mat.NewDense(hi-lo, n, zt[lo*n:hi*n]))
-		s.Reset()
-		s.Mul(&gap, pinv)
-		res.Reset()
-		res.Mul(&s, gm)
-		res.Sub(&gap, &res)
-		gap.Reset()
-		gap.Mul(&res, pinv)
-		s.Add(&s, &gap)
-		sx.Reset()
-		sx.Mul(&s, x)
-		sx.Sub(b0, &sx)
-		out.SymRankK(out, 1, sx.T())
+		out.SymRankK(out, 1, rows.at(base, zt, lo, min(lo+block, p.M)).T())
 	}
 	return out, nil
 }

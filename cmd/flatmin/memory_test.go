@@ -50,25 +50,33 @@ func TestMemoryEstimateBoundsPeak(t *testing.T) {
 		m, n, d int
 		trainer string
 		engine  string
+		graphs  bool
 	}{
-		{100000, 16, 64, "labelnoise", "auto"},
-		{100000, 16, 64, "labelnoise", "theta"},
-		{2000000, 3, 3, "labelnoise", "auto"},
-		{20000, 64, 32, "riemannian", "auto"},
-		{10, 3, 1000000, "labelnoise", "auto"},
+		{100000, 16, 64, "labelnoise", "auto", false},
+		{100000, 16, 64, "labelnoise", "theta", false},
+		{2000000, 3, 3, "labelnoise", "auto", false},
+		{2000000, 3, 3, "labelnoise", "theta", false},
+		{2000000, 3, 3, "sam1", "auto", false},
+		{2000000, 3, 3, "labelnoise", "theta", true},
+		{2000000, 3, 3, "labelnoise", "auto", true},
+		{20000, 64, 32, "riemannian", "auto", false},
+		{10, 3, 1000000, "labelnoise", "auto", false},
 	} {
 		dir := filepath.Join(t.TempDir(), "run")
 		args := []string{"train", "--trainer", c.trainer, "--engine", c.engine, "--m", itoa(c.m), "--n", itoa(c.n), "--d", itoa(c.d),
 			"--eta", "1e-7", "--steps", "4", "--log-every", "2", "--checkpoint-every", "2", "--quiet", "--out", dir}
+		if c.graphs {
+			args = append(args, "--graphs")
+		}
 		cmd := exec.Command(pureGoBinary(t), args...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%q: %v\n%s", args, err, out)
 		}
 		peak := float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) * 1024
 		cfg := runner.DefaultConfig()
-		cfg.Trainer, cfg.Engine = c.trainer, c.engine
+		cfg.Trainer, cfg.Engine, cfg.Graphs = c.trainer, c.engine, c.graphs
 		est := cfg.MemoryEstimate(c.m, c.n, c.d)
-		t.Logf("%s %s m=%d n=%d d=%d: peak %.0f MB, estimate %.0f MB", c.trainer, c.engine, c.m, c.n, c.d, peak/1e6, est/1e6)
+		t.Logf("%s %s graphs=%v m=%d n=%d d=%d: peak %.0f MB, estimate %.0f MB", c.trainer, c.engine, c.graphs, c.m, c.n, c.d, peak/1e6, est/1e6)
 		if peak > est || est > 4*peak {
 			t.Errorf("%s %s m=%d n=%d d=%d: peak RSS %.0f MB, estimate %.0f MB: want peak ≤ estimate ≤ 4 peak",
 				c.trainer, c.engine, c.m, c.n, c.d, peak/1e6, est/1e6)
@@ -77,6 +85,48 @@ func TestMemoryEstimateBoundsPeak(t *testing.T) {
 }
 
 func itoa(v int) string { return strconv.Itoa(v) }
+
+// peakRSS runs the pure-Go binary with args and returns its peak resident
+// memory in bytes (the kernel's maxrss of the child).
+func peakRSS(t *testing.T, args ...string) float64 {
+	t.Helper()
+	cmd := exec.Command(pureGoBinary(t), args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%q: %v\n%s", args, err, out)
+	}
+	return float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) * 1024
+}
+
+// gd, labelnoise and sam1 above the host trainers' hostLimit step on the
+// host in blocks of neurons: the peak resident memory of a run, metrics and
+// checkpoints included, stays within 3×Θ plus a fixed overhead under both
+// engines. The overhead is a tiny run's peak (the binary and the runtime,
+// ~18 MB) plus 32 MiB (the garbage the soft memory limit allows above the
+// live data, a block's buffers per core, the metrics' blocks); at n = d = 3
+// the live data are Θ₀, Zᵀ and w (2.33×Θ) under the feature engine, Θ and
+// w under the Θ engine. The graphs held 11-14×Θ here.
+func TestHostBlocksPeakRSS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains m = 2·10⁶ problems")
+	}
+	const m, n, d = 2000000, 3, 3
+	theta := float64(m * d * 8)
+	common := func(m int, trainer, engine string) []string {
+		return []string{"train", "--trainer", trainer, "--engine", engine, "--m", itoa(m), "--n", itoa(n), "--d", itoa(d),
+			"--eta", "1e-7", "--steps", "4", "--log-every", "2", "--checkpoint-every", "2", "--quiet", "--out", filepath.Join(t.TempDir(), "run")}
+	}
+	tiny := peakRSS(t, common(10, "labelnoise", "auto")...)
+	bound := 3*theta + tiny + 32<<20
+	for _, c := range []struct{ trainer, engine string }{
+		{"labelnoise", "auto"}, {"labelnoise", "theta"}, {"gd", "feature"}, {"sam1", "auto"}, {"sam1", "theta"},
+	} {
+		peak := peakRSS(t, common(m, c.trainer, c.engine)...)
+		t.Logf("%s %s m=%d n=d=%d: peak %.0f MB = %.2f×Θ (tiny run %.0f MB, bound %.0f MB)", c.trainer, c.engine, m, n, peak/1e6, peak/theta, tiny/1e6, bound/1e6)
+		if peak > bound {
+			t.Errorf("%s %s: peak RSS %.0f MB over 3×Θ + %.0f MB = %.0f MB", c.trainer, c.engine, peak/1e6, (tiny+32<<20)/1e6, bound/1e6)
+		}
+	}
+}
 
 // A signal during a long metrics computation (here the first: the Gram
 // matrix of a 1000×10000 Θ) acts at once: the run stops with its checkpoint

@@ -58,17 +58,65 @@ func AutoEta(trainer string, p *model.Problem, theta0 []float64) (eta float64, r
 // takes the same ρ: its one perturbation ρu moves the outputs by ρJu, whose
 // rms is at most ρ rms_i ‖∇f_i‖ since ‖Ju‖² ≤ Tr JJᵀ.
 func AutoRho(p *model.Problem, theta0 []float64) (float64, string) {
-	fw := model.NewHostNet(p).Forward(featuresOf(p, theta0))
-	jjt := fw.JJT() // (J Jᵀ)_ii = ‖∇f_i‖²
 	g2, y2 := 0.0, 0.0
+	if p.M*max(p.N, p.D) > autoBlockAbove {
+		g2 = gradNormSqBlocks(p, theta0)
+	} else {
+		fw := model.NewHostNet(p).Forward(featuresOf(p, theta0))
+		jjt := fw.JJT() // (J Jᵀ)_ii = ‖∇f_i‖²
+		for i := range p.N {
+			g2 += jjt[i*p.N+i]
+		}
+	}
 	for i := range p.N {
-		g2 += jjt[i*p.N+i]
 		y2 += p.Y[i] * p.Y[i]
 	}
 	if !(g2 > 0 && y2 > 0) || math.IsInf(g2, 0) {
 		return trainers.DefaultConfig().Rho, "auto: no gradient or labels to go by; the paper's 0.05"
 	}
 	return math.Sqrt(y2/g2) / 8, RuleRhoOutputs
+}
+
+// autoBlockAbove is the size (m·max(n, d)) above which AutoRho works in
+// blocks of neurons: whole, it held Zᵀ and A [m, n] (2×Θ at n = d).
+const autoBlockAbove = 1 << 20
+
+// gradNormSqBlocks returns Σ_i ‖∇f_i‖² = Σ_i G_ii Σ_j (w_j φ′(z_ji))² at Θ
+// (m×d), a block of 4096 neurons at a time: the trace of J Jᵀ = G ∘ (AᵀA).
+func gradNormSqBlocks(p *model.Problem, theta []float64) float64 {
+	const block = 4096
+	colSq := make([]float64, p.N) // Σ_j A_ji²
+	a, zb := make([]float64, block*p.N), make([]float64, block*p.N)
+	for lo := 0; lo < p.M; lo += block {
+		hi := min(lo+block, p.M)
+		z := zb[:(hi-lo)*p.N]
+		for j := lo; j < hi; j++ { // z_j = X θ_j, in loops (no allocation)
+			th, zr := theta[j*p.D:(j+1)*p.D], z[(j-lo)*p.N:(j-lo+1)*p.N]
+			for i := range zr {
+				zr[i] = dotRow(p.X[i*p.D:(i+1)*p.D], th)
+			}
+		}
+		ab := a[:len(z)]
+		model.HostEval(p.Act, z, 1, ab)
+		for k, v := range ab {
+			v *= p.W[lo+k/p.N]
+			colSq[k%p.N] += v * v
+		}
+	}
+	g := p.Gram()
+	g2 := 0.0
+	for i, v := range colSq {
+		g2 += g[i*p.N+i] * v
+	}
+	return g2
+}
+
+func dotRow(a, b []float64) float64 {
+	s := 0.0
+	for k, v := range a {
+		s += v * b[k]
+	}
+	return s
 }
 
 // startFraction times 2/λ̂₀ is the largest η AutoEta takes at Θ₀: close to

@@ -142,6 +142,9 @@ func Prepare(cfg Config, b backends.Backend, opt Options) (*Setup, error) {
 			return nil, Input(err)
 		}
 	}
+	// Before the automatic rules' passes over Θ₀ make their garbage.
+	LimitMemory(p)
+	cfg.LimitMemory(p)
 	if cfg.EtaRule == Auto {
 		if theta0 == nil {
 			return nil, Input(fmt.Errorf("--eta auto needs Θ₀"))
@@ -158,8 +161,6 @@ func Prepare(cfg Config, b backends.Backend, opt Options) (*Setup, error) {
 	if err != nil {
 		return nil, Input(err)
 	}
-	LimitMemory(p)
-	cfg.LimitMemory(p)
 	ev, err := trainers.NewEvaluator(b, p)
 	if err != nil {
 		return nil, err
