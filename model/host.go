@@ -1,6 +1,10 @@
 package model
 
-import "github.com/flatmin/flatmin/internal/linalg"
+import (
+	"github.com/flatmin/flatmin/internal/linalg"
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+)
 
 // HostNet is a Problem's data for the host path: the network evaluated in
 // plain Go from neuron-major features Zᵀ [m, n]. It is the CPU fast path of
@@ -370,4 +374,33 @@ func (a *OddActivation) hostSlice(z []float64, order int, out []float64) {
 			out[i] = s * hostIntPow(v, q)
 		}
 	}
+}
+
+// HostFeatures writes z = θ Xᵀ [rows, n] for rows θ [rows, d] of Θ, with xt
+// = Xᵀ [d, n] (Problem.XT): the host home of Zᵀ = ΘXᵀ (the host trainers'
+// blocks, adopting a Θ state, the metrics' blocks, the automatic settings).
+// Small products, and those with d ≤ loopsUpTo, are summed in loops (gonum's
+// Gemm allocates per call and gains nothing at such widths); the others by
+// Gemm; loopsUpTo < 0 asks for Gemm at every size (the automatic settings'
+// bits, which saved outputs hold).
+func HostFeatures(p *Problem, xt, theta, z []float64, loopsUpTo int) {
+	rows := len(theta) / p.D
+	if loopsUpTo >= 0 && (rows*p.N*p.D <= 1<<15 || p.D <= loopsUpTo) {
+		// Row j of Zᵀ as Σ_c θ_jc (column c of X): independent sums, not a
+		// chain of dependent adds per entry.
+		for j := range rows {
+			zj := z[j*p.N : (j+1)*p.N]
+			clear(zj)
+			for c, v := range theta[j*p.D : (j+1)*p.D] {
+				for i, x := range xt[c*p.N : (c+1)*p.N] {
+					zj[i] += v * x
+				}
+			}
+		}
+		return
+	}
+	blas64.Gemm(blas.NoTrans, blas.Trans, 1,
+		blas64.General{Rows: rows, Cols: p.D, Stride: p.D, Data: theta},
+		blas64.General{Rows: p.N, Cols: p.D, Stride: p.D, Data: p.X},
+		0, blas64.General{Rows: rows, Cols: p.N, Stride: p.N, Data: z[:rows*p.N]})
 }

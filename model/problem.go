@@ -120,3 +120,14 @@ func (p *Problem) Gram() []float64 {
 	}
 	return g
 }
+
+// XT returns Xᵀ [d, n], a new copy.
+func (p *Problem) XT() []float64 {
+	xt := make([]float64, p.D*p.N)
+	for i := range p.N {
+		for c := range p.D {
+			xt[c*p.N+i] = p.X[i*p.D+c]
+		}
+	}
+	return xt
+}

@@ -135,12 +135,7 @@ func newHostTrainer(p *model.Problem, eng *engine, cfg Config, name string, kind
 	for _, v := range p.RowNormSq() {
 		h.norm = append(h.norm, math.Sqrt(v))
 	}
-	h.xt = make([]float64, p.D*p.N)
-	for i := range p.N {
-		for c := range p.D {
-			h.xt[c*p.N+i] = p.X[i*p.D+c]
-		}
-	}
+	h.xt = p.XT()
 	h.rows = hostRowsPerBlock(p)
 	h.blocks = (p.M + h.rows - 1) / h.rows
 	h.inPlace = h.blocks > 1
@@ -196,7 +191,7 @@ func (h *hostTrainer) adopt(s *State) error {
 	tensors.MustMutableFlatData(zt, func(out []float64) {
 		err = viewOf(h.eng.b, s.Theta, func(theta []float64) {
 			h.each(func(w *hostWork, _, lo, hi int) {
-				hostFeatureRows(p, h.xt, theta[lo*p.D:hi*p.D], out[lo*p.N:hi*p.N], true)
+				model.HostFeatures(p, h.xt, theta[lo*p.D:hi*p.D], out[lo*p.N:hi*p.N], skinny)
 			})
 		})
 	})
@@ -358,7 +353,7 @@ func (h *hostTrainer) blockFeatures(params []float64, w *hostWork, lo, hi int) [
 		return params[lo*p.N : hi*p.N]
 	}
 	z := w.z[:(hi-lo)*p.N]
-	hostFeatureRows(p, h.xt, params[lo*p.D:hi*p.D], z, h.blocks > 1)
+	model.HostFeatures(p, h.xt, params[lo*p.D:hi*p.D], z, loopsUpTo(h.blocks > 1))
 	return z
 }
 
@@ -369,33 +364,6 @@ func (h *hostTrainer) featuresAgain(params []float64, w *hostWork, lo, hi int) [
 		return w.z[:(hi-lo)*h.p.N]
 	}
 	return h.blockFeatures(params, w, lo, hi)
-}
-
-// hostFeatureRows writes z = θ Xᵀ [rows, n] for rows θ [rows, d] of Θ, xt
-// = Xᵀ [d, n]: the host home of Zᵀ = ΘXᵀ (the trainers' blocks, adopting a
-// Θ state, the metrics' blocks). Small products, and with skinny set those
-// with d ≤ skinny, are summed in loops (gonum's Gemm allocates per call and
-// gains nothing at such widths); the others by Gemm.
-func hostFeatureRows(p *model.Problem, xt, theta, z []float64, skinnyLoops bool) {
-	rows := len(theta) / p.D
-	if rows*p.N*p.D <= 1<<15 || (skinnyLoops && p.D <= skinny) {
-		// Row j of Zᵀ as Σ_c θ_jc (column c of X): independent sums, not a
-		// chain of dependent adds per entry.
-		for j := range rows {
-			zj := z[j*p.N : (j+1)*p.N]
-			clear(zj)
-			for c, v := range theta[j*p.D : (j+1)*p.D] {
-				for i, x := range xt[c*p.N : (c+1)*p.N] {
-					zj[i] += v * x
-				}
-			}
-		}
-		return
-	}
-	blas64.Gemm(blas.NoTrans, blas.Trans, 1,
-		blas64.General{Rows: rows, Cols: p.D, Stride: p.D, Data: theta},
-		blas64.General{Rows: p.N, Cols: p.D, Stride: p.D, Data: p.X},
-		0, blas64.General{Rows: rows, Cols: p.N, Stride: p.N, Data: z[:rows*p.N]})
 }
 
 // gdStep moves the params once toward targets t (gd.go's noisyGDStep:
@@ -636,4 +604,13 @@ func hostUniform(key, ctr uint64) float64 {
 	z = (z ^ (z >> 27)) * splitmixMul2
 	z ^= z >> 31
 	return float64(z>>11) * 0x1p-53
+}
+
+// loopsUpTo is HostFeatures' loop width: skinny for the blocks, 0 for whole
+// arrays (whose bits the saved outputs hold).
+func loopsUpTo(blocks bool) int {
+	if blocks {
+		return skinny
+	}
+	return 0
 }

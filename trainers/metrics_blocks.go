@@ -33,17 +33,12 @@ func (e *Evaluator) blockwise() bool {
 type ztRows func(lo, hi int, buf []float64) []float64
 
 // thetaZtRows computes Zᵀ's rows from Θ's (row-major [m, d]) with
-// hostFeatureRows.
+// model.HostFeatures.
 func thetaZtRows(p *model.Problem, theta []float64) ztRows {
-	xt := make([]float64, p.D*p.N)
-	for i := range p.N {
-		for c := range p.D {
-			xt[c*p.N+i] = p.X[i*p.D+c]
-		}
-	}
+	xt := p.XT()
 	return func(lo, hi int, buf []float64) []float64 {
 		z := buf[:(hi-lo)*p.N]
-		hostFeatureRows(p, xt, theta[lo*p.D:hi*p.D], z, true)
+		model.HostFeatures(p, xt, theta[lo*p.D:hi*p.D], z, skinny)
 		return z
 	}
 }

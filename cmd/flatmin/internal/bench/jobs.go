@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"gonum.org/v1/gonum/mat"
 	"math"
 	"time"
 
@@ -153,22 +152,17 @@ func advance(tr trainers.Trainer, s *trainers.State, k int) (float64, error) {
 
 // stableEta returns 1/λ_max(2JJᵀ) at Θ: the Gauss–Newton part of the loss
 // Hessian has the eigenvalues of 2JJᵀ, and gradient descent with η below
-// 2/λ_max of it does not blow up. JJᵀ = (XXᵀ)∘(AᵀA) is n×n; it is built on
-// the host (gonum) from Θ's own slice, so that a large Θ is not copied into
-// a graph only for this.
+// 2/λ_max of it does not blow up. JJᵀ = (XXᵀ)∘(AᵀA) is n×n, from the host
+// forward (model.HostForward.JJT) of Θ's own slice, so that a large Θ is not
+// copied into a graph only for this.
 func stableEta(_ backends.Backend, p *model.Problem, theta []float64) (float64, error) {
-	var a mat.Dense // A_ji = w_j φ'(θ_j·x_i), m×n
-	a.Mul(mat.NewDense(p.M, p.D, theta), mat.NewDense(p.N, p.D, p.X).T())
-	a.Apply(func(j, _ int, z float64) float64 { return p.W[j] * p.Act.Host(z, 1) }, &a)
-	var jjt mat.Dense
-	jjt.Mul(a.T(), &a)
-	g := p.Gram()
-	jjt.Apply(func(i, k int, v float64) float64 { return 2 * v * g[i*p.N+k] }, &jjt)
-	vals, err := linalg.EigenvaluesSym(jjt.RawMatrix().Data, p.N)
+	zt := make([]float64, p.M*p.N)
+	model.HostFeatures(p, p.XT(), theta, zt, 0)
+	vals, err := linalg.EigenvaluesSym(model.NewHostNet(p).Forward(zt).JJT(), p.N)
 	if err != nil || len(vals) == 0 || !(vals[p.N-1] > 0) {
 		return math.Inf(1), nil
 	}
-	return 1 / vals[p.N-1], nil
+	return 1 / (2 * vals[p.N-1]), nil
 }
 
 // riemannianJob times steps of the Riemannian flow (η = 1, its safeguard's

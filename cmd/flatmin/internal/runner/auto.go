@@ -9,8 +9,6 @@ import (
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/regularizers"
 	"github.com/flatmin/flatmin/trainers"
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 )
 
 // Auto is the value of --eta and --init-scale that asks flatmin to choose.
@@ -87,15 +85,11 @@ func gradNormSqBlocks(p *model.Problem, theta []float64) float64 {
 	const block = 4096
 	colSq := make([]float64, p.N) // Σ_j A_ji²
 	a, zb := make([]float64, block*p.N), make([]float64, block*p.N)
+	xt := p.XT()
 	for lo := 0; lo < p.M; lo += block {
 		hi := min(lo+block, p.M)
 		z := zb[:(hi-lo)*p.N]
-		for j := lo; j < hi; j++ { // z_j = X θ_j, in loops (no allocation)
-			th, zr := theta[j*p.D:(j+1)*p.D], z[(j-lo)*p.N:(j-lo+1)*p.N]
-			for i := range zr {
-				zr[i] = dotRow(p.X[i*p.D:(i+1)*p.D], th)
-			}
-		}
+		model.HostFeatures(p, xt, theta[lo*p.D:hi*p.D], z, p.D) // in loops: no allocation
 		ab := a[:len(z)]
 		model.HostEval(p.Act, z, 1, ab)
 		for k, v := range ab {
@@ -109,14 +103,6 @@ func gradNormSqBlocks(p *model.Problem, theta []float64) float64 {
 		g2 += g[i*p.N+i] * v
 	}
 	return g2
-}
-
-func dotRow(a, b []float64) float64 {
-	s := 0.0
-	for k, v := range a {
-		s += v * b[k]
-	}
-	return s
 }
 
 // startFraction times 2/λ̂₀ is the largest η AutoEta takes at Θ₀: close to
@@ -142,13 +128,10 @@ func StableEta(p *model.Problem, trainer, dir string) float64 {
 	return eta
 }
 
-// featuresOf returns Zᵀ = Θ Xᵀ [m, n] for Θ [m, d].
+// featuresOf returns Zᵀ = Θ Xᵀ [m, n] for Θ [m, d] (model.HostFeatures).
 func featuresOf(p *model.Problem, theta []float64) []float64 {
 	zt := make([]float64, p.M*p.N)
-	blas64.Gemm(blas.NoTrans, blas.Trans, 1,
-		blas64.General{Rows: p.M, Cols: p.D, Stride: p.D, Data: theta},
-		blas64.General{Rows: p.N, Cols: p.D, Stride: p.D, Data: p.X},
-		0, blas64.General{Rows: p.M, Cols: p.N, Stride: p.N, Data: zt})
+	model.HostFeatures(p, nil, theta, zt, -1)
 	return zt
 }
 
