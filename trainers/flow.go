@@ -325,25 +325,11 @@ func dot(a, b []float64) float64 {
 	return s
 }
 
-// OnHost reports whether tr computes its steps on the host (hostTrainer,
-// hostFlow) rather than in compiled graphs.
-func OnHost(tr Trainer) bool {
-	switch t := tr.(type) {
-	case *hostTrainer:
-		return true
-	case *riemannian:
-		_, ok := t.fl.(*hostFlow)
-		return ok
-	case interface{ onHost() bool }:
-		return t.onHost()
-	}
-	return false
-}
+// Where a trainer computes its steps (Trainer.Path).
+const (
+	PathHost   = "host"   // Go loops and gonum on the host (SimpleGo's fast paths)
+	PathGraphs = "graphs" // compiled GoMLX graphs: the reference, and the XLA path
+)
 
-// Path names where tr steps: "host" (OnHost) or "graphs".
-func Path(tr Trainer) string {
-	if OnHost(tr) {
-		return "host"
-	}
-	return "graphs"
-}
+// OnHost reports whether tr computes its steps on the host.
+func OnHost(tr Trainer) bool { return tr.Path() == PathHost }

@@ -8,7 +8,6 @@ import (
 
 func init() {
 	register("gd", newGD, func(c Config) Settings { return c.GD() })
-	register("labelnoise", newLabelNoise, func(c Config) Settings { return c.LabelNoise() })
 }
 
 // newGD is plain gradient descent on L: Θ ← Θ − η ∇L.
@@ -17,32 +16,6 @@ func newGD(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
 		return h, err
 	}
 	return newFused(b, p, cfg, rule{name: "gd", step: noisyGDStep(cfg.Eta)})
-}
-
-// newLabelNoise is label-noise SGD: Θ ← Θ − η ∇ Σ_i (f_i − y_i + ζ_i)², with
-// fresh ζ_i ~ N(0, σ²) every step drawn in the graph from the RNG state.
-func newLabelNoise(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
-	if h, err := hostFor(b, p, cfg, "labelnoise", hostLabelNoise); h != nil || err != nil {
-		return h, err
-	}
-	return newFused(b, p, cfg, rule{
-		name: "labelnoise",
-		// The noisy targets y − σζ of all c steps at once.
-		draw: func(net *model.Net, key, step *Node, c int) []*Node {
-			return drawNormal(key, step, c, p.N, func(zeta *Node) *Node {
-				return noisyTargets(net, zeta, cfg.Sigma, cfg.Eta)
-			})
-		},
-		step: noisyGDStep(cfg.Eta),
-	})
-}
-
-// noisyTargets returns y − σζ for ζ [.., n]; ζ nil means no noise.
-func noisyTargets(net *model.Net, zeta *Node, sigma, eta float64) *Node {
-	if zeta == nil {
-		return net.Y
-	}
-	return Sub(InsertAxes(net.Y, 0), MulScalar(zeta, sigma))
 }
 
 // noisyGDStep is Θ ← Θ − η ∇ Σ (f_i − y_i + σζ_i)² = Θ − 2η Jᵀ(f − t) with

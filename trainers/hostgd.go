@@ -74,7 +74,7 @@ const (
 )
 
 // hostTrainer is gd, label-noise SGD and 1-SAM on the host, step by step in
-// Go loops and gonum, under either engine: the updates of gd.go and sam.go
+// Go loops and gonum, under either engine: the updates of gd.go, labelnoise.go and sam1.go
 // with the same counter-based draws (hostUniform), so that a run follows
 // the graphs' (tests hold the two within 1e-9 after 4000 steps, and after
 // hundreds of steps in small blocks). On SimpleGo the per-call and per-op
@@ -143,9 +143,12 @@ func newHostTrainer(p *model.Problem, eng *engine, cfg Config, name string, kind
 	return h
 }
 
-func (h *hostTrainer) Name() string        { return h.name }
-func (h *hostTrainer) engine() *engine     { return h.eng }
-func (h *hostTrainer) Engine() string      { return h.eng.name }
+func (h *hostTrainer) Name() string    { return h.name }
+func (h *hostTrainer) engine() *engine { return h.eng }
+func (h *hostTrainer) Engine() string  { return h.eng.name }
+
+// Path is PathHost.
+func (h *hostTrainer) Path() string        { return PathHost }
 func (h *hostTrainer) Extras() []string    { return nil }
 func (h *hostTrainer) Sync(s *State) error { return h.eng.sync(s) }
 func (h *hostTrainer) Init(s *State) error { return h.adopt(s) }
@@ -212,8 +215,7 @@ func (h *hostTrainer) Advance(s *State, k int64) (float64, error) {
 	current := h.eng.current(s)
 	var key uint64
 	if h.kind != hostGDKind {
-		rng := tensors.MustCopyFlatData[uint64](s.RNG)
-		key = rng[0] ^ rng[1]*splitmixMul1 // streamKey
+		key = hostStreamKey(tensors.MustCopyFlatData[uint64](s.RNG))
 	}
 	if h.work == nil {
 		workers := 1
@@ -295,9 +297,8 @@ func (h *hostTrainer) steps(s *State, params []float64, key uint64, k int64) flo
 				for v := range u {
 					u[v] = hostUniform(key, base+uint64(v))
 				}
-				for i := range p.N { // Box–Muller, as boxMuller; t = y − σζ as noisyTargets
-					u1 := math.Max(u[i], math.SmallestNonzeroFloat64)
-					t[i] -= math.Sqrt(math.Log(u1)*-2) * math.Cos(u[p.N+i]*(2*math.Pi)) * h.cfg.Sigma
+				for i := range p.N { // t = y − σζ as noisyTargets
+					t[i] -= hostBoxMuller(u[i], u[p.N+i]) * h.cfg.Sigma
 				}
 			}
 			loss = h.gdStep(params, f, t, coef)
@@ -452,7 +453,7 @@ func newSAMScratch(p *model.Problem, batch, cols int) *samScratch {
 		rt: make([]float64, batch), rows: make([]float64, batch*cols)}
 }
 
-// samStep is sam.go's samStep on the host: example i_b's pre-activations
+// samStep is sam1.go's samStep on the host: example i_b's pre-activations
 // move by ρ sign(r_b) ‖x_b‖ A_bj/‖A_b‖, and the params by −(η/B) Σ_b
 // 2 r̃_b Ã_bj R[i_b]. It returns the batch loss estimate (n/B) Σ_b r_b².
 // Three passes over the blocks: f_{i_b} and ‖A_b‖²; the perturbed outputs;
@@ -461,8 +462,7 @@ func (h *hostTrainer) samStep(params []float64, st *samScratch, key, step uint64
 	p := h.p
 	batch := len(st.idx)
 	for b := range st.idx { // drawIndices
-		i := int(math.Floor(hostUniform(key, step*uint64(batch)+uint64(b)) * float64(p.N)))
-		st.idx[b] = min(i, p.N-1)
+		st.idx[b] = hostIndex(hostUniform(key, step*uint64(batch)+uint64(b)), p.N)
 	}
 	// Pass 1: each block's parts of f_{i_b} and ‖A_b‖².
 	h.each(func(w *hostWork, blk, lo, hi int) {
@@ -594,16 +594,6 @@ func sign(x float64) float64 {
 		return -1
 	}
 	return 0
-}
-
-// hostUniform is counterUniform on the host: value ctr of the stream keyed
-// by key, SplitMix64's output as a uniform in [0, 1) with 53 random bits.
-func hostUniform(key, ctr uint64) float64 {
-	z := key + ctr*splitmixGamma
-	z = (z ^ (z >> 30)) * splitmixMul1
-	z = (z ^ (z >> 27)) * splitmixMul2
-	z ^= z >> 31
-	return float64(z>>11) * 0x1p-53
 }
 
 // loopsUpTo is HostFeatures' loop width: skinny for the blocks, 0 for whole

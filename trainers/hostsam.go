@@ -46,7 +46,7 @@ func (h *hostSAM) Engine() string      { return h.eng.name }
 func (h *hostSAM) Extras() []string    { return nil }
 func (h *hostSAM) Sync(s *State) error { return h.eng.sync(s) }
 func (h *hostSAM) Init(s *State) error { return h.eng.adopt(s) }
-func (h *hostSAM) onHost() bool        { return true }
+func (h *hostSAM) Path() string        { return PathHost }
 
 func (h *hostSAM) Step(s *State) (float64, error) { return h.Advance(s, 1) }
 

@@ -83,8 +83,16 @@ func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 	return &riemannian{p: p, eng: eng, fl: fl, eta: cfg.Eta, tol: tol, gtol: cfg.Gtol}, nil
 }
 
-func (t *riemannian) Name() string        { return "riemannian" }
-func (t *riemannian) Engine() string      { return t.eng.name }
+func (t *riemannian) Name() string   { return "riemannian" }
+func (t *riemannian) Engine() string { return t.eng.name }
+
+// Path is PathHost for the host flow (feature engine on SimpleGo), else PathGraphs.
+func (t *riemannian) Path() string {
+	if _, ok := t.fl.(*hostFlow); ok {
+		return PathHost
+	}
+	return PathGraphs
+}
 func (t *riemannian) engine() *engine     { return t.eng }
 func (t *riemannian) Sync(s *State) error { return t.eng.sync(s) }
 

@@ -7,69 +7,42 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 )
 
-func init() { register("sam1", newSAM1, func(c Config) Settings { return c.SAM1() }) }
+func init() { register("sam", newSAM, func(c Config) Settings { return c.SAM() }) }
 
-// newSAM1 is 1-SAM: each step draws B examples i_b uniformly (with
-// replacement) from the RNG state and moves
+// newSAM is standard (full-batch) SAM, Foret et al.: one perturbation from
+// the full gradient,
 //
-//	Θ ← Θ − (η/B) Σ_b ∇ℓ_{i_b}(Θ + ρ g_b/‖g_b‖),  g_b = ∇ℓ_{i_b}(Θ), ℓ_i = (f_i − y_i)²,
+//	Θ ← Θ − η ∇L(Θ + ρ g/‖g‖),  g = ∇L(Θ),
 //
-// each example with its own perturbation (B = 1 is the paper's 1-SAM). The
-// per-example perturbation is applied in closed form (docs/MATH.md §4.4): only example
-// i's pre-activations move, by ρ sign(r_i) ‖x_i‖ A_ij / ‖A_i·‖, so a batch of
-// B perturbed gradients costs about one ordinary gradient on B rows.
-// The reported loss is the batch estimate (n/B) Σ_b r_{i_b}², for divergence checks.
-func newSAM1(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
-	if h, err := hostFor(b, p, cfg, "sam1", hostSAM1); h != nil || err != nil {
+// beside the paper's 1-SAM (sam1), where each example has its own. g = 0
+// (Θ already fits the data) perturbs nothing, so the step is plain GD there.
+// It is deterministic. The graphs are the reference and the XLA path; the
+// feature engine on SimpleGo steps on the host (hostsam.go).
+func newSAM(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
+	if h, err := hostSAMFor(b, p, cfg); h != nil || err != nil {
 		return h, err
 	}
-	batch := cfg.SAMBatch
 	return newFused(b, p, cfg, rule{
-		name: "sam1",
-		draw: func(_ *model.Net, key, step *Node, c int) []*Node {
-			return drawIndices(key, step, c, batch, p.N)
-		},
-		step: func(sp space, net *model.Net, params, idx *Node) (*Node, *Node) {
-			return samStep(sp, net, params, idx, cfg.Rho, cfg.Eta)
+		name: "sam",
+		step: func(sp space, net *model.Net, params, _ *Node) (*Node, *Node) {
+			return samFullStep(sp, net, params, cfg.Rho, cfg.Eta)
 		},
 	})
 }
 
-// samStep is one 1-SAM update of the params on the examples idx ([B] int32).
-func samStep(sp space, net *model.Net, params, idx *Node, rho, eta float64) (next, loss *Node) {
-	oneHot := OneHot(idx, net.Problem.N, dtypes.Float64) // [B, n]
-	zb := sp.rows(net, params, idx, oneHot)
-	coef, loss := samCoef(net, zb, idx, rho)
-	return sp.moveRows(net, params, coef, idx, eta/float64(idx.Shape().Dimensions[0])), loss
-}
-
-// samCoef is one 1-SAM gradient on the examples idx ([B] int32) whose
-// pre-activations are zb [B, m]: the coefficients c [B, m] of the gradient
-// Σ_b Σ_j c_bj x_{i_b} (summed over the batch) and the batch loss estimate.
-func samCoef(net *model.Net, zb, idx *Node, rho float64) (coef, loss *Node) {
-	p := net.Problem
-	at := InsertAxes(idx, -1) // [B, 1] for Gather
-	yb := Gather(net.Y, at)   // [B]
-	normSq := Gather(net.NormSq, at)
-	act := p.Act
-	weigh := func(v *Node) *Node {
-		if p.UnitWeights() {
-			return v
-		}
-		return Mul(v, InsertAxes(net.W, 0))
-	}
-	r := Sub(ReduceSum(weigh(act.Eval(zb, 0)), -1), yb)
-	a := weigh(act.Eval(zb, 1)) // A_bj = w_j φ'(z_bj)
-	// ρ g/‖g‖ moves z_bj by ρ sign(r_b) ‖x_b‖ A_bj/‖A_b‖; g = 0 (r_b = 0 or A_b = 0) moves nothing.
-	aNorm := Sqrt(ReduceSum(Square(a), -1))
-	safe := Where(GreaterThan(aNorm, ZerosLike(aNorm)), aNorm, OnesLike(aNorm))
-	scale := MulScalar(Div(Mul(Sign(r), Sqrt(normSq)), safe), rho) // [B]
-	zt := Add(zb, Mul(a, InsertAxes(scale, -1)))
-	rt := Sub(ReduceSum(weigh(act.Eval(zt, 0)), -1), yb)
-	at2 := weigh(act.Eval(zt, 1))
-	// ∇_{θ_j} ℓ_b(Θ̃) = 2 r̃_b Ã_bj x_b.
-	coef = Mul(at2, InsertAxes(MulScalar(rt, 2), -1)) // [B, m]
-	batch := idx.Shape().Dimensions[0]
-	loss = MulScalar(ReduceAllSum(Square(r)), float64(p.N)/float64(batch))
-	return coef, loss
+// samFullStep is one SAM step; it returns the next params and L before the step.
+func samFullStep(sp space, net *model.Net, params *Node, rho, eta float64) (next, loss *Node) {
+	fw := sp.forward(net, params)
+	g := sp.direction(fw, fw.Coef(MulScalar(fw.R, 2))) // ∇L = 2 Jᵀ r
+	n2 := sp.normSq(net, g)
+	// ‖g‖ = 0 (or a rounding-negative ‖VX‖² under the feature engine): no
+	// perturbation rather than 0/0.
+	zero := ScalarZero(params.Graph(), dtypes.Float64)
+	pos := GreaterThan(n2, zero)
+	norm := Sqrt(Where(pos, n2, OnesLike(n2)))
+	scale := Where(pos, Div(Scalar(params.Graph(), dtypes.Float64, -rho), norm), zero)
+	pert := sp.moveBy(net, params, g, scale) // params − scale·g = Θ + ρ g/‖g‖
+	fwt := sp.forward(net, pert)
+	// ∇L at the perturbed point, applied at the unperturbed params.
+	return sp.moveJT(fwt, params, fwt.R, 2*eta), fw.Loss()
 }

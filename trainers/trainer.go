@@ -131,6 +131,8 @@ type Trainer interface {
 	Sync(s *State) error
 	// Engine names the representation in use: EngineTheta or EngineFeature.
 	Engine() string
+	// Path says where the steps are computed: PathHost or PathGraphs.
+	Path() string
 	// Extras names the per-run scalars the trainer keeps in State.Extra and
 	// wants logged, in order (nil for none).
 	Extras() []string

@@ -124,7 +124,7 @@ func labelNoiseJob(b backends.Backend, row Row, opt Options) (*job, error) {
 	if err := tr.Init(s); err != nil {
 		return nil, err
 	}
-	return &job{engine: tr.Engine(), path: trainers.Path(tr), run: stepper(tr, s)}, nil
+	return &job{engine: tr.Engine(), path: tr.Path(), run: stepper(tr, s)}, nil
 }
 
 // stepper times k steps of tr from s (which moves on), failing on a
@@ -183,7 +183,7 @@ func riemannianJob(b backends.Backend, row Row, opt Options) (*job, error) {
 	if err := tr.Init(s); err != nil {
 		return nil, err
 	}
-	return &job{engine: tr.Engine(), path: trainers.Path(tr), run: stepper(tr, s)}, nil
+	return &job{engine: tr.Engine(), path: tr.Path(), run: stepper(tr, s)}, nil
 }
 
 // hutchinsonJob times estimates at Θ₀ as `flatmin inspect --probes` makes
@@ -298,7 +298,7 @@ func fig1aJob(b backends.Backend, _ Row, opt Options) (*job, error) {
 		}
 		return total, time.Since(start), nil
 	}
-	return &job{engine: setup.Trainer.Engine(), path: trainers.Path(setup.Trainer), whole: true, run: run}, nil
+	return &job{engine: setup.Trainer.Engine(), path: setup.Trainer.Path(), whole: true, run: run}, nil
 }
 
 // ttsJob times the Riemannian flow on Figure 1a from Θ₀ until the theory gap
@@ -394,7 +394,7 @@ func ttsJob(b backends.Backend, _ Row, opt Options) (*job, error) {
 		}
 		return steps, elapsed, nil
 	}
-	return &job{engine: tr.Engine(), path: trainers.Path(tr), whole: true, run: run}, nil
+	return &job{engine: tr.Engine(), path: tr.Path(), whole: true, run: run}, nil
 }
 
 // compile builds an Exec, turning GoMLX's panics into errors.

@@ -320,7 +320,7 @@ func (s *Setup) run(ctx context.Context, b backends.Backend, dir string, state *
 		Trainer: s.Trainer.Name(), Steps: state.Step, WallSeconds: res.Wall.Seconds(), Config: s.Config,
 		Final: res.Final, Initial: sink.first, Diverged: div != nil, Interrupted: res.Interrupted,
 		Converged: res.StopReason == trainers.StopConverged, StopReason: res.StopReason, ThetaStep: state.Step,
-		Backend: b.Name(), Engine: s.Trainer.Engine(), Path: trainers.Path(s.Trainer), Version: Version,
+		Backend: b.Name(), Engine: s.Trainer.Engine(), Path: s.Trainer.Path(), Version: Version,
 	}
 	if runErr != nil {
 		sum.Error = runErr.Error()
