@@ -181,6 +181,9 @@ func TestBenchHelp(t *testing.T) {
 // of a small row after a large one is the small row's, not the large one's,
 // which a measurement in one process could never show.
 func TestBenchChildProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs bench rows in child processes")
+	}
 	bin := pureGoBinary(t)
 	args := append([]string{"bench", "--only", "hutchinson", "--sizes", "1000,64,32,10,3,3", "--json"}, quick...)
 	out, err := exec.Command(bin, args...).Output()

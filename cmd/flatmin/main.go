@@ -25,6 +25,7 @@ import (
 	"strings"
 
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
+	_ "github.com/flatmin/flatmin/internal/backend/xlaplugin" // XLA, where compiled in
 	"github.com/flatmin/flatmin/trainers"
 	"github.com/spf13/pflag"
 )

@@ -301,6 +301,9 @@ func TestMain(m *testing.M) {
 
 // The pure-Go build: CGO_ENABLED=0 with -tags noxla must build and run.
 func TestPureGoBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
 	bin := pureGoBinary(t)
 	dir := filepath.Join(t.TempDir(), "run")
 	cmd := exec.Command(bin, "train", "--steps", "200", "--out", dir)

@@ -20,6 +20,9 @@ import (
 // allocated: exit status 2 and one line with the estimate and what the
 // machine allows, on every command that takes sizes from the user.
 func TestRefusesRunsTooLargeForMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary (the refused sizes must not be tried in this process)")
+	}
 	out := t.TempDir()
 	theta := filepath.Join(out, "theta.npy")
 	writeNpy(t, theta, make([]float64, 30), 10, 3)

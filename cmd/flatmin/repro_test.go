@@ -11,6 +11,9 @@ import (
 // `flatmin repro fig1a --quick`: the Riemannian flow reaches rank one, and the
 // figures exist and decode as images.
 func TestReproFig1aQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("repro: three trainers' runs")
+	}
 	dir := filepath.Join(t.TempDir(), "repro")
 	stdout, stderr, status := flatmin(t, "repro", "fig1a", "--quick", "--out", dir)
 	if status != 0 {

@@ -374,6 +374,9 @@ func maps_equal(a, b map[string]string) bool {
 // A run that fails (diverges, or cannot start) is recorded with its reason
 // and the others run; a rerun does not start the failed ones again.
 func TestSweepRecordsFailedRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("worker processes")
+	}
 	asCLI(t)
 	root := t.TempDir()
 	dir := filepath.Join(root, "sw")
@@ -408,6 +411,9 @@ func TestSweepRecordsFailedRuns(t *testing.T) {
 // Two workers given the same run at once: one runs it, the other finds it
 // busy (or finished); the run is written once.
 func TestSweepTaskRunsOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("worker processes")
+	}
 	dir := filepath.Join(t.TempDir(), "sw")
 	args := []string{"sweep", "--out", dir, "--trainers", "labelnoise", "--steps", "200000", "--log-every", "10000", "--task", "0"}
 	var cmds []*exec.Cmd
@@ -445,6 +451,9 @@ func TestSweepTaskRunsOnce(t *testing.T) {
 // with SLURM_ARRAY_TASK_ID), then a plain rerun collects and starts nothing.
 // scripts/slurm-e2e.sh runs it under a real Slurm.
 func TestSweepSlurmArrayScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("worker processes")
+	}
 	asCLI(t)
 	root := t.TempDir()
 	dir := filepath.Join(root, "sw")

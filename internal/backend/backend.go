@@ -28,8 +28,12 @@ const PluginHelp = "flatmin never downloads a PJRT plugin: set PJRT_PLUGIN_LIBRA
 	"holding pjrt_c_api_cpu_plugin.so (xla:cpu) or pjrt_c_api_cuda_plugin.so (xla:cuda), " +
 	"or give the plugin's absolute path as --backend xla:/path/to/plugin.so"
 
-// xlaOpener is set by xla.go when the XLA backend is compiled in (not with -tags noxla).
+// xlaOpener is set by package xlaplugin when the XLA backend is compiled in
+// (not with -tags noxla) and imported (the CLI does).
 var xlaOpener func(config string) (backends.Backend, error)
+
+// RegisterXLA makes Open serve "xla:..." specifications with open.
+func RegisterXLA(open func(config string) (backends.Backend, error)) { xlaOpener = open }
 
 // Resolve returns the backend specification in force: flag, else EnvVar, else Default.
 func Resolve(flag string) string {
@@ -52,7 +56,7 @@ func Open(spec string) (backends.Backend, error) {
 		return simplego.New(goConfig(config))
 	case "xla", "stablehlo", "hlo", "shlo":
 		if xlaOpener == nil {
-			return nil, fmt.Errorf("backend %q: this flatmin was built with -tags noxla, without XLA; rebuild without the tag to use it", spec)
+			return nil, fmt.Errorf("backend %q: this flatmin was built with -tags noxla, without XLA (or without importing internal/backend/xlaplugin); rebuild without the tag to use it", spec)
 		}
 		return xlaOpener(config)
 	default:

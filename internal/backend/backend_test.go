@@ -43,29 +43,13 @@ func TestOpenRejects(t *testing.T) {
 	}
 }
 
-// Without a plugin, asking for XLA must fail at once with directions, never a download.
-func TestXLAWithoutPluginSaysHowToPointAtOne(t *testing.T) {
-	t.Setenv("PJRT_PLUGIN_LIBRARY_PATH", t.TempDir())
-	t.Setenv("LD_LIBRARY_PATH", "")
-	start := time.Now()
-	_, err := Open("xla:cpu")
-	if err == nil {
-		t.Skip("a PJRT CPU plugin is installed on this machine")
+// Without the xlaplugin package, asking for XLA says it was left out.
+func TestXLANotCompiledIn(t *testing.T) {
+	if xlaOpener != nil {
+		t.Skip("an XLA opener is registered")
 	}
-	if xlaOpener == nil {
-		if !strings.Contains(err.Error(), "noxla") {
-			t.Errorf("a -tags noxla build must say XLA was left out: %v", err)
-		}
-		return
-	}
-	if !strings.Contains(err.Error(), "PJRT_PLUGIN_LIBRARY_PATH") {
-		t.Errorf("error does not say how to point at a plugin: %v", err)
-	}
-	if strings.Contains(err.Error(), "\n") {
-		t.Errorf("error spans several lines: %q", err)
-	}
-	if time.Since(start) > 10*time.Second {
-		t.Errorf("took %v: did it try the network?", time.Since(start))
+	if _, err := Open("xla:cpu"); err == nil || !strings.Contains(err.Error(), "noxla") {
+		t.Errorf("want an error saying XLA was left out, got %v", err)
 	}
 }
 
