@@ -92,27 +92,114 @@ func (net *HostNet) Forward(zt []float64) *HostForward {
 	if net.cubic {
 		h.forwardCubic()
 	} else {
-		phi := h.Phi(0)
-		if net.unit {
-			h.F = h.SumNeurons(phi)
-		} else {
-			wphi := h.weigh(phi)
-			h.F = h.SumNeurons(wphi)
-			net.Put(wphi)
-		}
-		net.Put(phi) // only f needs φ itself
-		h.phi[0] = nil
+		phi := net.Take() // only f needs φ itself
+		h.F = make([]float64, p.N)
+		HostAddOutputs(p.Act, net.weights(), zt, phi, h.F)
+		net.Put(phi)
 	}
 	h.R = make([]float64, p.N)
-	for i, f := range h.F {
-		h.R[i] = f - p.Y[i]
-	}
+	HostResiduals(h.F, p.Y, h.R)
 	return h
+}
+
+// weights returns w, or nil for unit weights (HostAddOutputs, HostA).
+func (net *HostNet) weights() []float64 {
+	if net.unit {
+		return nil
+	}
+	return net.Problem.W
+}
+
+// HostAddOutputs adds a block of neurons' part of f_i = Σ_j w_j φ(z_ij) to
+// f [n]: z holds the block's rows of Zᵀ [k, n], w their weights w[lo:lo+k]
+// (nil: unit weights), phi is scratch of len(z). It is the host home of f
+// (HostNet.Forward at the whole array, the host trainers per block): each
+// product is rounded (float64) before it is added, and the sum runs over j
+// in order from f's value, so consecutive blocks added into one f from 0
+// give the whole array's bits. With n = 1, z is one example's
+// pre-activations over the block (1-SAM's rows).
+func HostAddOutputs(act Activation, w, z, phi, f []float64) {
+	n := len(f)
+	phi = phi[:len(z)]
+	HostEval(act, z, 0, phi)
+	if n == 1 { // one chain: keep the sum in a register
+		s := f[0]
+		if w == nil {
+			for _, v := range phi {
+				s += v
+			}
+		} else {
+			for j, v := range phi {
+				s += float64(w[j] * v)
+			}
+		}
+		f[0] = s
+		return
+	}
+	for j := 0; j < len(phi); j += n {
+		row := phi[j : j+n]
+		f := f[:len(row)]
+		if w == nil {
+			for i, v := range row {
+				f[i] += v
+			}
+			continue
+		}
+		wj := w[j/n]
+		for i, v := range row {
+			f[i] += float64(wj * v)
+		}
+	}
+}
+
+// HostA writes A_ji = w_j φ′(z_ij) into a (len(z)) for a block's rows z
+// [k, n] of Zᵀ with their weights w (nil: unit weights; n = len(z)/len(w)):
+// the host home of A (HostForward.A weighs a kept φ′ the same way). With
+// n = 1, z is one example's pre-activations over the block.
+func HostA(act Activation, w, z, a []float64) {
+	HostEval(act, z, 1, a)
+	if w != nil {
+		weighRows(w, a, a)
+	}
+}
+
+// weighRows writes w_j v_ji into out for v [len(w), n] (out may be v).
+func weighRows(w, v, out []float64) {
+	if len(w) == 0 {
+		return
+	}
+	n := len(v) / len(w)
+	if n == 1 {
+		out = out[:len(w)]
+		for j, x := range v[:len(w)] {
+			out[j] = w[j] * x
+		}
+		return
+	}
+	for j, wj := range w {
+		row := v[j*n : (j+1)*n]
+		o := out[j*n : (j+1)*n][:len(row)]
+		for i, x := range row {
+			o[i] = wj * x
+		}
+	}
+}
+
+// HostResiduals writes r = f − y into r (which may be f) and returns
+// L = Σ_i r_i², summed in order: the host home of r and L.
+func HostResiduals(f, y, r []float64) float64 {
+	loss := 0.0
+	for i, v := range f {
+		ri := v - y[i]
+		r[i] = ri
+		loss += ri * ri
+	}
+	return loss
 }
 
 // forwardCubic is Forward's f and A (every point of the flow needs J Jᵀ) in
 // one pass over Zᵀ for the cubic: the values and the order of the sums are
-// those of SumNeurons(weigh(Phi(0))) and weigh(Phi(1)).
+// those of HostAddOutputs and HostA.
 func (h *HostForward) forwardCubic() {
 	net := h.Net
 	p := net.Problem
@@ -169,7 +256,8 @@ func (h *HostForward) Phi(order int) []float64 {
 	return h.phi[order]
 }
 
-// A returns A_ji = w_j φ'(z_ij), neuron-major [m, n].
+// A returns A_ji = w_j φ'(z_ij), neuron-major [m, n]: HostA's values, with
+// φ′ kept for the curvature terms.
 func (h *HostForward) A() []float64 {
 	if h.a == nil {
 		h.a = h.weigh(h.Phi(1))
@@ -183,14 +271,8 @@ func (h *HostForward) weigh(v []float64) []float64 {
 	if h.Net.unit {
 		return v
 	}
-	p := h.Net.Problem
 	out := h.Net.Take()
-	for j := range p.M {
-		w := p.W[j]
-		for i := range p.N {
-			out[j*p.N+i] = w * v[j*p.N+i]
-		}
-	}
+	weighRows(h.Net.Problem.W, v, out)
 	return out
 }
 

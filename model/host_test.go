@@ -170,3 +170,59 @@ func TestCorrectedRoundsOnce(t *testing.T) {
 		t.Errorf("Corrected is off by up to %.2f ulp from the exact value, want ≤ 1", worst)
 	}
 }
+
+// The block and per-example views (HostAddOutputs, HostA, HostResiduals:
+// the host trainers' blocks and 1-SAM's rows) give HostNet.Forward's bits:
+// blocks of 3 rows added into one f, and each example's column alone.
+func TestHostBlockViewsMatchForward(t *testing.T) {
+	for _, a := range testActivations(t) {
+		for _, unit := range []bool{false, true} {
+			p, theta := randomProblem(t, 4, 6, 3, a, 17)
+			var w []float64
+			if unit {
+				for j := range p.W {
+					p.W[j] = 1
+				}
+			} else {
+				w = p.W
+			}
+			zt := make([]float64, p.M*p.N)
+			HostFeatures(p, p.XT(), theta, zt, 0)
+			h := NewHostNet(p).Forward(zt)
+			same := func(what string, got, want float64) {
+				t.Helper()
+				if math.Float64bits(got) != math.Float64bits(want) {
+					t.Errorf("%s unit=%v %s: view %.17g, Forward %.17g", a.Name(), unit, what, got, want)
+				}
+			}
+			f, ab, scratch := make([]float64, p.N), make([]float64, p.M*p.N), make([]float64, p.M*p.N)
+			for lo := 0; lo < p.M; lo += 3 {
+				hi := min(lo+3, p.M)
+				var wb []float64
+				if w != nil {
+					wb = w[lo:hi]
+				}
+				HostAddOutputs(p.Act, wb, zt[lo*p.N:hi*p.N], scratch, f)
+				HostA(p.Act, wb, zt[lo*p.N:hi*p.N], ab[lo*p.N:hi*p.N])
+			}
+			r := make([]float64, p.N)
+			HostResiduals(f, p.Y, r)
+			col, acol, out := make([]float64, p.M), make([]float64, p.M), make([]float64, 1)
+			for i := range p.N {
+				same("f (blocks)", f[i], h.F[i])
+				same("r", r[i], h.R[i])
+				for j := range p.M {
+					col[j] = zt[j*p.N+i]
+					same("A (blocks)", ab[j*p.N+i], h.A()[j*p.N+i])
+				}
+				out[0] = 0
+				HostAddOutputs(p.Act, w, col, scratch, out)
+				same("f (one example)", out[0], h.F[i])
+				HostA(p.Act, w, col, acol)
+				for j := range p.M {
+					same("A (one example)", acol[j], h.A()[j*p.N+i])
+				}
+			}
+		}
+	}
+}
