@@ -117,11 +117,13 @@ type hostTrainer struct {
 	own    *tensors.Tensor
 	work   []*hostWork // per worker
 	part   []float64   // per block: its part of the sums over neurons
+	res    []float64   // [n]: r = f − y
+	sam    *samScratch // 1-SAM's batch, reused across calls
 }
 
 // hostWork is one worker's buffers, of one block's size.
 type hostWork struct {
-	z, phi, dphi []float64 // [rows, n]
+	z, phi, dphi []float64 // [rows, n]; dphi holds A = w∘φ′
 	zb, a, tmp   []float64 // [rows]
 	zp           []float64 // [rows, B] (1-SAM's perturbed pre-activations)
 	coef         []float64 // [rows, B]: column b is example b's gradient coefficients
@@ -226,6 +228,10 @@ func (h *hostTrainer) Advance(s *State, k int64) (float64, error) {
 			h.work = append(h.work, h.newWork())
 		}
 		h.part = make([]float64, h.blocks*max(p.N, 3*h.cfg.SAMBatch))
+		h.res = make([]float64, p.N)
+		if h.kind == hostSAM1 {
+			h.sam = newSAMScratch(p, h.cfg.SAMBatch, h.cols)
+		}
 	}
 	if !h.inPlace {
 		if current != h.own || h.params == nil {
@@ -282,9 +288,8 @@ func (h *hostTrainer) steps(s *State, params []float64, key uint64, k int64) flo
 	loss := math.NaN()
 	switch h.kind {
 	case hostSAM1:
-		st := newSAMScratch(p, h.cfg.SAMBatch, h.cols)
 		for range k {
-			loss = h.samStep(params, st, key, uint64(s.Step))
+			loss = h.samStep(params, h.sam, key, uint64(s.Step))
 			s.Step++
 		}
 	default:
@@ -375,16 +380,9 @@ func (h *hostTrainer) gdStep(params, f, t, coef []float64) float64 {
 	// Pass 1: each block's part of f = Σ_j w_j φ(z_j·).
 	h.each(func(w *hostWork, blk, lo, hi int) {
 		z := h.blockFeatures(params, w, lo, hi)
-		phi := w.phi[:len(z)]
-		model.HostEval(p.Act, z, 0, phi)
 		fb := h.part[blk*n : (blk+1)*n]
 		clear(fb)
-		for j := lo; j < hi; j++ {
-			w, row := p.W[j], phi[(j-lo)*n:(j-lo+1)*n]
-			for i, v := range row {
-				fb[i] += w * v
-			}
-		}
+		model.HostAddOutputs(p.Act, h.weights(lo, hi), z, w.phi, fb)
 	})
 	copy(f, h.part[:n])
 	for blk := 1; blk < h.blocks; blk++ {
@@ -392,10 +390,8 @@ func (h *hostTrainer) gdStep(params, f, t, coef []float64) float64 {
 			f[i] += v
 		}
 	}
-	loss := 0.0
+	loss := model.HostResiduals(f, p.Y, h.res)
 	for i := range p.N {
-		r := f[i] - p.Y[i]
-		loss += r * r
 		c := 2 * h.cfg.Eta * (f[i] - t[i])
 		for l := range h.cols { // C = diag(c) R
 			coef[i*h.cols+l] = c * h.r[i*h.cols+l]
@@ -404,17 +400,9 @@ func (h *hostTrainer) gdStep(params, f, t, coef []float64) float64 {
 	// Pass 2: each block's rows move by −(w ∘ φ′(z)) C.
 	h.each(func(w *hostWork, blk, lo, hi int) {
 		z := h.featuresAgain(params, w, lo, hi)
-		dphi := w.dphi[:len(z)]
-		model.HostEval(p.Act, z, 1, dphi)
-		if !h.unit {
-			for j := lo; j < hi; j++ {
-				wj := p.W[j]
-				for i := range n {
-					dphi[(j-lo)*n+i] *= wj
-				}
-			}
-		}
-		h.subtractProduct(params, lo, hi, dphi, n, coef)
+		a := w.dphi[:len(z)]
+		model.HostA(p.Act, h.weights(lo, hi), z, a)
+		h.subtractProduct(params, lo, hi, a, n, coef)
 	})
 	return loss
 }
@@ -443,14 +431,14 @@ func (h *hostTrainer) subtractProduct(params []float64, lo, hi int, a []float64,
 
 // samScratch holds one 1-SAM step's batch: indices, per-example values.
 type samScratch struct {
-	idx       []int
-	scale, rt []float64 // [B]
-	rows      []float64 // [B, cols]: R's rows at the indices, scaled
+	idx          []int
+	scale, rt, y []float64 // [B]
+	rows         []float64 // [B, cols]: R's rows at the indices, scaled
 }
 
 func newSAMScratch(p *model.Problem, batch, cols int) *samScratch {
 	return &samScratch{idx: make([]int, batch), scale: make([]float64, batch),
-		rt: make([]float64, batch), rows: make([]float64, batch*cols)}
+		rt: make([]float64, batch), y: make([]float64, batch), rows: make([]float64, batch*cols)}
 }
 
 // samStep is sam1.go's samStep on the host: example i_b's pre-activations
@@ -468,45 +456,52 @@ func (h *hostTrainer) samStep(params []float64, st *samScratch, key, step uint64
 	h.each(func(w *hostWork, blk, lo, hi int) {
 		z := h.blockFeatures(params, w, lo, hi)
 		part := h.part[blk*2*batch : (blk+1)*2*batch]
+		wb := h.weights(lo, hi)
 		for b, i := range st.idx {
 			zb := h.column(w, z, i)
-			part[b] = h.outputOf(lo, zb, w.tmp)
+			part[b] = 0
+			model.HostAddOutputs(p.Act, wb, zb, w.tmp, part[b:b+1])
 			a := w.a[:len(zb)]
-			model.HostEval(p.Act, zb, 1, a)
-			h.weigh(lo, a)
+			model.HostA(p.Act, wb, zb, a)
 			part[batch+b] = dot(a, a)
 		}
 	})
-	loss := 0.0
-	for b, i := range st.idx {
+	for b, i := range st.idx { // f_{i_b} into rt, ‖A_b‖² into scale
 		out, aSq := h.part[b], h.part[batch+b]
 		for blk := 1; blk < h.blocks; blk++ {
 			out += h.part[blk*2*batch+b]
 			aSq += h.part[blk*2*batch+batch+b]
 		}
-		r := out - p.Y[i]
-		loss += r * r
-		aNorm := math.Sqrt(aSq)
+		st.rt[b], st.y[b], st.scale[b] = out, p.Y[i], aSq
+	}
+	loss := model.HostResiduals(st.rt, st.y, st.rt)
+	for b, i := range st.idx {
+		aNorm := math.Sqrt(st.scale[b])
 		if !(aNorm > 0) {
 			aNorm = 1
 		}
-		st.scale[b] = sign(r) * h.norm[i] / aNorm * h.cfg.Rho
+		st.scale[b] = sign(st.rt[b]) * h.norm[i] / aNorm * h.cfg.Rho
 	}
 	// Pass 2: each block's part of the perturbed outputs.
 	h.each(func(w *hostWork, blk, lo, hi int) {
 		z := h.featuresAgain(params, w, lo, hi)
 		part := h.part[blk*2*batch : (blk+1)*2*batch]
+		wb := h.weights(lo, hi)
 		for b, i := range st.idx {
-			zp := h.perturb(w, z, lo, b, i, st.scale[b])
-			part[b] = h.outputOf(lo, zp, w.tmp)
+			zp := h.perturb(w, z, lo, hi, b, i, st.scale[b])
+			part[b] = 0
+			model.HostAddOutputs(p.Act, wb, zp, w.tmp, part[b:b+1])
 		}
 	})
-	for b, i := range st.idx {
+	for b := range st.idx { // the perturbed outputs f̃_{i_b} into rt
 		out := h.part[b]
 		for blk := 1; blk < h.blocks; blk++ {
 			out += h.part[blk*2*batch+b]
 		}
-		st.rt[b] = out - p.Y[i]
+		st.rt[b] = out
+	}
+	model.HostResiduals(st.rt, st.y, st.rt) // r̃
+	for b, i := range st.idx {
 		lr := h.cfg.Eta / float64(batch)
 		for l := range h.cols {
 			st.rows[b*h.cols+l] = lr * h.r[i*h.cols+l]
@@ -519,16 +514,16 @@ func (h *hostTrainer) samStep(params []float64, st *samScratch, key, step uint64
 		if h.blocks > 1 {
 			z = h.featuresAgain(params, w, lo, hi)
 		}
+		wb := h.weights(lo, hi)
 		for b, i := range st.idx {
 			var zp []float64
 			if h.blocks > 1 {
-				zp = h.perturb(w, z, lo, b, i, st.scale[b])
+				zp = h.perturb(w, z, lo, hi, b, i, st.scale[b])
 			} else {
 				zp = w.zp[b*rows : (b+1)*rows] // pass 2's
 			}
 			a := w.a[:rows]
-			model.HostEval(p.Act, zp, 1, a)
-			h.weigh(lo, a)
+			model.HostA(p.Act, wb, zp, a)
 			for j, v := range a {
 				w.coef[j*batch+b] = v * (st.rt[b] * 2)
 			}
@@ -539,13 +534,12 @@ func (h *hostTrainer) samStep(params []float64, st *samScratch, key, step uint64
 }
 
 // perturb writes example i's (batch slot b) perturbed pre-activations
-// z + scale·w∘φ′(z) for the block at lo into w.zp's slot b and returns them.
-func (h *hostTrainer) perturb(w *hostWork, z []float64, lo, b, i int, scale float64) []float64 {
+// z + scale·w∘φ′(z) for the block [lo, hi) into w.zp's slot b and returns them.
+func (h *hostTrainer) perturb(w *hostWork, z []float64, lo, hi, b, i int, scale float64) []float64 {
 	zb := h.column(w, z, i)
 	rows := len(zb)
 	a := w.a[:rows]
-	model.HostEval(h.p.Act, zb, 1, a)
-	h.weigh(lo, a)
+	model.HostA(h.p.Act, h.weights(lo, hi), zb, a)
 	zp := w.zp[b*rows : (b+1)*rows]
 	for j := range zb {
 		zp[j] = zb[j] + a[j]*scale
@@ -564,26 +558,13 @@ func (h *hostTrainer) column(w *hostWork, z []float64, i int) []float64 {
 	return zb
 }
 
-// outputOf returns Σ_j w_j φ(z_j) over one example's pre-activations z of
-// the neurons from lo on (tmp holds at least len(z)).
-func (h *hostTrainer) outputOf(lo int, z, tmp []float64) float64 {
-	tmp = tmp[:len(z)]
-	model.HostEval(h.p.Act, z, 0, tmp)
-	h.weigh(lo, tmp)
-	s := 0.0
-	for _, v := range tmp {
-		s += v
+// weights returns the block [lo, hi)'s w_j for model.HostAddOutputs and
+// model.HostA, or nil for unit weights (no products by 1).
+func (h *hostTrainer) weights(lo, hi int) []float64 {
+	if h.unit {
+		return nil
 	}
-	return s
-}
-
-// weigh multiplies v by w_j, j from lo on, in place (nothing for w = 1).
-func (h *hostTrainer) weigh(lo int, v []float64) {
-	if !h.unit {
-		for j := range v {
-			v[j] *= h.p.W[lo+j]
-		}
-	}
+	return h.p.W[lo:hi]
 }
 
 func sign(x float64) float64 {
