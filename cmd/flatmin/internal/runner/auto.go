@@ -91,9 +91,8 @@ func gradNormSqBlocks(p *model.Problem, theta []float64) float64 {
 		z := zb[:(hi-lo)*p.N]
 		model.HostFeatures(p, xt, theta[lo*p.D:hi*p.D], z, p.D) // in loops: no allocation
 		ab := a[:len(z)]
-		model.HostEval(p.Act, z, 1, ab)
+		model.HostA(p.Act, p.W[lo:hi], z, ab)
 		for k, v := range ab {
-			v *= p.W[lo+k/p.N]
 			colSq[k%p.N] += v * v
 		}
 	}
