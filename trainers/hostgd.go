@@ -119,6 +119,7 @@ type hostTrainer struct {
 	part   []float64   // per block: its part of the sums over neurons
 	res    []float64   // [n]: r = f − y
 	sam    *samScratch // 1-SAM's batch, reused across calls
+	gd     []float64   // gd and labelnoise: t, f, u [n, n, 2n] and C [n, cols]
 }
 
 // hostWork is one worker's buffers, of one block's size.
@@ -231,6 +232,8 @@ func (h *hostTrainer) Advance(s *State, k int64) (float64, error) {
 		h.res = make([]float64, p.N)
 		if h.kind == hostSAM1 {
 			h.sam = newSAMScratch(p, h.cfg.SAMBatch, h.cols)
+		} else {
+			h.gd = make([]float64, p.N*(4+h.cols))
 		}
 	}
 	if !h.inPlace {
@@ -293,8 +296,8 @@ func (h *hostTrainer) steps(s *State, params []float64, key uint64, k int64) flo
 			s.Step++
 		}
 	default:
-		t, f := make([]float64, p.N), make([]float64, p.N)
-		coef, u := make([]float64, p.N*h.cols), make([]float64, 2*p.N)
+		n := p.N
+		t, f, u, coef := h.gd[:n], h.gd[n:2*n], h.gd[2*n:4*n], h.gd[4*n:]
 		for range k {
 			copy(t, p.Y)
 			if h.kind == hostLabelNoise {
