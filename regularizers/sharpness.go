@@ -40,6 +40,63 @@ func LossHessianNormBound(fw *model.HostForward) float64 {
 	return 2*top + 2*block
 }
 
+// LossHessianNormBoundBlocks is LossHessianNormBound over blocks of at
+// most block neurons, for a Θ too large to hold Zᵀ and its m×n companions
+// whole: rows(lo, hi, buf) returns Zᵀ's rows [lo, hi) ([hi−lo, n], in buf of
+// block·n values). Two passes: f, so r (model.HostAddOutputs,
+// HostResiduals); then J Jᵀ = G ∘ Σ_b A_bᵀA_b (model.HostA) and each neuron's
+// residual-curvature sum. It equals the whole-array bound to rounding (J Jᵀ
+// is summed in another order).
+func LossHessianNormBoundBlocks(p *model.Problem, rows func(lo, hi int, buf []float64) []float64, block int) float64 {
+	n := p.N
+	block = max(1, min(block, p.M))
+	w := func(lo, hi int) []float64 {
+		if p.UnitWeights() {
+			return nil
+		}
+		return p.W[lo:hi]
+	}
+	buf, work := make([]float64, block*n), make([]float64, block*n)
+	f, r := make([]float64, n), make([]float64, n)
+	for lo := 0; lo < p.M; lo += block {
+		hi := min(lo+block, p.M)
+		model.HostAddOutputs(p.Act, w(lo, hi), rows(lo, hi, buf), work, f)
+	}
+	model.HostResiduals(f, p.Y, r)
+	ata, part := make([]float64, n*n), make([]float64, n*n)
+	normSq := p.RowNormSq()
+	curv := 0.0
+	for lo := 0; lo < p.M; lo += block {
+		hi := min(lo+block, p.M)
+		z := rows(lo, hi, buf)
+		a := work[:len(z)]
+		model.HostA(p.Act, w(lo, hi), z, a)
+		linalg.GramColumns(part, a, hi-lo, n)
+		for k, v := range part {
+			ata[k] += v
+		}
+		model.HostEval(p.Act, z, 2, a) // φ″, over A's buffer
+		for j := range hi - lo {
+			s := 0.0
+			for i := range n {
+				s += math.Abs(r[i]*a[j*n+i]) * normSq[i]
+			}
+			curv = max(curv, math.Abs(p.W[lo+j])*s)
+		}
+	}
+	g := p.Gram()
+	for k := range ata {
+		ata[k] *= g[k]
+	}
+	top := 0.0
+	if ev, err := linalg.EigenvaluesSym(ata, n); err == nil {
+		top = ev[len(ev)-1]
+	} else {
+		top = traceOf(ata, n)
+	}
+	return 2*top + 2*curv
+}
+
 // SharpnessAtOptimum returns λ_max(D²L) at the theory's optimum (opt.OK):
 // there the loss is zero, D²L = 2 JᵀJ, and z_ij = z*_i for every neuron, so
 // J Jᵀ = (Σ_j w_j²) D G D with D = diag(φ'(z*_i)) and G = X Xᵀ. For the cube

@@ -40,6 +40,16 @@ func TestLossHessianNormBound(t *testing.T) {
 				if onM && math.Abs(bound-ev[len(ev)-1]) > 1e-9*norm {
 					t.Errorf("%s seed %d: at zero loss the bound %g should be λ_max = %g", act.Name(), seed, bound, ev[len(ev)-1])
 				}
+				// The blockwise form, in blocks of 3 neurons (m = 4: the last one short).
+				th := tensors.MustCopyFlatData[float64](theta)
+				zt := make([]float64, p.M*p.N)
+				model.HostFeatures(p, p.XT(), th, zt, 0)
+				blocks := LossHessianNormBoundBlocks(p, func(lo, hi int, buf []float64) []float64 {
+					return append(buf[:0], zt[lo*p.N:hi*p.N]...)
+				}, 3)
+				if math.Abs(blocks-bound) > 1e-12*bound {
+					t.Errorf("%s onM=%v seed %d: blockwise bound %.17g, whole %.17g", act.Name(), onM, seed, blocks, bound)
+				}
 			}
 		}
 	}

@@ -114,17 +114,19 @@ func TestHostBlocksPeakRSS(t *testing.T) {
 	}
 	const m, n, d = 2000000, 3, 3
 	theta := float64(m * d * 8)
-	common := func(m int, trainer, engine string) []string {
+	common := func(m int, trainer, engine, eta string) []string {
 		return []string{"train", "--trainer", trainer, "--engine", engine, "--m", itoa(m), "--n", itoa(n), "--d", itoa(d),
-			"--eta", "1e-7", "--steps", "4", "--log-every", "2", "--checkpoint-every", "2", "--quiet", "--out", filepath.Join(t.TempDir(), "run")}
+			"--eta", eta, "--steps", "4", "--log-every", "2", "--checkpoint-every", "2", "--quiet", "--out", filepath.Join(t.TempDir(), "run")}
 	}
-	tiny := peakRSS(t, common(10, "labelnoise", "auto")...)
+	tiny := peakRSS(t, common(10, "labelnoise", "auto", "1e-7")...)
 	bound := 3*theta + tiny + 32<<20
-	for _, c := range []struct{ trainer, engine string }{
-		{"labelnoise", "auto"}, {"labelnoise", "theta"}, {"gd", "feature"}, {"sam1", "auto"}, {"sam1", "theta"},
+	// eta auto: the automatic rules (η's curvature bound, ρ's tr JJᵀ) at Θ₀ in blocks too.
+	for _, c := range []struct{ trainer, engine, eta string }{
+		{"labelnoise", "auto", "1e-7"}, {"labelnoise", "theta", "1e-7"}, {"gd", "feature", "1e-7"}, {"sam1", "auto", "1e-7"},
+		{"sam1", "theta", "1e-7"}, {"labelnoise", "auto", "auto"}, {"sam1", "theta", "auto"},
 	} {
-		peak := peakRSS(t, common(m, c.trainer, c.engine)...)
-		t.Logf("%s %s m=%d n=d=%d: peak %.0f MB = %.2f×Θ (tiny run %.0f MB, bound %.0f MB)", c.trainer, c.engine, m, n, peak/1e6, peak/theta, tiny/1e6, bound/1e6)
+		peak := peakRSS(t, common(m, c.trainer, c.engine, c.eta)...)
+		t.Logf("%s %s η %s m=%d n=d=%d: peak %.0f MB = %.2f×Θ (tiny run %.0f MB, bound %.0f MB)", c.trainer, c.engine, c.eta, m, n, peak/1e6, peak/theta, tiny/1e6, bound/1e6)
 		if peak > bound {
 			t.Errorf("%s %s: peak RSS %.0f MB over 3×Θ + %.0f MB = %.0f MB", c.trainer, c.engine, peak/1e6, (tiny+32<<20)/1e6, bound/1e6)
 		}

@@ -79,10 +79,13 @@ func AutoRho(p *model.Problem, theta0 []float64) (float64, string) {
 // blocks of neurons: whole, it held Zᵀ and A [m, n] (2×Θ at n = d).
 const autoBlockAbove = 1 << 20
 
+// autoBlockRows is the rows of a block of neurons in the automatic rules.
+const autoBlockRows = 4096
+
 // gradNormSqBlocks returns Σ_i ‖∇f_i‖² = Σ_i G_ii Σ_j (w_j φ′(z_ji))² at Θ
 // (m×d), a block of 4096 neurons at a time: the trace of J Jᵀ = G ∘ (AᵀA).
 func gradNormSqBlocks(p *model.Problem, theta []float64) float64 {
-	const block = 4096
+	const block = autoBlockRows
 	colSq := make([]float64, p.N) // Σ_j A_ji²
 	a, zb := make([]float64, block*p.N), make([]float64, block*p.N)
 	xt := p.XT()
@@ -109,8 +112,18 @@ func gradNormSqBlocks(p *model.Problem, theta []float64) float64 {
 // the curvature falls as the loss does.
 const startFraction = 1.9
 
-// CurvatureBound is regularizers.LossHessianNormBound at Θ (m×d, row-major).
+// CurvatureBound is regularizers.LossHessianNormBound at Θ (m×d, row-major);
+// above autoBlockAbove values, its blockwise form, which holds no m×n array
+// (whole, Zᵀ and its companions took 4.7×Θ at m = 2·10⁶, n = d = 3).
 func CurvatureBound(p *model.Problem, theta []float64) float64 {
+	if p.M*max(p.N, p.D) > autoBlockAbove {
+		xt := p.XT()
+		return regularizers.LossHessianNormBoundBlocks(p, func(lo, hi int, buf []float64) []float64 {
+			z := buf[:(hi-lo)*p.N]
+			model.HostFeatures(p, xt, theta[lo*p.D:hi*p.D], z, p.D)
+			return z
+		}, autoBlockRows)
+	}
 	return regularizers.LossHessianNormBound(model.NewHostNet(p).Forward(featuresOf(p, theta)))
 }
 
