@@ -397,6 +397,40 @@ func StreamTheta(tr Trainer, s *State, emit func(values []float64) error) error 
 	return eh.engine().stream(s, emit)
 }
 
+// StreamFeatures passes Zᵀ = ΘXᵀ [m, n] at s to emit in row-major pieces
+// (Z [n, m] in column-major order), never holding it beside the state: the
+// feature engine's state is Zᵀ itself; under the Θ engine it is formed a
+// block of neurons at a time on the host (model.HostFeatures).
+func StreamFeatures(p *model.Problem, tr Trainer, s *State, emit func(values []float64) error) error {
+	if s.Features != nil {
+		var err error
+		if cerr := tensors.ConstFlatData(s.Features, func(zt []float64) { err = emit(zt) }); cerr != nil {
+			return cerr
+		}
+		return err
+	}
+	if s.Theta == nil {
+		if err := tr.Sync(s); err != nil {
+			return err
+		}
+	}
+	xt := p.XT()
+	block := max(1, min(p.M, thetaBlock))
+	buf := make([]float64, block*p.N)
+	var err error
+	if cerr := tensors.ConstFlatData(s.Theta, func(theta []float64) {
+		for lo := 0; lo < p.M && err == nil; lo += block {
+			hi := min(lo+block, p.M)
+			z := buf[:(hi-lo)*p.N]
+			model.HostFeatures(p, xt, theta[lo*p.D:hi*p.D], z, p.D)
+			err = emit(z)
+		}
+	}); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
 // shift returns S [m, n] with Θ = Θ₀ − S X at a feature state.
 func (e *engine) shift(s *State) (*tensors.Tensor, error) {
 	p := e.p

@@ -34,7 +34,8 @@ type LoopConfig struct {
 	// is also called at the end of the run, interrupted or not.
 	CheckpointEvery int64
 	Checkpoint      func(s *State, wall time.Duration) error
-	// Snapshots lists steps (ascending) at which Snapshot is called with the state.
+	// Snapshots lists steps (ascending) at which Snapshot is called with the
+	// state (as it is: under the feature engine Θ may be nil; see StreamTheta).
 	Snapshots []int64
 	Snapshot  func(s *State) error
 	// Hooks are the caller's, run at the steps they ask for after the
@@ -191,7 +192,7 @@ func newLoop(ctx context.Context, tr Trainer, ev *Evaluator, s *State, cfg LoopC
 		// before; a row off it (an interruption's) is not kept on resume.
 		l.log.at = s.Step
 	}
-	l.snaps = &snapshotHook{tr: tr, steps: cfg.Snapshots, save: cfg.Snapshot}
+	l.snaps = &snapshotHook{steps: cfg.Snapshots, save: cfg.Snapshot}
 	l.hooks = []Hook{l.snaps, l.log}
 	if cfg.CheckpointEvery > 0 && cfg.Checkpoint != nil {
 		l.hooks = append(l.hooks, &checkpointHook{every: cfg.CheckpointEvery, steps: cfg.Steps, save: cfg.Checkpoint, wall: wall})
@@ -247,9 +248,7 @@ func (l *loop) stop(reason string, runErr error) (Result, error) {
 	s := l.s
 	if reason == StopConverged && l.snaps.pendingAfter(s.Step) {
 		// Stopped before the snapshots planned for later: one at the end.
-		if err := l.tr.Sync(s); err == nil {
-			runErr = l.snaps.save(s)
-		}
+		runErr = l.snaps.save(s)
 	}
 	if l.log.at != s.Step {
 		if err := l.log.Do(s); err != nil && runErr == nil {
@@ -346,7 +345,6 @@ func (h *checkpointHook) Do(s *State) error { return h.save(s, h.wall()) }
 
 // snapshotHook saves Θ and Z at the planned steps (ascending).
 type snapshotHook struct {
-	tr    Trainer
 	steps []int64
 	save  func(s *State) error
 }
@@ -362,12 +360,10 @@ func (h *snapshotHook) Next(step int64) int64 {
 	return h.steps[i]
 }
 
-func (h *snapshotHook) Do(s *State) error {
-	if err := h.tr.Sync(s); err != nil {
-		return err
-	}
-	return h.save(s)
-}
+// Do saves a snapshot; the state is passed as it is (under the feature
+// engine without Θ: StreamTheta and StreamFeatures form what is written a
+// block at a time).
+func (h *snapshotHook) Do(s *State) error { return h.save(s) }
 
 // at takes the snapshot planned for the current step, if any (a fresh run's step 0).
 func (h *snapshotHook) at(s *State) error {

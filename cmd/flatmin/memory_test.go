@@ -121,12 +121,21 @@ func TestHostBlocksPeakRSS(t *testing.T) {
 	tiny := peakRSS(t, common(10, "labelnoise", "auto", "1e-7")...)
 	bound := 3*theta + tiny + 32<<20
 	// eta auto: the automatic rules (η's curvature bound, ρ's tr JJᵀ) at Θ₀ in blocks too.
-	for _, c := range []struct{ trainer, engine, eta string }{
-		{"labelnoise", "auto", "1e-7"}, {"labelnoise", "theta", "1e-7"}, {"gd", "feature", "1e-7"}, {"sam1", "auto", "1e-7"},
-		{"sam1", "theta", "1e-7"}, {"labelnoise", "auto", "auto"}, {"sam1", "theta", "auto"},
+	// --snapshots: Z and Θ streamed to their files, a block at a time.
+	for _, c := range []struct {
+		trainer, engine, eta string
+		snapshots            bool
+	}{
+		{"labelnoise", "auto", "1e-7", false}, {"labelnoise", "theta", "1e-7", false}, {"gd", "feature", "1e-7", false},
+		{"sam1", "auto", "1e-7", false}, {"sam1", "theta", "1e-7", false}, {"labelnoise", "auto", "auto", false},
+		{"sam1", "theta", "auto", false}, {"labelnoise", "auto", "1e-7", true}, {"gd", "theta", "1e-7", true},
 	} {
-		peak := peakRSS(t, common(m, c.trainer, c.engine, c.eta)...)
-		t.Logf("%s %s η %s m=%d n=d=%d: peak %.0f MB = %.2f×Θ (tiny run %.0f MB, bound %.0f MB)", c.trainer, c.engine, c.eta, m, n, peak/1e6, peak/theta, tiny/1e6, bound/1e6)
+		args := common(m, c.trainer, c.engine, c.eta)
+		if c.snapshots {
+			args = append(args, "--snapshots", "2")
+		}
+		peak := peakRSS(t, args...)
+		t.Logf("%s %s η %s snapshots %v m=%d n=d=%d: peak %.0f MB = %.2f×Θ (tiny run %.0f MB, bound %.0f MB)", c.trainer, c.engine, c.eta, c.snapshots, m, n, peak/1e6, peak/theta, tiny/1e6, bound/1e6)
 		if peak > bound {
 			t.Errorf("%s %s: peak RSS %.0f MB over 3×Θ + %.0f MB = %.0f MB", c.trainer, c.engine, peak/1e6, (tiny+32<<20)/1e6, bound/1e6)
 		}

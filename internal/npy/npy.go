@@ -334,6 +334,18 @@ func Encode(values []float64, dims ...int) ([]byte, error) {
 // whose values are produced by rows, which passes them to emit in order and
 // in pieces of any size: an array formed block by block is never whole in memory.
 func Write(w io.Writer, dims []int, rows func(emit func([]float64) error) error) error {
+	return write(w, dims, false, rows)
+}
+
+// WriteFortran is Write for an array whose values rows passes in Fortran
+// (column-major) order, which the header says: a matrix streamed as its
+// transpose's rows, e.g. Z [n, m] from Zᵀ's rows. Readers (NumPy, Decode)
+// give it back in C order.
+func WriteFortran(w io.Writer, dims []int, rows func(emit func([]float64) error) error) error {
+	return write(w, dims, true, rows)
+}
+
+func write(w io.Writer, dims []int, fortran bool, rows func(emit func([]float64) error) error) error {
 	shape := make([]string, len(dims))
 	size := 1
 	for i, d := range dims {
@@ -344,7 +356,11 @@ func Write(w io.Writer, dims []int, rows func(emit func([]float64) error) error)
 	if len(dims) == 1 {
 		tuple = "(" + shape[0] + ",)"
 	}
-	header := "{'descr': '<f8', 'fortran_order': False, 'shape': " + tuple + ", }"
+	order := "False"
+	if fortran {
+		order = "True"
+	}
+	header := "{'descr': '<f8', 'fortran_order': " + order + ", 'shape': " + tuple + ", }"
 	for (10+len(header)+1)%64 != 0 {
 		header += " "
 	}

@@ -428,18 +428,25 @@ func SnapshotSteps(k int, steps int64) []int64 {
 
 func (s *Setup) writeSnapshot(dir string, st *trainers.State) error {
 	p := s.Problem
-	z, err := s.Evaluator.Features(st.Theta)
-	if err != nil {
-		return err
-	}
 	sd := filepath.Join(dir, SnapshotDir)
 	if err := os.MkdirAll(sd, 0o755); err != nil {
 		return err
 	}
-	if err := runio.WriteNpy(filepath.Join(sd, fmt.Sprintf("z_%010d.npy", st.Step)), z, p.N, p.M); err != nil {
+	// Both streamed: Z [n, m] as Zᵀ's rows (column-major), Θ a block at a
+	// time under the feature engine, so a snapshot adds no m-sized array.
+	err := runio.WriteAtomic(filepath.Join(sd, fmt.Sprintf("z_%010d.npy", st.Step)), func(w io.Writer) error {
+		return npy.WriteFortran(w, []int{p.N, p.M}, func(emit func([]float64) error) error {
+			return trainers.StreamFeatures(p, s.Trainer, st, emit)
+		})
+	})
+	if err != nil {
 		return err
 	}
-	return runio.WriteNpy(filepath.Join(sd, fmt.Sprintf("theta_%010d.npy", st.Step)), st.ThetaValues(), p.M, p.D)
+	return runio.WriteAtomic(filepath.Join(sd, fmt.Sprintf("theta_%010d.npy", st.Step)), func(w io.Writer) error {
+		return npy.Write(w, []int{p.M, p.D}, func(emit func([]float64) error) error {
+			return trainers.StreamTheta(s.Trainer, st, emit)
+		})
+	})
 }
 
 func finite(v []float64) bool {
