@@ -6,7 +6,9 @@ import (
 	"github.com/flatmin/flatmin/internal/linalg"
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"gonum.org/v1/gonum/mat"
 )
@@ -335,6 +337,34 @@ func (e *engine) adopt(s *State) error {
 		}
 		s.Base, s.Features = s.Theta, out[0]
 	}
+	return nil
+}
+
+// syncHost replaces a feature state by its Θ = Θ₀ − SX, formed on the host
+// into one new tensor a block of rows at a time (streamHost): no m×n or
+// m×d temporary beside it, for the host blocks' memory bound.
+func (e *engine) syncHost(s *State) error {
+	p := e.p
+	if e.pinv == nil {
+		pinv, err := linalg.PseudoInverseSym(p.Gram(), p.N)
+		if err != nil {
+			return fmt.Errorf("feature state: %w", err)
+		}
+		e.pinv = pinv
+	}
+	theta := tensors.FromShape(shapes.Make(dtypes.Float64, p.M, p.D))
+	var err error
+	tensors.MustMutableFlatData(theta, func(out []float64) {
+		off := 0
+		err = e.streamHost(s, func(v []float64) error {
+			off += copy(out[off:], v)
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	s.Theta, s.Base, s.Features = theta, nil, nil
 	return nil
 }
 

@@ -188,6 +188,11 @@ func (h *hostTrainer) adopt(s *State) error {
 		runtime.GC()
 		runtime.GC()
 	}
+	if !h.eng.feature() && s.Features != nil && s.Theta == nil {
+		// A feature state under the Θ engine (a resume that switches):
+		// Θ = Θ₀ − SX formed on the host a block at a time, not in graphs.
+		return h.eng.syncHost(s)
+	}
 	if !h.eng.feature() || s.Features != nil || s.Theta == nil {
 		return h.eng.adopt(s)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/flatmin/flatmin/model"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
 // withHostBlocks forces the host trainers' blocks to rows neurons for the
@@ -94,4 +95,70 @@ func TestHostBlocksStreamTheta(t *testing.T) {
 	if d := relDiff(streamed, want); !(d < 1e-13) || len(streamed) != len(want) {
 		t.Errorf("streamed Θ (%d values) differs from Sync's (%d) by %.3g relative", len(streamed), len(want), d)
 	}
+}
+
+// A feature state taken over by the Θ engine in blocks (a resume that
+// switches engines) is turned into Θ = Θ₀ − SX on the host a block at a
+// time (engine.syncHost): equal to the graphs' Sync of the same state within
+// 1e-12, and the following steps follow a run that stayed under the feature
+// engine to 1e-9.
+func TestHostBlocksTakeOverAFeatureState(t *testing.T) {
+	skipWhenGraphsForced(t)
+	withHostBlocks(t, 7)
+	p := syntheticProblem(t, 4, 9, 23, 0.1, "uniform:0.5,1", 3)
+	cfg := DefaultConfig()
+	cfg.Engine, cfg.Eta = EngineFeature, 0.005
+	feat := newTrainer(t, "labelnoise", p, cfg)
+	s, _ := NewState(p, model.InitTheta(p.M, p.D, 0.3, 1), 1)
+	if err := feat.Init(s); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := feat.Advance(s, 50); err != nil {
+		t.Fatal(err)
+	}
+	// The reference: the graphs' Θ of this feature state.
+	ref, _ := RestoreState(p, s.Step, nil, cloneTensor(t, s.Base), cloneTensor(t, s.Features), s.RNGValues(), nil)
+	gcfg := cfg
+	gcfg.Graphs = true
+	if err := newTrainer(t, "labelnoise", p, gcfg).Sync(ref); err != nil {
+		t.Fatal(err)
+	}
+	cont, _ := RestoreState(p, s.Step, nil, cloneTensor(t, s.Base), cloneTensor(t, s.Features), s.RNGValues(), nil)
+	tcfg := cfg
+	tcfg.Engine = EngineTheta
+	th := newTrainer(t, "labelnoise", p, tcfg)
+	if h, ok := th.(*hostTrainer); !ok || !h.inPlace {
+		t.Fatalf("trainer %T, want the host one in blocks", th)
+	}
+	if err := th.Init(s); err != nil { // takes the feature state over
+		t.Fatal(err)
+	}
+	if s.Features != nil || s.Theta == nil {
+		t.Fatal("the Θ engine kept the feature state")
+	}
+	if d := relDiff(s.ThetaValues(), ref.ThetaValues()); !(d < 1e-12) {
+		t.Errorf("Θ from the host blocks differs from the graphs' Sync by %.3g relative", d)
+	}
+	if _, err := th.Advance(s, 100); err != nil {
+		t.Fatal(err)
+	}
+	feat2 := newTrainer(t, "labelnoise", p, cfg) // a trainer of its own: steps write its state in place
+	if _, err := feat2.Advance(cont, 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := feat2.Sync(cont); err != nil {
+		t.Fatal(err)
+	}
+	if d := relDiff(s.ThetaValues(), cont.ThetaValues()); !(d < 1e-9) {
+		t.Errorf("after 100 more steps Θ differs from the feature engine's by %.3g relative", d)
+	}
+}
+
+func cloneTensor(t *testing.T, x *tensors.Tensor) *tensors.Tensor {
+	t.Helper()
+	c, err := x.LocalClone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -140,6 +140,22 @@ func TestHostBlocksPeakRSS(t *testing.T) {
 			t.Errorf("%s %s: peak RSS %.0f MB over 3×Θ + %.0f MB = %.0f MB", c.trainer, c.engine, peak/1e6, (tiny+32<<20)/1e6, bound/1e6)
 		}
 	}
+	// Resumes: the checkpoint is read into its tensors as it streams, and a
+	// feature state taken over by the Θ engine becomes Θ a block at a time.
+	dir := filepath.Join(t.TempDir(), "resumed")
+	args := common(m, "labelnoise", "feature", "1e-7")
+	args[len(args)-1] = dir
+	peakRSS(t, args...)
+	for _, c := range []struct {
+		steps  string
+		engine []string
+	}{{"8", nil}, {"12", []string{"--engine", "theta"}}} {
+		peak := peakRSS(t, append([]string{"train", "--resume", dir, "--steps", c.steps, "--quiet"}, c.engine...)...)
+		t.Logf("resume %v: peak %.0f MB = %.2f×Θ", c.engine, peak/1e6, peak/theta)
+		if peak > bound {
+			t.Errorf("resume %v: peak RSS %.0f MB over %.0f MB", c.engine, peak/1e6, bound/1e6)
+		}
+	}
 }
 
 // A signal during a long metrics computation (here the first: the Gram

@@ -7,6 +7,7 @@
 package npy
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/core/tensors/numpy"
 )
@@ -39,15 +41,102 @@ func Read(path string) ([]float64, []int, error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-	data, err := readNpyBytes(f, size)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	values, dims, err := Decode(data)
+	values, dims, err := ReadFrom(bufio.NewReaderSize(f, 1<<16), size)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return values, dims, nil
+}
+
+// ReadFrom reads one .npy array of size bytes from r (size < 0: unknown, a
+// stream, read only as far as the header says and what arrives). A
+// little-endian float64 array in C order of known size, what flatmin writes,
+// is read straight into its values, a chunk at a time: reading an array
+// costs the array, not its bytes beside it as well.
+func ReadFrom(r io.Reader, size int64) ([]float64, []int, error) {
+	head, dims, count, itemSize, err := readNpyHead(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if size >= 0 && plainF8(head) {
+		if total := int64(len(head)) + int64(count)*8; size != total {
+			return nil, nil, npySizeError(size-int64(len(head)), count, itemSize)
+		}
+		values, err := readF8(r, count)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the .npy data: %w", err)
+		}
+		return values, dims, nil
+	}
+	data, err := readNpyRest(r, head, size, count, itemSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	return Decode(data)
+}
+
+var npyFortranRE = regexp.MustCompile(`'fortran_order'\s*:\s*True`)
+
+// plainF8 reports whether a .npy header (prefix included) declares
+// little-endian float64 values in C order.
+func plainF8(head []byte) bool {
+	m := npyDescrRE.FindSubmatch(head)
+	return m != nil && string(m[1]) == "<f8" && !npyFortranRE.Match(head)
+}
+
+// ReadTensorFrom is ReadFrom into a float64 GoMLX tensor, which a plain
+// float64 array of known size is read into in place: no second copy of it.
+func ReadTensorFrom(r io.Reader, size int64) (*tensors.Tensor, error) {
+	head, dims, count, itemSize, err := readNpyHead(r)
+	if err != nil {
+		return nil, err
+	}
+	if size >= 0 && plainF8(head) {
+		if total := int64(len(head)) + int64(count)*8; size != total {
+			return nil, npySizeError(size-int64(len(head)), count, itemSize)
+		}
+		t := tensors.FromShape(shapes.Make(dtypes.Float64, dims...))
+		var rerr error
+		if err := tensors.MutableFlatData(t, func(flat []float64) { rerr = readF8Into(r, flat) }); err != nil {
+			return nil, err
+		}
+		if rerr != nil {
+			return nil, fmt.Errorf("reading the .npy data: %w", rerr)
+		}
+		return t, nil
+	}
+	data, err := readNpyRest(r, head, size, count, itemSize)
+	if err != nil {
+		return nil, err
+	}
+	values, dims, err := Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	return tensors.FromFlatDataAndDimensions(values, dims...), nil
+}
+
+// readF8 reads count little-endian float64 values from r in chunks.
+func readF8(r io.Reader, count int) ([]float64, error) {
+	out := make([]float64, count)
+	return out, readF8Into(r, out)
+}
+
+// readF8Into fills out with little-endian float64 values read from r in chunks.
+func readF8Into(r io.Reader, out []float64) error {
+	count := len(out)
+	buf := make([]byte, 1<<16)
+	for i := 0; i < count; {
+		k := min(count-i, len(buf)/8)
+		if _, err := io.ReadFull(r, buf[:8*k]); err != nil {
+			return err
+		}
+		for j := range k {
+			out[i+j] = math.Float64frombits(binary.LittleEndian.Uint64(buf[8*j:]))
+		}
+		i += k
+	}
+	return nil
 }
 
 // Open opens a user's input file (model's CSV reader uses it too); size is its length for a regular file, -1
@@ -122,13 +211,9 @@ func readNpyHead(r io.Reader) (head []byte, dims []int, count, itemSize int, err
 	return head, dims, count, itemSize, err
 }
 
-// readNpyBytes reads one .npy file from r: the header first, then exactly
-// the data it declares. size is the file's length, -1 if unknown.
-func readNpyBytes(r io.Reader, size int64) ([]byte, error) {
-	head, _, count, itemSize, err := readNpyHead(r)
-	if err != nil {
-		return nil, err
-	}
+// readNpyRest reads the data after a .npy header head: exactly what it
+// declares. size is the file's length, -1 if unknown.
+func readNpyRest(r io.Reader, head []byte, size int64, count, itemSize int) ([]byte, error) {
 	body := int64(count) * int64(itemSize)
 	total := int64(len(head)) + body
 	if size >= 0 && size != total {
@@ -182,6 +267,10 @@ func Decode(data []byte) (values []float64, dims []int, err error) {
 	}
 	if count == 0 {
 		return []float64{}, dims, nil // valid, but GoMLX's reader cannot take it
+	}
+	if plainF8(data[:len(data)-len(body)]) {
+		values, err := readF8(bytes.NewReader(body), count)
+		return values, dims, err
 	}
 	t, err := decodeWithGoMLX(data)
 	if err != nil {

@@ -5,8 +5,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -172,4 +175,44 @@ func writeNpy(t *testing.T, dir, name string, tensor *tensors.Tensor) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// The float64 fast path (Read, ReadFrom with a known size, Decode) gives
+// what GoMLX's own writer wrote, and a Fortran-order file from WriteFortran
+// reads back in C order (the transpose of the rows streamed).
+func TestFloat64FastPathAndFortran(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 4))
+	vals := make([]float64, 7*5)
+	for i := range vals {
+		vals[i] = rng.NormFloat64() * math.Pow(10, float64(rng.IntN(20)-10))
+	}
+	path := writeNpy(t, dir, "a.npy", tensors.FromFlatDataAndDimensions(vals, 7, 5))
+	got, dims, err := Read(path)
+	if err != nil || !slices.Equal(dims, []int{7, 5}) || !slices.Equal(got, vals) {
+		t.Fatalf("Read: %v %v, want the written values", dims, err)
+	}
+	raw, _ := os.ReadFile(path)
+	if got, _, err := Decode(raw); err != nil || !slices.Equal(got, vals) {
+		t.Fatalf("Decode: %v", err)
+	}
+	// Z [2, 3] streamed as Zᵀ's rows [3, 2].
+	zt := []float64{1, 2, 3, 4, 5, 6} // Zᵀ rows (1,2), (3,4), (5,6)
+	var buf bytes.Buffer
+	if err := WriteFortran(&buf, []int{2, 3}, func(emit func([]float64) error) error {
+		for j := 0; j < 3; j++ {
+			if err := emit(zt[2*j : 2*j+2]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fpath := filepath.Join(dir, "f.npy")
+	os.WriteFile(fpath, buf.Bytes(), 0o644)
+	z, dims, err := Read(fpath)
+	if want := []float64{1, 3, 5, 2, 4, 6}; err != nil || !slices.Equal(dims, []int{2, 3}) || !slices.Equal(z, want) {
+		t.Errorf("Fortran order read back as %v %v (%v), want %v", z, dims, err, want)
+	}
 }

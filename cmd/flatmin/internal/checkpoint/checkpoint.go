@@ -14,6 +14,7 @@
 package checkpoint
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
@@ -204,65 +205,110 @@ func Encode(c *Checkpoint) ([]byte, error) {
 
 // Decode parses and verifies a checkpoint file's contents.
 func Decode(data []byte) (*Checkpoint, error) {
-	head, body, ok := bytes.Cut(data, []byte("\n\n"))
-	if !ok {
-		return nil, errors.New("not a checkpoint: no header")
+	return read(bytes.NewReader(data), int64(len(data)))
+}
+
+// maxMetaLine bounds the metadata line: a file that is not a
+// checkpoint is refused without reading it whole.
+const maxMetaLine = 64 << 20
+
+// read parses and verifies a checkpoint of size bytes from r, streaming: the
+// arrays are decoded into their values as the payload goes through the hash
+// (npy.ReadFrom), so that loading a checkpoint costs its arrays, not also its
+// bytes; a bad length or hash still rejects it, once read.
+func read(r io.Reader, size int64) (*Checkpoint, error) {
+	br := bufio.NewReaderSize(r, 1<<16)
+	var lines []string
+	for len(lines) < 4 {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return nil, errors.New("not a checkpoint: no header")
+		}
+		lines = append(lines, strings.TrimSuffix(string(line), "\n"))
 	}
-	lines := strings.Split(string(head), "\n")
-	if len(lines) != 3 || (lines[0] != magic && lines[0] != magicV1) {
+	if lines[3] != "" || (lines[0] != magic && lines[0] != magicV1) {
 		return nil, errors.New("not a flatmin checkpoint (bad header)")
 	}
-	length, err := strconv.Atoi(strings.TrimPrefix(lines[1], "length "))
-	if err != nil || !strings.HasPrefix(lines[1], "length ") {
+	length, err := strconv.ParseInt(strings.TrimPrefix(lines[1], "length "), 10, 64)
+	if err != nil || !strings.HasPrefix(lines[1], "length ") || length < 0 {
 		return nil, errors.New("bad checkpoint header: length")
 	}
-	if len(body) != length {
-		return nil, fmt.Errorf("checkpoint is %d bytes, its header says %d (truncated?)", len(body), length)
+	headerLen := int64(len(lines[0]) + len(lines[1]) + len(lines[2]) + 4)
+	if body := size - headerLen; body != length {
+		return nil, fmt.Errorf("checkpoint is %d bytes, its header says %d (truncated?)", body, length)
 	}
-	sum := sha256.Sum256(body)
-	if lines[2] != "sha256 "+hex.EncodeToString(sum[:]) {
-		return nil, errors.New("checkpoint fails its SHA-256 check (corrupted)")
+	h := sha256.New()
+	body := bufio.NewReaderSize(io.TeeReader(io.LimitReader(br, length), h), 1<<16)
+	verify := func() error {
+		if _, err := io.Copy(io.Discard, body); err != nil {
+			return err
+		}
+		if lines[2] != "sha256 "+hex.EncodeToString(h.Sum(nil)) {
+			return errors.New("checkpoint fails its SHA-256 check (corrupted)")
+		}
+		return nil
 	}
 	if lines[0] == magicV1 {
-		return decodeV1(body)
+		all, err := io.ReadAll(body)
+		if err != nil {
+			return nil, err
+		}
+		if err := verify(); err != nil {
+			return nil, err
+		}
+		return decodeV1(all)
 	}
-	line, rest, ok := bytes.Cut(body, []byte("\n"))
-	if !ok {
-		return nil, errors.New("checkpoint payload: no metadata line")
+	line, err := readLine(body, maxMetaLine)
+	if err != nil {
+		if verr := verify(); verr != nil {
+			return nil, verr
+		}
+		return nil, fmt.Errorf("checkpoint payload: %w", err)
 	}
 	var m meta
 	if err := json.Unmarshal(line, &m); err != nil {
+		if verr := verify(); verr != nil {
+			return nil, verr
+		}
 		return nil, fmt.Errorf("checkpoint payload: %w", err)
 	}
 	c := &Checkpoint{Step: m.Step, Extra: m.Extra, WallSeconds: m.WallSeconds, Config: m.Config, Identity: m.Identity}
 	if err := c.setScalars(m.Step, m.RNG); err != nil {
 		return nil, err
 	}
-	arrays := map[string][]float64{}
+	arrays := map[string]*tensors.Tensor{}
 	dims := map[string][]int{}
+	left := length - int64(len(line)) - 1
 	for _, a := range m.Arrays {
-		if a.Bytes < 0 || a.Bytes > int64(len(rest)) {
-			return nil, fmt.Errorf("checkpoint array %s: %d bytes of %d left", a.Name, a.Bytes, len(rest))
+		if a.Bytes < 0 || a.Bytes > left {
+			return nil, fmt.Errorf("checkpoint array %s: %d bytes of %d left", a.Name, a.Bytes, left)
 		}
-		v, d, err := npy.Decode(rest[:a.Bytes])
+		t, err := npy.ReadTensorFrom(io.LimitReader(body, a.Bytes), a.Bytes)
 		if err != nil {
+			if verr := verify(); verr != nil {
+				return nil, verr
+			}
 			return nil, fmt.Errorf("checkpoint %s: %w", a.Name, err)
 		}
+		d := t.Shape().Dimensions
 		if len(d) != 2 || d[0] < 1 || d[1] < 1 {
 			return nil, fmt.Errorf("checkpoint %s has shape %v", a.Name, d)
 		}
-		if err := model.CheckFinite("checkpoint "+a.Name, v); err != nil {
-			return nil, err
+		var ferr error
+		tensors.MustConstFlatData(t, func(v []float64) { ferr = model.CheckFinite("checkpoint "+a.Name, v) })
+		if ferr != nil {
+			return nil, ferr
 		}
-		arrays[a.Name], dims[a.Name] = v, d
-		rest = rest[a.Bytes:]
+		arrays[a.Name], dims[a.Name] = t, d
+		left -= a.Bytes
 	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("checkpoint has %d bytes after its arrays", len(rest))
+	if left != 0 {
+		return nil, fmt.Errorf("checkpoint has %d bytes after its arrays", left)
 	}
-	tensor := func(name string) *tensors.Tensor {
-		return tensors.FromFlatDataAndDimensions(arrays[name], dims[name]...)
+	if err := verify(); err != nil {
+		return nil, err
 	}
+	tensor := func(name string) *tensors.Tensor { return arrays[name] }
 	switch {
 	case arrays["theta"] != nil && arrays["base"] == nil && arrays["features"] == nil:
 		c.Theta = tensor("theta")
@@ -277,6 +323,24 @@ func Decode(data []byte) (*Checkpoint, error) {
 		return nil, fmt.Errorf("checkpoint: unexpected arrays %v", slices.Sorted(maps.Keys(arrays)))
 	}
 	return c, nil
+}
+
+// readLine reads one line (without its newline) of at most max bytes.
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		part, err := r.ReadSlice('\n')
+		line = append(line, part...)
+		if len(line) > max {
+			return nil, fmt.Errorf("a line longer than %d bytes", max)
+		}
+		if err == nil {
+			return line[:len(line)-1], nil
+		}
+		if err != bufio.ErrBufferFull {
+			return nil, errors.New("no metadata line")
+		}
+	}
 }
 
 func (c *Checkpoint) setScalars(step int64, rng []string) error {
@@ -410,11 +474,16 @@ func LatestValid(runDir string, check func(c *Checkpoint) error) (*Checkpoint, [
 
 // Load reads and verifies one checkpoint file, its step against its name.
 func Load(path string) (*Checkpoint, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	c, err := Decode(data)
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	c, err := read(f, st.Size())
 	if err != nil {
 		return nil, err
 	}
