@@ -87,17 +87,10 @@ func Synthetic(n, d int, spec Labels, act Activation, seed uint64) (x, y []float
 	x = make([]float64, n*d)
 	for i := range n {
 		for {
-			norm := 0.0
 			for k := range d {
-				v := rng.Float64()
-				x[i*d+k] = v
-				norm += v * v
+				x[i*d+k] = rng.Float64()
 			}
-			if norm > 0 { // an all-zero row has probability 0, but do not divide by it
-				norm = math.Sqrt(norm)
-				for k := range d {
-					x[i*d+k] /= norm
-				}
+			if normalizeRow(x[i*d : (i+1)*d]) { // an all-zero row has probability 0: draw again
 				break
 			}
 		}
@@ -328,4 +321,30 @@ func clip(s string) string {
 		return strconv.Quote(s[:40]) + "..."
 	}
 	return strconv.Quote(s)
+}
+
+// NormalizeRows scales each row of x [n, d] to unit norm (an all-zero row
+// stays as it is): the one home of row normalisation (synthetic data,
+// --normalize).
+func NormalizeRows(x []float64, n, d int) {
+	for i := range n {
+		normalizeRow(x[i*d : (i+1)*d])
+	}
+}
+
+// normalizeRow scales row to unit norm and reports whether it could (false
+// for an all-zero row, left as it is).
+func normalizeRow(row []float64) bool {
+	norm := 0.0
+	for _, v := range row {
+		norm += v * v
+	}
+	if !(norm > 0) {
+		return false
+	}
+	norm = math.Sqrt(norm)
+	for k := range row {
+		row[k] /= norm
+	}
+	return true
 }

@@ -234,14 +234,11 @@ func traceNote(s *runner.Summary, dir string) string {
 			return fmt.Sprintf("(F* = %.6g; %s)", f.TraceMin, why)
 		}
 	}
-	ySq := 1.0 // if the labels cannot be read, compare the loss itself
-	if y, err := model.ReadVector(filepath.Join(dir, runner.YFile), "y"); err == nil {
-		ySq = 0
-		for _, v := range y {
-			ySq += v * v
-		}
+	y, err := model.ReadVector(filepath.Join(dir, runner.YFile), "y")
+	if err != nil {
+		y = []float64{1} // the labels cannot be read: compare the loss itself
 	}
-	if rel := math.Sqrt(f.Loss / ySq); !(rel <= runner.OnManifoldTol) {
+	if rel, off := runner.OffManifold(f.Loss, y); off {
 		return fmt.Sprintf("(off the manifold, ‖f−y‖/‖y‖ = %.2g: F* = %.6g is the minimum at zero loss only)", rel, f.TraceMin)
 	}
 	return fmt.Sprintf("(on the manifold: Theorem 2's minimum F* = %.6g)", f.TraceMin)

@@ -203,7 +203,7 @@ func (c *Config) Problem() (*model.Problem, error) {
 		return nil, fmt.Errorf("--d %d does not match the data's %d columns", c.D, d)
 	}
 	if c.Normalize {
-		normalizeRows(x, n, d)
+		model.NormalizeRows(x, n, d)
 	}
 	var w []float64
 	if c.WPath != "" {
@@ -258,19 +258,4 @@ func orDefault(v, def int) int {
 		return def
 	}
 	return v
-}
-
-func normalizeRows(x []float64, n, d int) {
-	for i := range n {
-		norm := 0.0
-		for k := range d {
-			norm += x[i*d+k] * x[i*d+k]
-		}
-		if norm > 0 {
-			norm = math.Sqrt(norm)
-			for k := range d {
-				x[i*d+k] /= norm
-			}
-		}
-	}
 }

@@ -145,7 +145,7 @@ func checkResumeData(dir string, saved, given Config, changed []string, p *model
 			return true
 		}
 		if saved.Normalize {
-			normalizeRows(x, n, d)
+			model.NormalizeRows(x, n, d)
 		}
 		return sameBits(x, p.X)
 	}

@@ -63,12 +63,20 @@ func inspectNote(p *model.Problem, m trainers.Metrics) string {
 	if why := TraceMinScope(p.Act, p.N, p.D); why != "" {
 		return "trace_min: " + why
 	}
-	ySq := 0.0
-	for _, y := range p.Y {
-		ySq += y * y
-	}
-	if rel := math.Sqrt(m.Loss / ySq); !(rel <= OnManifoldTol) {
+	if rel, off := OffManifold(m.Loss, p.Y); off {
 		return fmt.Sprintf("trace_min: Θ is off the manifold of zero loss (‖f − y‖/‖y‖ = %.3g), where F* is the minimum", rel)
 	}
 	return ""
+}
+
+// OffManifold returns ‖f − y‖/‖y‖ from the loss ‖f − y‖² and reports
+// whether it is above OnManifoldTol (or not a number): the one test of being
+// on the manifold of zero loss (inspect's note, train's summary).
+func OffManifold(loss float64, y []float64) (rel float64, off bool) {
+	ySq := 0.0
+	for _, v := range y {
+		ySq += v * v
+	}
+	rel = math.Sqrt(loss / ySq)
+	return rel, !(rel <= OnManifoldTol)
 }
