@@ -340,15 +340,9 @@ func gramOfSmallerSide(ctx context.Context, a []float64, rows, cols int) (*mat.S
 // shares memory with the host (SimpleGo); elsewhere through a local copy
 // that is dropped afterwards.
 func viewOf(b backends.Backend, t *tensors.Tensor, fn func(flat []float64)) error {
-	if !t.IsLocal() && b.HasSharedBuffers() {
-		if buf, err := t.Buffer(b, 0); err == nil {
-			if flat, err := b.BufferData(buf); err == nil {
-				if v, ok := flat.([]float64); ok {
-					fn(v)
-					return nil
-				}
-			}
-		}
+	if v, ok := sharedData(b, t); ok {
+		fn(v)
+		return nil
 	}
 	hadLocal := t.IsLocal()
 	err := tensors.ConstFlatData(t, fn)
@@ -356,6 +350,25 @@ func viewOf(b backends.Backend, t *tensors.Tensor, fn func(flat []float64)) erro
 		t.FinalizeLocal()
 	}
 	return err
+}
+
+// sharedData is t's float64 data in the backend's own buffer, where t lives
+// only there and b shares memory with the host (SimpleGo); ok is false
+// elsewhere.
+func sharedData(b backends.Backend, t *tensors.Tensor) (v []float64, ok bool) {
+	if t.IsLocal() || !b.HasSharedBuffers() {
+		return nil, false
+	}
+	buf, err := t.Buffer(b, 0)
+	if err != nil {
+		return nil, false
+	}
+	flat, err := b.BufferData(buf)
+	if err != nil {
+		return nil, false
+	}
+	v, ok = flat.([]float64)
+	return v, ok
 }
 
 // fromFeatures fills the metrics that come from Z given as rows×cols

@@ -263,15 +263,9 @@ func (h *hostTrainer) Advance(s *State, k int64) (float64, error) {
 // buffer itself where t lives only there and b shares memory with the host
 // (SimpleGo), else t's local data (MutableFlatData drops a device copy).
 func mutableOf(b backends.Backend, t *tensors.Tensor, fn func(flat []float64)) error {
-	if !t.IsLocal() && b.HasSharedBuffers() {
-		if buf, err := t.Buffer(b, 0); err == nil {
-			if flat, err := b.BufferData(buf); err == nil {
-				if v, ok := flat.([]float64); ok {
-					fn(v)
-					return nil
-				}
-			}
-		}
+	if v, ok := sharedData(b, t); ok {
+		fn(v)
+		return nil
 	}
 	return tensors.MutableFlatData(t, fn)
 }
