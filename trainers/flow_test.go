@@ -192,10 +192,8 @@ func TestHostLimit(t *testing.T) {
 		{2000000, 3, 3, 21845},
 	} {
 		p := &model.Problem{M: tc.m, D: tc.d, N: tc.n}
-		for _, engine := range []string{EngineTheta, EngineFeature} {
-			if !useHost(b, p, DefaultConfig(), engine) {
-				t.Errorf("(%d,%d,%d) %s: not on the host", tc.m, tc.d, tc.n, engine)
-			}
+		if !useHost(b, DefaultConfig().Execution) {
+			t.Errorf("(%d,%d,%d): not on the host", tc.m, tc.d, tc.n)
 		}
 		if got := hostRowsPerBlock(p); got != tc.rows {
 			t.Errorf("(%d,%d,%d): %d rows a block, want %d", tc.m, tc.d, tc.n, got, tc.rows)
@@ -203,7 +201,7 @@ func TestHostLimit(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.Graphs = true
-	if useHost(b, &model.Problem{M: 10, D: 3, N: 3}, cfg, EngineFeature) {
+	if useHost(b, cfg.Execution) {
 		t.Error("useHost with graphs set")
 	}
 }

@@ -38,12 +38,12 @@ type fused struct {
 	ownParams *tensors.Tensor
 }
 
-func newFused(b backends.Backend, p *model.Problem, cfg Config, r rule) (*fused, error) {
-	eng, err := newEngine(b, p, cfg.Engine)
+func newFused(b backends.Backend, p *model.Problem, x Execution, r rule) (*fused, error) {
+	eng, err := newEngine(b, p, x.Engine)
 	if err != nil {
 		return nil, err
 	}
-	f := &fused{rule: r, b: b, p: p, eng: eng, fuse: cfg.Fuse, execs: map[int]*Exec{}}
+	f := &fused{rule: r, b: b, p: p, eng: eng, fuse: x.Fuse, execs: map[int]*Exec{}}
 	if f.fuse <= 0 {
 		f.fuse = AutoFuse(p, eng.name)
 	}

@@ -7,15 +7,21 @@ import (
 )
 
 func init() {
-	register("gd", newGD, func(c Config) Settings { return c.GD() })
+	register("gd", func(b backends.Backend, p *model.Problem, c Config) (Trainer, error) {
+		return NewGD(b, p, c.GD(), c.Execution)
+	},
+		func(c Config) Settings { return c.GD() })
 }
 
-// newGD is plain gradient descent on L: Θ ← Θ − η ∇L.
-func newGD(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
-	if h, err := hostFor(b, p, cfg, "gd", hostGDKind); h != nil || err != nil {
+// NewGD is plain gradient descent on L: Θ ← Θ − η ∇L.
+func NewGD(b backends.Backend, p *model.Problem, s GDSettings, x Execution) (Trainer, error) {
+	if err := prepare(p, s, &x); err != nil {
+		return nil, err
+	}
+	if h, err := hostFor(b, p, x, "gd", hostGDKind, hostParams{eta: s.Eta}); h != nil || err != nil {
 		return h, err
 	}
-	return newFused(b, p, cfg, rule{name: "gd", step: noisyGDStep(cfg.Eta)})
+	return newFused(b, p, x, rule{name: "gd", step: noisyGDStep(s.Eta)})
 }
 
 // noisyGDStep is Θ ← Θ − η ∇ Σ (f_i − y_i + σζ_i)² = Θ − 2η Jᵀ(f − t) with
@@ -32,14 +38,13 @@ func noisyGDStep(eta float64) func(sp space, net *model.Net, params, targets *No
 }
 
 // hostFor returns the host trainer (hostgd.go) where it applies, else nil.
-func hostFor(b backends.Backend, p *model.Problem, cfg Config, name string, kind hostKind) (Trainer, error) {
-	engine, err := ChooseEngine(cfg.Engine, p)
-	if err != nil || !useHost(b, p, cfg, engine) {
-		return nil, err
+func hostFor(b backends.Backend, p *model.Problem, x Execution, name string, kind hostKind, hp hostParams) (Trainer, error) {
+	if !useHost(b, x) {
+		return nil, nil
 	}
-	eng, err := newEngine(b, p, cfg.Engine)
+	eng, err := newEngine(b, p, x.Engine)
 	if err != nil {
 		return nil, err
 	}
-	return newHostTrainer(p, eng, cfg, name, kind), nil
+	return newHostTrainer(p, eng, hp, name, kind), nil
 }

@@ -35,9 +35,9 @@ var hostBlockValues = 1 << 16
 var hostBlockRows = 0
 
 // useHost reports whether gd, labelnoise and sam1 step on the host under
-// engine: on SimpleGo, unless cfg.Graphs.
-func useHost(b backends.Backend, p *model.Problem, cfg Config, engine string) bool {
-	return backend.IsSimpleGo(b) && !cfg.Graphs
+// engine: on SimpleGo, unless x.Graphs.
+func useHost(b backends.Backend, x Execution) bool {
+	return backend.IsSimpleGo(b) && !x.Graphs
 }
 
 // StepsInHostBlocks reports whether trainer steps on the host in blocks of
@@ -62,6 +62,13 @@ func hostRowsPerBlock(p *model.Problem) int {
 		return p.M
 	}
 	return max(1, min(p.M, hostBlockValues/max(p.N, p.D)))
+}
+
+// hostParams are the settings a hostTrainer's update reads (its trainer's
+// Settings struct, flattened: η, σ for labelnoise, ρ and B for sam1).
+type hostParams struct {
+	eta, sigma, rho float64
+	batch           int
 }
 
 // hostKind is which update a hostTrainer takes.
@@ -95,7 +102,7 @@ type hostTrainer struct {
 	kind hostKind
 	p    *model.Problem
 	eng  *engine
-	cfg  Config
+	hp   hostParams
 	unit bool
 	r    []float64 // R [n, cols]
 	cols int
@@ -130,8 +137,8 @@ type hostWork struct {
 	coef         []float64 // [rows, B]: column b is example b's gradient coefficients
 }
 
-func newHostTrainer(p *model.Problem, eng *engine, cfg Config, name string, kind hostKind) *hostTrainer {
-	h := &hostTrainer{name: name, kind: kind, p: p, eng: eng, cfg: cfg, unit: p.UnitWeights(), r: p.X, cols: p.D}
+func newHostTrainer(p *model.Problem, eng *engine, hp hostParams, name string, kind hostKind) *hostTrainer {
+	h := &hostTrainer{name: name, kind: kind, p: p, eng: eng, hp: hp, unit: p.UnitWeights(), r: p.X, cols: p.D}
 	if eng.feature() {
 		h.r, h.cols = p.Gram(), p.N
 	}
@@ -233,10 +240,10 @@ func (h *hostTrainer) Advance(s *State, k int64) (float64, error) {
 		for range workers {
 			h.work = append(h.work, h.newWork())
 		}
-		h.part = make([]float64, h.blocks*max(p.N, 3*h.cfg.SAMBatch))
+		h.part = make([]float64, h.blocks*max(p.N, 3*h.hp.batch))
 		h.res = make([]float64, p.N)
 		if h.kind == hostSAM1 {
-			h.sam = newSAMScratch(p, h.cfg.SAMBatch, h.cols)
+			h.sam = newSAMScratch(p, h.hp.batch, h.cols)
 		} else {
 			h.gd = make([]float64, p.N*(4+h.cols))
 		}
@@ -277,7 +284,7 @@ func (h *hostTrainer) newWork() *hostWork {
 		w.z = make([]float64, rows*n)
 	}
 	if h.kind == hostSAM1 {
-		b := h.cfg.SAMBatch
+		b := h.hp.batch
 		w.zb, w.a, w.tmp = make([]float64, rows), make([]float64, rows), make([]float64, rows)
 		w.zp, w.coef = make([]float64, rows*b), make([]float64, rows*b)
 	}
@@ -305,7 +312,7 @@ func (h *hostTrainer) steps(s *State, params []float64, key uint64, k int64) flo
 					u[v] = hostUniform(key, base+uint64(v))
 				}
 				for i := range p.N { // t = y − σζ as noisyTargets
-					t[i] -= hostBoxMuller(u[i], u[p.N+i]) * h.cfg.Sigma
+					t[i] -= hostBoxMuller(u[i], u[p.N+i]) * h.hp.sigma
 				}
 			}
 			loss = h.gdStep(params, f, t, coef)
@@ -394,7 +401,7 @@ func (h *hostTrainer) gdStep(params, f, t, coef []float64) float64 {
 	}
 	loss := model.HostResiduals(f, p.Y, h.res)
 	for i := range p.N {
-		c := 2 * h.cfg.Eta * (f[i] - t[i])
+		c := 2 * h.hp.eta * (f[i] - t[i])
 		for l := range h.cols { // C = diag(c) R
 			coef[i*h.cols+l] = c * h.r[i*h.cols+l]
 		}
@@ -482,7 +489,7 @@ func (h *hostTrainer) samStep(params []float64, st *samScratch, key, step uint64
 		if !(aNorm > 0) {
 			aNorm = 1
 		}
-		st.scale[b] = sign(st.rt[b]) * h.norm[i] / aNorm * h.cfg.Rho
+		st.scale[b] = sign(st.rt[b]) * h.norm[i] / aNorm * h.hp.rho
 	}
 	// Pass 2: each block's part of the perturbed outputs.
 	h.each(func(w *hostWork, blk, lo, hi int) {
@@ -504,7 +511,7 @@ func (h *hostTrainer) samStep(params []float64, st *samScratch, key, step uint64
 	}
 	model.HostResiduals(st.rt, st.y, st.rt) // r̃
 	for b, i := range st.idx {
-		lr := h.cfg.Eta / float64(batch)
+		lr := h.hp.eta / float64(batch)
 		for l := range h.cols {
 			st.rows[b*h.cols+l] = lr * h.r[i*h.cols+l]
 		}

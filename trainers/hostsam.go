@@ -20,7 +20,7 @@ type hostSAM struct {
 	p   *model.Problem
 	eng *engine
 	net *model.HostNet
-	cfg Config
+	s   SAMSettings
 	// zt is the state's Zᵀ while own is the state's tensor, so that
 	// consecutive calls skip reading it back.
 	zt  []float64
@@ -28,16 +28,16 @@ type hostSAM struct {
 }
 
 // hostSAMFor returns the host sam where it applies, else nil.
-func hostSAMFor(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
-	engine, err := ChooseEngine(cfg.Engine, p)
-	if err != nil || engine != EngineFeature || !useHost(b, p, cfg, engine) {
+func hostSAMFor(b backends.Backend, p *model.Problem, s SAMSettings, x Execution) (Trainer, error) {
+	engine, err := ChooseEngine(x.Engine, p)
+	if err != nil || engine != EngineFeature || !useHost(b, x) {
 		return nil, err
 	}
-	eng, err := newEngine(b, p, cfg.Engine)
+	eng, err := newEngine(b, p, x.Engine)
 	if err != nil {
 		return nil, err
 	}
-	return &hostSAM{p: p, eng: eng, net: model.NewHostNet(p), cfg: cfg}, nil
+	return &hostSAM{p: p, eng: eng, net: model.NewHostNet(p), s: s}, nil
 }
 
 func (h *hostSAM) Name() string        { return "sam" }
@@ -90,7 +90,7 @@ func (h *hostSAM) step() float64 {
 	zp := net.Take()
 	copy(zp, h.zt)
 	if n2 > 0 { // else ∇L = 0 (or rounding-negative): no perturbation
-		scale := h.cfg.Rho / math.Sqrt(n2)
+		scale := h.s.Rho / math.Sqrt(n2)
 		for k, x := range vg {
 			zp[k] += x * scale
 		}
@@ -101,7 +101,7 @@ func (h *hostSAM) step() float64 {
 		v[k] = at[k] * rt[k%n]
 	}
 	fwt.Release()
-	move := net.TimesGram(v, 2*h.cfg.Eta, vg)
+	move := net.TimesGram(v, 2*h.s.Eta, vg)
 	for k, x := range move {
 		h.zt[k] -= x
 	}

@@ -7,19 +7,26 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 )
 
-func init() { register("penalty", newPenalty, func(c Config) Settings { return c.Penalty() }) }
+func init() {
+	register("penalty", func(b backends.Backend, p *model.Problem, c Config) (Trainer, error) {
+		return NewPenalty(b, p, c.Penalty(), c.Execution)
+	}, func(c Config) Settings { return c.Penalty() })
+}
 
-// newPenalty is GD on the explicitly regularized loss L + λ Tr D²L, the
+// NewPenalty is GD on the explicitly regularized loss L + λ Tr D²L, the
 // baseline against which the implicit regularizers are compared. The trace's
 // gradient is its closed form (regularizers.TraceHessianFeatureGrad).
-func newPenalty(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
-	return newFused(b, p, cfg, rule{
+func NewPenalty(b backends.Backend, p *model.Problem, s PenaltySettings, x Execution) (Trainer, error) {
+	if err := prepare(p, s, &x); err != nil {
+		return nil, err
+	}
+	return newFused(b, p, x, rule{
 		name: "penalty",
 		step: func(sp space, net *model.Net, params, _ *Node) (*Node, *Node) {
 			fw := sp.forward(net, params)
 			// ∂(L + λ Tr D²L)/∂Z, then along X: the same in both engines.
-			coef := Add(fw.Coef(MulScalar(fw.R, 2)), MulScalar(regularizers.TraceHessianFeatureGrad(fw), cfg.Lambda))
-			return sp.move(net, params, sp.direction(fw, coef), cfg.Eta), fw.Loss()
+			coef := Add(fw.Coef(MulScalar(fw.R, 2)), MulScalar(regularizers.TraceHessianFeatureGrad(fw), s.Lambda))
+			return sp.move(net, params, sp.direction(fw, coef), s.Eta), fw.Loss()
 		},
 	})
 }

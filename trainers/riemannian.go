@@ -11,7 +11,11 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
-func init() { register("riemannian", newRiemannian, func(c Config) Settings { return c.Riemannian() }) }
+func init() {
+	register("riemannian", func(b backends.Backend, p *model.Problem, c Config) (Trainer, error) {
+		return NewRiemannian(b, p, c.Riemannian(), c.Execution)
+	}, func(c Config) Settings { return c.Riemannian() })
+}
 
 // Riemannian's per-run scalars in State.Extra, logged as metrics columns.
 const (
@@ -61,16 +65,22 @@ const (
 	armijo           = 1e-4 // sufficient-decrease constant c: F must fall by c η ‖P∇F‖²
 )
 
-func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
+// NewRiemannian is the projected Riemannian flow of Tr D²L on the manifold
+// of zero loss (docs/MATH.md §5): retract Θ₀ onto it (Init), then step along
+// −P∇F with an Armijo safeguard on η and retract, until converged.
+func NewRiemannian(b backends.Backend, p *model.Problem, s RiemannianSettings, x Execution) (Trainer, error) {
+	if err := prepare(p, s, &x); err != nil {
+		return nil, err
+	}
 	if p.Act.DerivativeSignChanges() {
 		return nil, fmt.Errorf("riemannian needs φ' ≥ 0 with isolated zeros; %s has φ' changing sign (use ν ≥ 0)", p.Act.Name())
 	}
-	eng, err := newEngine(b, p, cfg.Engine)
+	eng, err := newEngine(b, p, x.Engine)
 	if err != nil {
 		return nil, err
 	}
 	var fl flow
-	if useHostFlow(b, eng) && !cfg.Graphs {
+	if useHostFlow(b, eng) && !x.Graphs {
 		fl = newHostFlow(p)
 	} else if fl, err = newGraphFlow(b, p, eng); err != nil {
 		return nil, err
@@ -79,8 +89,8 @@ func newRiemannian(b backends.Backend, p *model.Problem, cfg Config) (Trainer, e
 	for _, y := range p.Y {
 		yNorm += y * y
 	}
-	tol := cfg.RetractTol * math.Max(math.Sqrt(yNorm), 1e-300)
-	return &riemannian{p: p, eng: eng, fl: fl, eta: cfg.Eta, tol: tol, gtol: cfg.Gtol}, nil
+	tol := s.RetractTol * math.Max(math.Sqrt(yNorm), 1e-300)
+	return &riemannian{p: p, eng: eng, fl: fl, eta: s.Eta, tol: tol, gtol: s.Gtol}, nil
 }
 
 func (t *riemannian) Name() string   { return "riemannian" }

@@ -7,9 +7,14 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 )
 
-func init() { register("sam", newSAM, func(c Config) Settings { return c.SAM() }) }
+func init() {
+	register("sam", func(b backends.Backend, p *model.Problem, c Config) (Trainer, error) {
+		return NewSAM(b, p, c.SAM(), c.Execution)
+	},
+		func(c Config) Settings { return c.SAM() })
+}
 
-// newSAM is standard (full-batch) SAM, Foret et al.: one perturbation from
+// NewSAM is standard (full-batch) SAM, Foret et al.: one perturbation from
 // the full gradient,
 //
 //	Θ ← Θ − η ∇L(Θ + ρ g/‖g‖),  g = ∇L(Θ),
@@ -18,14 +23,17 @@ func init() { register("sam", newSAM, func(c Config) Settings { return c.SAM() }
 // (Θ already fits the data) perturbs nothing, so the step is plain GD there.
 // It is deterministic. The graphs are the reference and the XLA path; the
 // feature engine on SimpleGo steps on the host (hostsam.go).
-func newSAM(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
-	if h, err := hostSAMFor(b, p, cfg); h != nil || err != nil {
+func NewSAM(b backends.Backend, p *model.Problem, s SAMSettings, x Execution) (Trainer, error) {
+	if err := prepare(p, s, &x); err != nil {
+		return nil, err
+	}
+	if h, err := hostSAMFor(b, p, s, x); h != nil || err != nil {
 		return h, err
 	}
-	return newFused(b, p, cfg, rule{
+	return newFused(b, p, x, rule{
 		name: "sam",
 		step: func(sp space, net *model.Net, params, _ *Node) (*Node, *Node) {
-			return samFullStep(sp, net, params, cfg.Rho, cfg.Eta)
+			return samFullStep(sp, net, params, s.Rho, s.Eta)
 		},
 	})
 }

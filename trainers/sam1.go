@@ -7,9 +7,14 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 )
 
-func init() { register("sam1", newSAM1, func(c Config) Settings { return c.SAM1() }) }
+func init() {
+	register("sam1", func(b backends.Backend, p *model.Problem, c Config) (Trainer, error) {
+		return NewSAM1(b, p, c.SAM1(), c.Execution)
+	},
+		func(c Config) Settings { return c.SAM1() })
+}
 
-// newSAM1 is 1-SAM: each step draws B examples i_b uniformly (with
+// NewSAM1 is 1-SAM: each step draws B examples i_b uniformly (with
 // replacement) from the RNG state and moves
 //
 //	Θ ← Θ − (η/B) Σ_b ∇ℓ_{i_b}(Θ + ρ g_b/‖g_b‖),  g_b = ∇ℓ_{i_b}(Θ), ℓ_i = (f_i − y_i)²,
@@ -19,18 +24,21 @@ func init() { register("sam1", newSAM1, func(c Config) Settings { return c.SAM1(
 // i's pre-activations move, by ρ sign(r_i) ‖x_i‖ A_ij / ‖A_i·‖, so a batch of
 // B perturbed gradients costs about one ordinary gradient on B rows.
 // The reported loss is the batch estimate (n/B) Σ_b r_{i_b}², for divergence checks.
-func newSAM1(b backends.Backend, p *model.Problem, cfg Config) (Trainer, error) {
-	if h, err := hostFor(b, p, cfg, "sam1", hostSAM1); h != nil || err != nil {
+func NewSAM1(b backends.Backend, p *model.Problem, s SAM1Settings, x Execution) (Trainer, error) {
+	if err := prepare(p, s, &x); err != nil {
+		return nil, err
+	}
+	if h, err := hostFor(b, p, x, "sam1", hostSAM1, hostParams{eta: s.Eta, rho: s.Rho, batch: s.SAMBatch}); h != nil || err != nil {
 		return h, err
 	}
-	batch := cfg.SAMBatch
-	return newFused(b, p, cfg, rule{
+	batch := s.SAMBatch
+	return newFused(b, p, x, rule{
 		name: "sam1",
 		draw: func(_ *model.Net, key, step *Node, c int) []*Node {
 			return drawIndices(key, step, c, batch, p.N)
 		},
 		step: func(sp space, net *model.Net, params, idx *Node) (*Node, *Node) {
-			return samStep(sp, net, params, idx, cfg.Rho, cfg.Eta)
+			return samStep(sp, net, params, idx, s.Rho, s.Eta)
 		},
 	})
 }

@@ -145,9 +145,11 @@ type Converger interface {
 }
 
 // Config carries every trainer's settings beside one Execution: what a
-// front end that offers all trainers (the CLI, compare) holds. Each trainer
-// reads only its own (Config.GD, Config.LabelNoise, ...: the Settings
-// structs), and New validates them.
+// front end that offers all trainers by name (the CLI, compare, sweeps)
+// holds. New hands each trainer's constructor (NewGD, NewLabelNoise,
+// NewSAM1, NewSAM, NewPenalty, NewRiemannian) only its own Settings struct
+// (Config.GD, Config.LabelNoise, ...); a library user calls the
+// constructor directly.
 type Config struct {
 	Eta        float64 // step size (all)
 	Sigma      float64 // label-noise standard deviation (labelnoise)
@@ -206,17 +208,24 @@ func New(name string, b backends.Backend, p *model.Problem, cfg Config) (Trainer
 	if !ok {
 		return nil, fmt.Errorf("unknown trainer %q: use one of %s", name, strings.Join(Names(), ", "))
 	}
-	if err := t.settings(cfg).Validate(); err != nil {
-		return nil, err
+	return t.new(b, p, cfg)
+}
+
+// prepare is what every exported constructor does first: validate the
+// trainer's settings, the execution and the problem, and apply
+// $FLATMIN_GRAPHS.
+func prepare(p *model.Problem, s Settings, x *Execution) error {
+	if err := s.Validate(); err != nil {
+		return err
 	}
-	if err := cfg.Execution.Validate(); err != nil {
-		return nil, err
+	if err := x.Validate(); err != nil {
+		return err
 	}
 	if err := p.Validate(); err != nil {
-		return nil, err
+		return err
 	}
-	cfg.Graphs = cfg.Graphs || GraphsForced()
-	return t.new(b, p, cfg)
+	x.Graphs = x.Graphs || GraphsForced()
+	return nil
 }
 
 // compile builds an Exec and turns GoMLX's panics into errors.
