@@ -26,8 +26,12 @@ func TestConstructorsTakeTheirSettings(t *testing.T) {
 		field string
 	}{
 		{"gd", func(b backends.Backend, p *model.Problem) (Trainer, error) { return NewGD(b, p, cfg.GD(), x) },
-			func(b backends.Backend, p *model.Problem) (Trainer, error) { return NewGD(b, p, GDSettings{Eta: -1}, x) }, "Eta"},
-		{"labelnoise", func(b backends.Backend, p *model.Problem) (Trainer, error) { return NewLabelNoise(b, p, cfg.LabelNoise(), x) },
+			func(b backends.Backend, p *model.Problem) (Trainer, error) {
+				return NewGD(b, p, GDSettings{Eta: -1}, x)
+			}, "Eta"},
+		{"labelnoise", func(b backends.Backend, p *model.Problem) (Trainer, error) {
+			return NewLabelNoise(b, p, cfg.LabelNoise(), x)
+		},
 			func(b backends.Backend, p *model.Problem) (Trainer, error) {
 				return NewLabelNoise(b, p, LabelNoiseSettings{Eta: 0.1, Sigma: math.NaN()}, x)
 			}, "Sigma"},
@@ -36,7 +40,9 @@ func TestConstructorsTakeTheirSettings(t *testing.T) {
 				return NewSAM1(b, p, SAM1Settings{Eta: 0.1, Rho: 0.1, SAMBatch: 0}, x)
 			}, "SAMBatch"},
 		{"sam", func(b backends.Backend, p *model.Problem) (Trainer, error) { return NewSAM(b, p, cfg.SAM(), x) },
-			func(b backends.Backend, p *model.Problem) (Trainer, error) { return NewSAM(b, p, SAMSettings{Eta: 0.1}, x) }, "Rho"},
+			func(b backends.Backend, p *model.Problem) (Trainer, error) {
+				return NewSAM(b, p, SAMSettings{Eta: 0.1}, x)
+			}, "Rho"},
 		{"penalty", func(b backends.Backend, p *model.Problem) (Trainer, error) { return NewPenalty(b, p, cfg.Penalty(), x) },
 			func(b backends.Backend, p *model.Problem) (Trainer, error) {
 				return NewPenalty(b, p, PenaltySettings{Eta: 0.1, Lambda: -1}, x)
