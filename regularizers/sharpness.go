@@ -22,22 +22,32 @@ import (
 // descent on L is stable for η < 2/‖D²L‖, so η = 1/λ̂ is within the limit.
 func LossHessianNormBound(fw *model.HostForward) float64 {
 	p := fw.Net.Problem
-	top := 0.0
-	if ev, err := linalg.EigenvaluesSym(fw.JJT(), p.N); err == nil {
-		top = ev[len(ev)-1]
-	} else {
-		top = traceOf(fw.JJT(), p.N) // λ_max ≤ Tr for a PSD matrix
+	curv := residualCurvature(fw.R, fw.Phi(2), p.W, fw.Net.NormSq, 0)
+	return 2*topEigenvalue(fw.JJT(), p.N) + 2*curv
+}
+
+// topEigenvalue is λ_max of the PSD matrix a [n, n] (its trace, an upper
+// bound, if the eigensolver fails).
+func topEigenvalue(a []float64, n int) float64 {
+	if ev, err := linalg.EigenvaluesSym(a, n); err == nil {
+		return ev[len(ev)-1]
 	}
-	phi2 := fw.Phi(2)
-	block := 0.0
-	for j := range p.M {
+	return traceOf(a, n)
+}
+
+// residualCurvature is max(curv, max_j |w_j| Σ_i |r_i φ″_ji| ‖x_i‖²) over
+// the rows j of phi2 [k, n] (φ″ of Zᵀ's rows), whose weights are w[:k]: the
+// second term of λ̂, over a block of neurons or all of them.
+func residualCurvature(r, phi2, w, normSq []float64, curv float64) float64 {
+	n := len(r)
+	for j := range len(phi2) / n {
 		s := 0.0
-		for i := range p.N {
-			s += math.Abs(fw.R[i]*phi2[j*p.N+i]) * fw.Net.NormSq[i]
+		for i := range n {
+			s += math.Abs(r[i]*phi2[j*n+i]) * normSq[i]
 		}
-		block = max(block, math.Abs(p.W[j])*s)
+		curv = max(curv, math.Abs(w[j])*s)
 	}
-	return 2*top + 2*block
+	return curv
 }
 
 // LossHessianNormBoundBlocks is LossHessianNormBound over blocks of at
@@ -76,25 +86,13 @@ func LossHessianNormBoundBlocks(p *model.Problem, rows func(lo, hi int, buf []fl
 			ata[k] += v
 		}
 		model.HostEval(p.Act, z, 2, a) // φ″, over A's buffer
-		for j := range hi - lo {
-			s := 0.0
-			for i := range n {
-				s += math.Abs(r[i]*a[j*n+i]) * normSq[i]
-			}
-			curv = max(curv, math.Abs(p.W[lo+j])*s)
-		}
+		curv = residualCurvature(r, a, p.W[lo:hi], normSq, curv)
 	}
 	g := p.Gram()
 	for k := range ata {
 		ata[k] *= g[k]
 	}
-	top := 0.0
-	if ev, err := linalg.EigenvaluesSym(ata, n); err == nil {
-		top = ev[len(ev)-1]
-	} else {
-		top = traceOf(ata, n)
-	}
-	return 2*top + 2*curv
+	return 2*topEigenvalue(ata, n) + 2*curv
 }
 
 // SharpnessAtOptimum returns λ_max(D²L) at the theory's optimum (opt.OK):
