@@ -8,6 +8,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
 // BatchedLoss builds K losses from a batch of parameters [K, shape...]; loss k
@@ -111,24 +112,47 @@ func probeWords(rng *Node, probes, rows, cols int) (newRNG, words *Node) {
 	return RandomIntN(rng, uint64(1)<<probeBits, shapes.Make(dtypes.Uint32, probes, w, cols))
 }
 
+// probeBitPlanes reads the probes' words [K, W, cols] as 32 bit planes [32,
+// K·W·cols] (uint32): plane b is 2^b where bit b of a word is set and 0
+// where it is clear, so entry (b·W + r, c) of probe k is +1 where plane b is
+// nonzero at (k, r, c) and −1 where it is zero. It is the one reading of
+// the packed bits: rademacherProbes turns it into ±1, and
+// HutchinsonTraceHessian contracts it with 2^(1−b)·x_i, exact powers of two.
+// The masks are a constant as large as the planes: an elementwise op on
+// same-shape operands is several times faster on SimpleGo than one that
+// broadcasts.
+func probeBitPlanes(words *Node) *Node {
+	size := words.Shape().Size()
+	flat := Reshape(words, 1, size)
+	copies := make([]*Node, probeBits)
+	for b := range copies {
+		copies[b] = flat
+	}
+	return BitwiseAnd(Concatenate(copies, 0), Const(words.Graph(), bitMasks(size)))
+}
+
+// bitMasks is [32, size] uint32 with row b all 2^b.
+func bitMasks(size int) *tensors.Tensor {
+	masks := make([]uint32, probeBits*size)
+	for b := range probeBits {
+		row := masks[b*size : (b+1)*size]
+		for i := range row {
+			row[i] = 1 << b
+		}
+	}
+	return tensors.FromFlatDataAndDimensions(masks, probeBits, size)
+}
+
 // rademacherProbes draws `probes` Rademacher vectors shaped like dims, as
 // [K, dims...] of ±1 in dtype, from the words of probeWords.
 func rademacherProbes(rng *Node, probes int, dims []int, dtype dtypes.DType) (newRNG, v *Node) {
 	rows, cols := probeGrid(dims)
 	newRNG, words := probeWords(rng, probes, rows, cols) // [K, W, cols]
 	w := words.Shape().Dimensions[1]
-	copies := make([]*Node, probeBits)
-	for b := range copies {
-		copies[b] = words
-	}
-	all := Stack(copies, 1) // [K, 32, W, cols]: bit b of each word at [:, b]
-	masks := make([]uint32, probeBits)
-	for b := range masks {
-		masks[b] = 1 << b
-	}
-	mask := Reshape(Const(rng.Graph(), masks), 1, probeBits, 1, 1)
-	set := NotEqual(BitwiseAnd(all, mask), ScalarZero(rng.Graph(), dtypes.Uint32))
+	planes := Reshape(probeBitPlanes(words), probeBits, probes, w, cols)
+	set := NotEqual(planes, ScalarZero(rng.Graph(), dtypes.Uint32))
 	v = Sub(MulScalar(ConvertDType(set, dtype), 2), ScalarOne(rng.Graph(), dtype))
+	v = TransposeAllAxes(v, 1, 0, 2, 3)       // [K, 32, W, cols]
 	v = Reshape(v, probes, probeBits*w, cols) // row r = b·W + (r mod W)
 	if probeBits*w != rows {
 		v = Slice(v, AxisRange(), AxisRange(0, rows))

@@ -38,21 +38,12 @@ func HutchinsonTraceHessian(fw *model.Forward, rng *Node, probes int) (newRNG, e
 	g := fw.Z.Graph()
 	dtype := fw.Z.DType()
 
-	// 32 copies of the probes' words, bit b masked in copy b: vb[b, (k, r), c]
-	// is 2^b where entry (b·W + r, c) of probe k is +1 and 0 where it is −1.
+	// The probes' bit planes: vb[b, (k, r), c] is 2^b where entry (b·W + r, c)
+	// of probe k is +1 and 0 where it is −1.
 	newRNG, words := probeWords(rng, probes, m, d) // [K, W, d]
 	w := words.Shape().Dimensions[1]
 	rows := probes * w
-	flat := Reshape(words, 1, rows*d)
-	copies := make([]*Node, probeBits)
-	for b := range copies {
-		copies[b] = flat
-	}
-	// The masks, and σ below, are constants as large as what they meet: an
-	// elementwise op on same-shape operands is several times faster on
-	// SimpleGo than one that broadcasts.
-	masked := BitwiseAnd(Concatenate(copies, 0), Const(g, bitMasks(rows*d)))
-	vb := Reshape(ConvertDType(masked, dtype), probeBits, rows, d)
+	vb := Reshape(ConvertDType(probeBitPlanes(words), dtype), probeBits, rows, d)
 
 	// P[b, i, (k, r)] = v_kj·x_i for neuron j = b·W + r: batch b against the
 	// columns 2^(1−b)·x_i gives Σ_c 2β_c x_ic for the probe's bits β (the
@@ -99,18 +90,6 @@ func byProbeRow(fw *model.Forward, v *Node, w int) *Node {
 		v = Concatenate([]*Node{v, Zeros(v.Graph(), shapes.Make(v.DType(), n, pad))}, 1)
 	}
 	return TransposeAllAxes(Reshape(v, n, probeBits, w), 1, 0, 2)
-}
-
-// bitMasks is [32, size] uint32 with row b all 2^b.
-func bitMasks(size int) *tensors.Tensor {
-	masks := make([]uint32, probeBits*size)
-	for b := range probeBits {
-		row := masks[b*size : (b+1)*size]
-		for i := range row {
-			row[i] = 1 << b
-		}
-	}
-	return tensors.FromFlatDataAndDimensions(masks, probeBits, size)
 }
 
 // probeColumns is [32, n, d] float64: at [b, i] the row 2^(1−b)·x_i, which

@@ -59,28 +59,23 @@ func (o Optimum) Theta(p *model.Problem) ([]float64, error) {
 }
 
 // TheoryGap returns max_ij |z_ij − z*_i| for Z given as n×m row-major, NaN when the optimum is undefined.
-func (o Optimum) TheoryGap(z []float64, n, m int) float64 {
-	if !o.OK {
-		return math.NaN()
-	}
-	gap := 0.0
-	for i := range n {
-		for j := range m {
-			gap = math.Max(gap, math.Abs(z[i*m+j]-o.Z[i]))
-		}
-	}
-	return gap
-}
+func (o Optimum) TheoryGap(z []float64, n, m int) float64 { return o.gap(z, n, m, m, 1) }
 
 // TheoryGapNeuronMajor is TheoryGap for Zᵀ given m×n (the feature engine's layout).
-func (o Optimum) TheoryGapNeuronMajor(zt []float64, n, m int) float64 {
+func (o Optimum) TheoryGapNeuronMajor(zt []float64, n, m int) float64 { return o.gap(zt, n, m, 1, n) }
+
+// gap is the theory gap's one home (docs/MATH.md §6.2) for z_ij at
+// z[i·exampleStride + j·neuronStride]: a maximum, so the order of the loops
+// does not change its bits.
+func (o Optimum) gap(z []float64, n, m, exampleStride, neuronStride int) float64 {
 	if !o.OK {
 		return math.NaN()
 	}
 	gap := 0.0
 	for j := range m {
-		for i, z := range zt[j*n : (j+1)*n] {
-			gap = math.Max(gap, math.Abs(z-o.Z[i]))
+		row := z[j*neuronStride:]
+		for i := range n {
+			gap = math.Max(gap, math.Abs(row[i*exampleStride]-o.Z[i]))
 		}
 	}
 	return gap

@@ -58,3 +58,37 @@ func TestOptimumUndefined(t *testing.T) {
 		t.Error("tanh cannot reach y/m = 2.5")
 	}
 }
+
+// Both layouts against the definition max_ij |z_ij − z*_i|, with the largest
+// deviation planted at each corner in turn.
+func TestTheoryGapLayouts(t *testing.T) {
+	const n, m = 3, 5
+	opt := Optimum{OK: true, Z: []float64{0.5, -1, 2}}
+	for _, tc := range []struct{ i, j int }{{0, 0}, {n - 1, m - 1}, {1, 2}, {2, 0}} {
+		z := make([]float64, n*m) // row-major n×m
+		for i := range n {
+			for j := range m {
+				z[i*m+j] = opt.Z[i] + 0.01*float64(i+j)
+			}
+		}
+		z[tc.i*m+tc.j] = opt.Z[tc.i] - 3
+		want := 0.0
+		for i := range n {
+			for j := range m {
+				want = math.Max(want, math.Abs(z[i*m+j]-opt.Z[i]))
+			}
+		}
+		zt := make([]float64, m*n)
+		for i := range n {
+			for j := range m {
+				zt[j*n+i] = z[i*m+j]
+			}
+		}
+		if got := opt.TheoryGap(z, n, m); got != want || want != 3 {
+			t.Errorf("%v: TheoryGap %g, want %g", tc, got, want)
+		}
+		if got := opt.TheoryGapNeuronMajor(zt, n, m); got != want {
+			t.Errorf("%v: TheoryGapNeuronMajor %g, want %g", tc, got, want)
+		}
+	}
+}
