@@ -9,6 +9,7 @@ import (
 
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
 	"github.com/flatmin/flatmin/internal/backend"
+	"github.com/flatmin/flatmin/trainers"
 )
 
 func cmdCompare(args []string, stdout, stderr io.Writer) error {
@@ -57,7 +58,27 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	if len(rows) > 0 && !*quiet {
 		printComparison(stdout, rows, dir)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return failedRows(rows, dir)
+}
+
+// failedRows is exit status 1, as a sweep with a failed run, when a trainer
+// diverged or stopped with an error: the others ran to the end and
+// everything is written, but a script must not read the comparison as clean.
+func failedRows(rows []runner.CompareRow, dir string) error {
+	var failed []string
+	for _, r := range rows {
+		if r.Diverged || r.StopReason == trainers.StopError || r.StopReason == trainers.StopDiverged {
+			failed = append(failed, r.Trainer+" ("+r.StopReason+")")
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return &exitStatus{code: exitFailure, err: fmt.Errorf("%d of %d trainers failed: %s (reasons in %s)",
+		len(failed), len(rows), strings.Join(failed, ", "), filepath.Join(dir, runner.CompareFile))}
 }
 
 func printComparison(w io.Writer, rows []runner.CompareRow, dir string) {

@@ -10,7 +10,8 @@ import (
 
 // One trainer's failure does not stop the others: the flow cannot start on
 // data with a repeated point (J Jᵀ singular), and gd still runs; the table
-// and compare.json give each trainer's stop reason.
+// and compare.json give each trainer's stop reason, and the exit status is
+// 1, naming the trainer that failed.
 func TestCompareGoesOnPastAFailure(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data.csv")
 	if err := os.WriteFile(data, []byte("0.6,0.8,0,0.5\n0.6,0.8,0,0.5\n0,0.6,0.8,0.7\n"), 0o644); err != nil {
@@ -18,8 +19,8 @@ func TestCompareGoesOnPastAFailure(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "cmp")
 	stdout, stderr, s := flatmin(t, "compare", "--trainers", "riemannian,gd", "--data", data, "--steps", "300", "--log-every", "100", "--out", dir)
-	if s != 0 {
-		t.Fatalf("exit %d: %s", s, stderr)
+	if s != 1 || !strings.Contains(stderr, "1 of 2 trainers failed: riemannian (error)") {
+		t.Fatalf("exit %d, want 1 naming riemannian: %s", s, stderr)
 	}
 	var rows []map[string]any
 	readJSONInto(t, filepath.Join(dir, "compare.json"), &rows)
