@@ -35,10 +35,10 @@ type HostNet struct {
 func NewHostNet(p *Problem) *HostNet {
 	net := &HostNet{Problem: p, G: p.Gram(), NormSq: p.RowNormSq(), unit: p.UnitWeights()}
 	if a, ok := p.Act.(*OddActivation); ok {
-		c, q0 := a.hostPoly(0)
-		d, q1 := a.hostPoly(1)
-		k2, q2 := a.hostPoly(2)
-		k3, q3 := a.hostPoly(3)
+		c, q0 := a.poly(0)
+		d, q1 := a.poly(1)
+		k2, q2 := a.poly(2)
+		k3, q3 := a.poly(3)
 		// hostSlice's cases "the cubic's φ, φ′, φ″" and "a constant".
 		if len(c) == 2 && q0 == 1 && len(d) == 2 && q1 == 0 && len(k2) == 1 && q2 == 1 && len(k3) == 1 && q3 == 0 {
 			net.cubic = true
@@ -399,29 +399,10 @@ func HostEval(act Activation, z []float64, order int, out []float64) {
 	}
 }
 
-// hostPoly returns φ^(order)(z) = z^q P(z²): P's coefficients, lowest
-// first (nil when φ^(order) = 0), and q.
-func (a *OddActivation) hostPoly(order int) (coef []float64, q int) {
-	checkOrder(order)
-	terms := a.terms(order)
-	if len(terms) == 0 {
-		return nil, 0
-	}
-	q = int(terms[len(terms)-1][1])
-	top := 0
-	for _, t := range terms {
-		top = max(top, (int(t[1])-q)/2)
-	}
-	coef = make([]float64, top+1)
-	for _, t := range terms {
-		coef[(int(t[1])-q)/2] += t[0]
-	}
-	return coef, q
-}
-
-// hostSlice is evalSq on the host: φ^(order)(z) = z^q P(z²) in Horner form.
+// hostSlice is evalSq on the host: φ^(order)(z) = z^q P(z²) in Horner form
+// from poly's table.
 func (a *OddActivation) hostSlice(z []float64, order int, out []float64) {
-	coef, q := a.hostPoly(order)
+	coef, q := a.poly(order)
 	if coef == nil {
 		clear(out[:len(z)])
 		return
