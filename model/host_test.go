@@ -195,6 +195,17 @@ func TestHostBlockViewsMatchForward(t *testing.T) {
 					t.Errorf("%s unit=%v %s: view %.17g, Forward %.17g", a.Name(), unit, what, got, want)
 				}
 			}
+			// Forward's f and A (one fused pass for the cubic) are Phi's
+			// values weighed and summed in order of j, by plain loops.
+			phi0, phi1 := h.Phi(0), h.Phi(1)
+			for i := range p.N {
+				s := 0.0
+				for j := range p.M {
+					s += p.W[j] * phi0[j*p.N+i]
+					same("A (Phi(1))", h.A()[j*p.N+i], p.W[j]*phi1[j*p.N+i])
+				}
+				same("f (Phi(0))", h.F[i], s)
+			}
 			f, ab, scratch := make([]float64, p.N), make([]float64, p.M*p.N), make([]float64, p.M*p.N)
 			for lo := 0; lo < p.M; lo += 3 {
 				hi := min(lo+3, p.M)
