@@ -377,13 +377,20 @@ func (h *HostForward) Release() {
 func (h *HostForward) JJT() []float64 {
 	if h.jjt == nil {
 		p := h.Net.Problem
-		out := hostGramOfColumns(h.A(), p.M, p.N)
-		for i, g := range h.Net.G {
-			out[i] *= g
-		}
-		h.jjt = out
+		h.jjt = HostJJT(h.Net.G, hostGramOfColumns(h.A(), p.M, p.N))
 	}
 	return h.jjt
+}
+
+// HostJJT returns J Jᵀ = G ∘ AᵀA [n, n], written over ata = AᵀA, for G = X
+// Xᵀ: J_i = Σ_j A_ji e_j ⊗ x_i, so (J Jᵀ)_ik = (AᵀA)_ik x_i·x_k. It is the
+// host home of J Jᵀ from AᵀA, whichever way AᵀA was summed (HostForward.JJT,
+// a sum over blocks of neurons, the optimum's closed form).
+func HostJJT(g, ata []float64) []float64 {
+	for i, v := range g {
+		ata[i] *= v
+	}
+	return ata
 }
 
 // hostGramOfColumns returns aᵀa [n, n] for a [m, n] (linalg.GramColumns:
