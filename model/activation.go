@@ -162,7 +162,10 @@ func (a *OddActivation) poly(order int) (coef []float64, q int) {
 	return coef, q
 }
 
-// Host implements Activation.
+// Host implements Activation. It sums the monomials, not hostSlice's Horner
+// form: the two round differently (z·z·z + νz against (z·z + ν)z), and
+// Inverse's Newton steps on these bits reach saved outputs (theory_gap,
+// trace_min).
 func (a *OddActivation) Host(z float64, order int) float64 {
 	checkOrder(order)
 	s := 0.0
