@@ -117,20 +117,11 @@ func constantDerivative(act Activation, order int) (float64, bool) {
 // its derivatives are z^q·P(z²), which costs a few elementwise ops (this is
 // the inner loop of every small step).
 func (a *OddActivation) evalSq(z, u *Node, order int) *Node {
-	checkOrder(order)
-	terms := a.terms(order)
-	if len(terms) == 0 {
+	coef, q := a.poly(order)
+	if coef == nil {
 		return ZerosLike(z)
 	}
-	// All powers share the parity of the first; P(u) = Σ c_t u^((p_t−q)/2).
-	q := int(terms[len(terms)-1][1])
-	coef := map[int]float64{}
-	top := 0
-	for _, t := range terms {
-		e := (int(t[1]) - q) / 2
-		coef[e] += t[0]
-		top = max(top, e)
-	}
+	top := len(coef) - 1
 	if top == 0 {
 		return MulScalar(intPow(z, q), coef[0])
 	}
@@ -150,7 +141,31 @@ func (a *OddActivation) evalSq(z, u *Node, order int) *Node {
 	return Mul(poly, intPow(z, q))
 }
 
-// Host implements Activation.
+// poly returns φ^(order)(z) = z^q P(z²): P's coefficients, lowest first
+// (nil when φ^(order) = 0), and q. It is the one Horner table, which the
+// graph (evalSq) and the host (hostSlice) both evaluate.
+func (a *OddActivation) poly(order int) (coef []float64, q int) {
+	checkOrder(order)
+	terms := a.terms(order)
+	if len(terms) == 0 {
+		return nil, 0
+	}
+	q = int(terms[len(terms)-1][1])
+	top := 0
+	for _, t := range terms {
+		top = max(top, (int(t[1])-q)/2)
+	}
+	coef = make([]float64, top+1)
+	for _, t := range terms {
+		coef[(int(t[1])-q)/2] += t[0]
+	}
+	return coef, q
+}
+
+// Host implements Activation. It sums the monomials, not hostSlice's Horner
+// form: the two round differently (z·z·z + νz against (z·z + ν)z), and
+// Inverse's Newton steps on these bits reach saved outputs (theory_gap,
+// trace_min).
 func (a *OddActivation) Host(z float64, order int) float64 {
 	checkOrder(order)
 	s := 0.0

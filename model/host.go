@@ -22,27 +22,26 @@ type HostNet struct {
 	pool    [][]float64 // m×n buffers given back (Put), for Take
 	dg      []float64   // diag(δ) G [n, n] for Corrected
 
-	// The cubic φ = z (c₁z² + c₀) with c₀ ≠ 0 (cubic set), evaluated inline
-	// by the fused loops (Forward, Curvature) with hostSlice's expressions,
-	// so the values are the same bits as through Phi: φ′ = d₁z² + d₀,
-	// φ″ = k₂z, φ‴ = k₃.
-	cubic          bool
-	c0, c1, d0, d1 float64
-	k2, k3         float64
+	// The cubic φ = z·cubicP(c, z) with c₀ ≠ 0 (cubic set): Forward takes f
+	// and A in one pass (cubicRows), with φ′ = cubicP(d, z); the curvature
+	// terms read φ″ = k₂z, φ‴ = k₃ (CubicCurvature), Phi's values.
+	cubic  bool
+	c, d   [2]float64
+	k2, k3 float64
 }
 
 // NewHostNet prepares p for host evaluation.
 func NewHostNet(p *Problem) *HostNet {
 	net := &HostNet{Problem: p, G: p.Gram(), NormSq: p.RowNormSq(), unit: p.UnitWeights()}
-	if a, ok := p.Act.(*OddActivation); ok {
-		c, q0 := a.hostPoly(0)
-		d, q1 := a.hostPoly(1)
-		k2, q2 := a.hostPoly(2)
-		k3, q3 := a.hostPoly(3)
-		// hostSlice's cases "the cubic's φ, φ′, φ″" and "a constant".
-		if len(c) == 2 && q0 == 1 && len(d) == 2 && q1 == 0 && len(k2) == 1 && q2 == 1 && len(k3) == 1 && q3 == 0 {
+	c, okc := quadratic(p.Act, 0, 1)
+	d, okd := quadratic(p.Act, 1, 0)
+	if a, ok := p.Act.(*OddActivation); ok && okc && okd {
+		k2, q2 := a.poly(2)
+		k3, q3 := a.poly(3)
+		// hostSlice's cases "the cubic's φ″" and "a constant".
+		if len(k2) == 1 && q2 == 1 && len(k3) == 1 && q3 == 0 {
 			net.cubic = true
-			net.c0, net.c1, net.d0, net.d1, net.k2, net.k3 = c[0], c[1], d[0], d[1], k2[0], k3[0]
+			net.c, net.d, net.k2, net.k3 = c, d, k2[0], k3[0]
 		}
 	}
 	return net
@@ -89,8 +88,12 @@ func (net *HostNet) Forward(zt []float64) *HostForward {
 		panic("model: host features must have m×n values")
 	}
 	h := &HostForward{Net: net, Zt: zt}
-	if net.cubic {
-		h.forwardCubic()
+	if net.cubic { // f and A (every point of the flow needs J Jᵀ) in one pass
+		h.F, h.a = make([]float64, p.N), net.Take()
+		cubicRows(net.c, net.d, net.weights(), zt, p.N, h.F, h.a)
+		if net.unit {
+			h.phi[1] = h.a
+		}
 	} else {
 		phi := net.Take() // only f needs φ itself
 		h.F = make([]float64, p.N)
@@ -117,9 +120,14 @@ func (net *HostNet) weights() []float64 {
 // product is rounded (float64) before it is added, and the sum runs over j
 // in order from f's value, so consecutive blocks added into one f from 0
 // give the whole array's bits. With n = 1, z is one example's
-// pre-activations over the block (1-SAM's rows).
+// pre-activations over the block (1-SAM's rows). For the cubic the loop is
+// cubicRows' (phi unused), which HostNet.Forward runs for f and A at once.
 func HostAddOutputs(act Activation, w, z, phi, f []float64) {
 	n := len(f)
+	if c, ok := quadratic(act, 0, 1); ok {
+		cubicRows(c, [2]float64{}, w, z, n, f, nil)
+		return
+	}
 	phi = phi[:len(z)]
 	HostEval(act, z, 0, phi)
 	if n == 1 { // one chain: keep the sum in a register
@@ -155,8 +163,17 @@ func HostAddOutputs(act Activation, w, z, phi, f []float64) {
 // HostA writes A_ji = w_j φ′(z_ij) into a (len(z)) for a block's rows z
 // [k, n] of Zᵀ with their weights w (nil: unit weights; n = len(z)/len(w)):
 // the host home of A (HostForward.A weighs a kept φ′ the same way). With
-// n = 1, z is one example's pre-activations over the block.
+// n = 1, z is one example's pre-activations over the block. For the cubic
+// the loop is cubicRows'.
 func HostA(act Activation, w, z, a []float64) {
+	if d, ok := quadratic(act, 1, 0); ok {
+		n := len(z)
+		if len(w) > 0 {
+			n /= len(w)
+		}
+		cubicRows([2]float64{}, d, w, z, n, nil, a)
+		return
+	}
 	HostEval(act, z, 1, a)
 	if w != nil {
 		weighRows(w, a, a)
@@ -197,37 +214,78 @@ func HostResiduals(f, y, r []float64) float64 {
 	return loss
 }
 
-// forwardCubic is Forward's f and A (every point of the flow needs J Jᵀ) in
-// one pass over Zᵀ for the cubic: the values and the order of the sums are
-// those of HostAddOutputs and HostA.
-func (h *HostForward) forwardCubic() {
-	net := h.Net
-	p := net.Problem
-	n := p.N
-	c0, c1, d0, d1 := net.c0, net.c1, net.d0, net.d1
-	f := make([]float64, n)
-	a := net.Take()
-	for j := range p.M {
-		z := h.Zt[j*n : (j+1)*n]
-		ar := a[j*n : (j+1)*n][:len(z)]
-		f := f[:len(z)]
-		if net.unit {
-			for i, v := range z {
-				f[i] += float64((c1*v*v + c0) * v)
-				ar[i] = d1*v*v + d0
+// cubicRows is f and A for φ = z·cubicP(c, z), φ′ = cubicP(d, z) (the cubic)
+// over rows z [len(z)/n, n] of Zᵀ with weights w (nil: unit): it adds
+// Σ_j w_j φ(z_ij) into f [n] unless f is nil and writes A_ji = w_j φ′(z_ij)
+// into a unless a is nil, in one pass. It is the cubic's loop of
+// HostAddOutputs, HostA and HostNet.Forward (both at once), with their
+// roundings: each weighted term is rounded, then added in order of j.
+func cubicRows(c, d [2]float64, w, z []float64, n int, f, a []float64) {
+	c0, c1, d0, d1 := c[0], c[1], d[0], d[1] // scalars stay in registers
+	// Unit weights skip the product by 1 (exact, but it costs time).
+	switch {
+	case a == nil && n == 1: // one chain: keep the sum in a register
+		s := f[0]
+		for j, v := range z {
+			s += float64(weightAt(w, j) * float64(cubicP(c0, c1, v)*v))
+		}
+		f[0] = s
+	case a == nil && w == nil:
+		for j := 0; j < len(z); j += n {
+			row := z[j : j+n]
+			f := f[:len(row)]
+			for i, v := range row {
+				f[i] += cubicP(c0, c1, v) * v
 			}
-			continue
 		}
-		w := p.W[j]
+	case a == nil:
+		for j := 0; j < len(z); j += n {
+			row, wj := z[j:j+n], w[j/n]
+			f := f[:len(row)]
+			for i, v := range row {
+				f[i] += float64(wj * float64(cubicP(c0, c1, v)*v))
+			}
+		}
+	case f == nil && w == nil:
+		a := a[:len(z)]
 		for i, v := range z {
-			f[i] += float64(w * float64((c1*v*v+c0)*v))
-			ar[i] = float64(w * float64(d1*v*v+d0))
+			a[i] = cubicP(d0, d1, v)
+		}
+	case f == nil:
+		for j := 0; j < len(z); j += n {
+			row, wj := z[j:j+n], w[j/n]
+			ar := a[j : j+n][:len(row)]
+			for i, v := range row {
+				ar[i] = float64(wj * cubicP(d0, d1, v))
+			}
+		}
+	case w == nil:
+		for j := 0; j < len(z); j += n {
+			row := z[j : j+n]
+			f, ar := f[:len(row)], a[j : j+n][:len(row)]
+			for i, v := range row {
+				f[i] += cubicP(c0, c1, v) * v
+				ar[i] = cubicP(d0, d1, v)
+			}
+		}
+	default:
+		for j := 0; j < len(z); j += n {
+			row, wj := z[j:j+n], w[j/n]
+			f, ar := f[:len(row)], a[j : j+n][:len(row)]
+			for i, v := range row {
+				f[i] += float64(wj * float64(cubicP(c0, c1, v)*v))
+				ar[i] = float64(wj * cubicP(d0, d1, v))
+			}
 		}
 	}
-	h.F, h.a = f, a
-	if net.unit {
-		h.phi[1] = a
+}
+
+// weightAt is w[j], or 1 for unit weights (w nil): 1·x = x exactly.
+func weightAt(w []float64, j int) float64 {
+	if w == nil {
+		return 1
 	}
+	return w[j]
 }
 
 // CubicCurvature reports whether φ is the cubic evaluated inline (ν ≠ 0),
@@ -319,13 +377,20 @@ func (h *HostForward) Release() {
 func (h *HostForward) JJT() []float64 {
 	if h.jjt == nil {
 		p := h.Net.Problem
-		out := hostGramOfColumns(h.A(), p.M, p.N)
-		for i, g := range h.Net.G {
-			out[i] *= g
-		}
-		h.jjt = out
+		h.jjt = HostJJT(h.Net.G, hostGramOfColumns(h.A(), p.M, p.N))
 	}
 	return h.jjt
+}
+
+// HostJJT returns J Jᵀ = G ∘ AᵀA [n, n], written over ata = AᵀA, for G = X
+// Xᵀ: J_i = Σ_j A_ji e_j ⊗ x_i, so (J Jᵀ)_ik = (AᵀA)_ik x_i·x_k. It is the
+// host home of J Jᵀ from AᵀA, whichever way AᵀA was summed (HostForward.JJT,
+// a sum over blocks of neurons, the optimum's closed form).
+func HostJJT(g, ata []float64) []float64 {
+	for i, v := range g {
+		ata[i] *= v
+	}
+	return ata
 }
 
 // hostGramOfColumns returns aᵀa [n, n] for a [m, n] (linalg.GramColumns:
@@ -399,29 +464,28 @@ func HostEval(act Activation, z []float64, order int, out []float64) {
 	}
 }
 
-// hostPoly returns φ^(order)(z) = z^q P(z²): P's coefficients, lowest
-// first (nil when φ^(order) = 0), and q.
-func (a *OddActivation) hostPoly(order int) (coef []float64, q int) {
-	checkOrder(order)
-	terms := a.terms(order)
-	if len(terms) == 0 {
-		return nil, 0
+// quadratic returns P's coefficients when φ^(order) = z^q P(z²) with P of
+// degree 1 and this q: the cubic's φ (q = 1) and φ′ (q = 0) when ν ≠ 0.
+func quadratic(act Activation, order, q int) (c [2]float64, ok bool) {
+	a, odd := act.(*OddActivation)
+	if !odd {
+		return c, false
 	}
-	q = int(terms[len(terms)-1][1])
-	top := 0
-	for _, t := range terms {
-		top = max(top, (int(t[1])-q)/2)
+	coef, qa := a.poly(order)
+	if len(coef) != 2 || qa != q {
+		return c, false
 	}
-	coef = make([]float64, top+1)
-	for _, t := range terms {
-		coef[(int(t[1])-q)/2] += t[0]
-	}
-	return coef, q
+	return [2]float64{coef[0], coef[1]}, true
 }
 
-// hostSlice is evalSq on the host: φ^(order)(z) = z^q P(z²) in Horner form.
+// cubicP is c₁v² + c₀ rounded as (c₁v)v + c₀: the host's one spelling of the
+// cubic's P(z²), in hostSlice and cubicRows.
+func cubicP(c0, c1, v float64) float64 { return c1*v*v + c0 }
+
+// hostSlice is evalSq on the host: φ^(order)(z) = z^q P(z²) in Horner form
+// from poly's table.
 func (a *OddActivation) hostSlice(z []float64, order int, out []float64) {
-	coef, q := a.hostPoly(order)
+	coef, q := a.poly(order)
 	if coef == nil {
 		clear(out[:len(z)])
 		return
@@ -431,12 +495,12 @@ func (a *OddActivation) hostSlice(z []float64, order int, out []float64) {
 	case top == 1 && q == 1: // the cubic's φ
 		c0, c1 := coef[0], coef[1]
 		for i, v := range z {
-			out[i] = (c1*v*v + c0) * v
+			out[i] = cubicP(c0, c1, v) * v
 		}
 	case top == 1 && q == 0: // the cubic's φ′
 		c0, c1 := coef[0], coef[1]
 		for i, v := range z {
-			out[i] = c1*v*v + c0
+			out[i] = cubicP(c0, c1, v)
 		}
 	case top == 0 && q == 1: // the cubic's φ″
 		for i, v := range z {

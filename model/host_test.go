@@ -195,6 +195,17 @@ func TestHostBlockViewsMatchForward(t *testing.T) {
 					t.Errorf("%s unit=%v %s: view %.17g, Forward %.17g", a.Name(), unit, what, got, want)
 				}
 			}
+			// Forward's f and A (one fused pass for the cubic) are Phi's
+			// values weighed and summed in order of j, by plain loops.
+			phi0, phi1 := h.Phi(0), h.Phi(1)
+			for i := range p.N {
+				s := 0.0
+				for j := range p.M {
+					s += p.W[j] * phi0[j*p.N+i]
+					same("A (Phi(1))", h.A()[j*p.N+i], p.W[j]*phi1[j*p.N+i])
+				}
+				same("f (Phi(0))", h.F[i], s)
+			}
 			f, ab, scratch := make([]float64, p.N), make([]float64, p.M*p.N), make([]float64, p.M*p.N)
 			for lo := 0; lo < p.M; lo += 3 {
 				hi := min(lo+3, p.M)
@@ -221,6 +232,53 @@ func TestHostBlockViewsMatchForward(t *testing.T) {
 				HostA(p.Act, w, col, acol)
 				for j := range p.M {
 					same("A (one example)", acol[j], h.A()[j*p.N+i])
+				}
+			}
+		}
+	}
+}
+
+// HostJJT against J Jᵀ from J formed explicitly, J_i = Σ_j A_ji e_j ⊗ x_i,
+// with AᵀA summed by loops.
+func TestHostJJT(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		m, n, d int
+		a, x    []float64 // A [m, n], X [n, d]
+	}{
+		{"one neuron", 1, 2, 2, []float64{2, -1}, []float64{1, 0, 0.5, 3}},
+		{"orthogonal x", 2, 2, 2, []float64{1, 2, -3, 0.5}, []float64{2, 0, 0, -1}},
+		{"general", 3, 3, 2, []float64{0.5, -1, 2, 1, 1, -0.5, 3, 0, 1}, []float64{1, 2, -1, 0.5, 0.3, -2}},
+	} {
+		g, ata := make([]float64, tc.n*tc.n), make([]float64, tc.n*tc.n)
+		for i := range tc.n {
+			for k := range tc.n {
+				for c := range tc.d {
+					g[i*tc.n+k] += tc.x[i*tc.d+c] * tc.x[k*tc.d+c]
+				}
+				for j := range tc.m {
+					ata[i*tc.n+k] += tc.a[j*tc.n+i] * tc.a[j*tc.n+k]
+				}
+			}
+		}
+		J := make([][]float64, tc.n) // [n][m·d]
+		for i := range tc.n {
+			J[i] = make([]float64, tc.m*tc.d)
+			for j := range tc.m {
+				for c := range tc.d {
+					J[i][j*tc.d+c] = tc.a[j*tc.n+i] * tc.x[i*tc.d+c]
+				}
+			}
+		}
+		got := HostJJT(g, ata)
+		for i := range tc.n {
+			for k := range tc.n {
+				want := 0.0
+				for c := range J[i] {
+					want += J[i][c] * J[k][c]
+				}
+				if math.Abs(got[i*tc.n+k]-want) > 1e-12*(1+math.Abs(want)) {
+					t.Errorf("%s: (JJᵀ)_%d%d = %g, explicit J %g", tc.name, i, k, got[i*tc.n+k], want)
 				}
 			}
 		}

@@ -23,7 +23,16 @@ import (
 func LossHessianNormBound(fw *model.HostForward) float64 {
 	p := fw.Net.Problem
 	curv := residualCurvature(fw.R, fw.Phi(2), p.W, fw.Net.NormSq, 0)
-	return 2*topEigenvalue(fw.JJT(), p.N) + 2*curv
+	return GaussNewtonCurvature(fw.JJT(), p.N) + 2*curv
+}
+
+// GaussNewtonCurvature returns λ_max(2 J Jᵀ) for jjt = J Jᵀ [n, n]: the top
+// eigenvalue of the Gauss–Newton part 2 JᵀJ of D²L (which has 2JJᵀ's nonzero
+// eigenvalues), the first term of λ̂ and the step-size curvature of the
+// benchmark's label-noise rows (docs/MATH.md §3.6, §8.5). If the eigensolver
+// fails it returns 2 Tr JJᵀ, an upper bound.
+func GaussNewtonCurvature(jjt []float64, n int) float64 {
+	return 2 * topEigenvalue(jjt, n)
 }
 
 // topEigenvalue is λ_max of the PSD matrix a [n, n] (its trace, an upper
@@ -88,17 +97,15 @@ func LossHessianNormBoundBlocks(p *model.Problem, rows func(lo, hi int, buf []fl
 		model.HostEval(p.Act, z, 2, a) // φ″, over A's buffer
 		curv = residualCurvature(r, a, p.W[lo:hi], normSq, curv)
 	}
-	g := p.Gram()
-	for k := range ata {
-		ata[k] *= g[k]
-	}
-	return 2*topEigenvalue(ata, n) + 2*curv
+	return GaussNewtonCurvature(model.HostJJT(p.Gram(), ata), n) + 2*curv
 }
 
 // SharpnessAtOptimum returns λ_max(D²L) at the theory's optimum (opt.OK):
 // there the loss is zero, D²L = 2 JᵀJ, and z_ij = z*_i for every neuron, so
-// J Jᵀ = (Σ_j w_j²) D G D with D = diag(φ'(z*_i)) and G = X Xᵀ. For the cube
-// at large m, z*_i → 0, φ'(z*_i) → ν and it grows like m ν² λ_max(G).
+// AᵀA = (Σ_j w_j²) d dᵀ with d_i = φ'(z*_i), and J Jᵀ = G ∘ AᵀA = (Σ_j w_j²)
+// D G D (docs/MATH.md §3.6). That closed form is O(n²) and exact in z*,
+// where a forward at a Θ* would sum m rounded rows. For the cube at large m,
+// z*_i → 0, φ'(z*_i) → ν and it grows like m ν² λ_max(G).
 func SharpnessAtOptimum(p *model.Problem, opt Optimum) float64 {
 	if !opt.OK {
 		return math.NaN()
@@ -111,17 +118,13 @@ func SharpnessAtOptimum(p *model.Problem, opt Optimum) float64 {
 	for i, z := range opt.Z {
 		d[i] = p.Act.Host(z, 1)
 	}
-	g := p.Gram()
+	ata := make([]float64, p.N*p.N)
 	for i := range p.N {
 		for k := range p.N {
-			g[i*p.N+k] *= w2 * d[i] * d[k]
+			ata[i*p.N+k] = w2 * d[i] * d[k]
 		}
 	}
-	ev, err := linalg.EigenvaluesSym(g, p.N)
-	if err != nil {
-		return 2 * traceOf(g, p.N)
-	}
-	return 2 * ev[len(ev)-1]
+	return GaussNewtonCurvature(model.HostJJT(p.Gram(), ata), p.N)
 }
 
 func traceOf(a []float64, n int) float64 {

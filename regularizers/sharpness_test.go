@@ -101,3 +101,57 @@ func TestSharpnessAtOptimum(t *testing.T) {
 		t.Errorf("λ*/m at m=1e4 and 1e6: %g, %g; want about equal (growth like m)", perM[0], perM[1])
 	}
 }
+
+// GaussNewtonCurvature is λ_max(2 J Jᵀ): against closed forms (diagonal,
+// rank one 2‖v‖², the 2×2 formula) and a power iteration on J Jᵀ built
+// from an explicit J.
+func TestGaussNewtonCurvature(t *testing.T) {
+	j := [][]float64{{1, 2, 0, -1}, {0.5, -1, 3, 2}, {2, 0, 1, 1}} // J [3, 4]
+	jjt := make([]float64, 9)
+	for i := range 3 {
+		for k := range 3 {
+			for c := range 4 {
+				jjt[i*3+k] += j[i][c] * j[k][c]
+			}
+		}
+	}
+	power := func(a []float64, n int) float64 {
+		v, lam := make([]float64, n), 0.0
+		for i := range v {
+			v[i] = 1
+		}
+		for range 2000 {
+			w := make([]float64, n)
+			for i := range n {
+				for k := range n {
+					w[i] += a[i*n+k] * v[k]
+				}
+			}
+			lam = 0
+			for _, x := range w {
+				lam += x * x
+			}
+			lam = math.Sqrt(lam)
+			for i := range w {
+				v[i] = w[i] / lam
+			}
+		}
+		return lam
+	}
+	a, b, c := 2.0, 0.7, 1.5
+	for _, tc := range []struct {
+		name string
+		jjt  []float64
+		n    int
+		want float64
+	}{
+		{"diagonal", []float64{3, 0, 0, 0, 1, 0, 0, 0, 2}, 3, 6},
+		{"rank one v vᵀ", []float64{1, 2, -2, 2, 4, -4, -2, -4, 4}, 3, 2 * 9},
+		{"2×2", []float64{a, b, b, c}, 2, 2 * ((a+c)/2 + math.Sqrt((a-c)*(a-c)/4+b*b))},
+		{"explicit J", jjt, 3, 2 * power(jjt, 3)},
+	} {
+		if got := GaussNewtonCurvature(tc.jjt, tc.n); math.Abs(got-tc.want) > 1e-12*tc.want {
+			t.Errorf("%s: %.15g, want %.15g", tc.name, got, tc.want)
+		}
+	}
+}

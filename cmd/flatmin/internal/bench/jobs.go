@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/flatmin/flatmin/cmd/flatmin/internal/runner"
-	"github.com/flatmin/flatmin/internal/linalg"
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/regularizers"
 	"github.com/flatmin/flatmin/trainers"
@@ -150,19 +149,19 @@ func advance(tr trainers.Trainer, s *trainers.State, k int) (float64, error) {
 	return tr.Advance(s, int64(k))
 }
 
-// stableEta returns 1/λ_max(2JJᵀ) at Θ: the Gauss–Newton part of the loss
-// Hessian has the eigenvalues of 2JJᵀ, and gradient descent with η below
-// 2/λ_max of it does not blow up. JJᵀ = (XXᵀ)∘(AᵀA) is n×n, from the host
-// forward (model.HostForward.JJT) of Θ's own slice, so that a large Θ is not
-// copied into a graph only for this.
+// stableEta returns 1/λ_max(2JJᵀ) at Θ (regularizers.GaussNewtonCurvature):
+// gradient descent with η below 2/λ_max of the loss Hessian's Gauss–Newton
+// part does not blow up. JJᵀ is n×n, from the host forward
+// (model.HostForward.JJT) of Θ's own slice, so that a large Θ is not copied
+// into a graph only for this.
 func stableEta(_ backends.Backend, p *model.Problem, theta []float64) (float64, error) {
 	zt := make([]float64, p.M*p.N)
 	model.HostFeatures(p, p.XT(), theta, zt, 0)
-	vals, err := linalg.EigenvaluesSym(model.NewHostNet(p).Forward(zt).JJT(), p.N)
-	if err != nil || len(vals) == 0 || !(vals[p.N-1] > 0) {
+	lam := regularizers.GaussNewtonCurvature(model.NewHostNet(p).Forward(zt).JJT(), p.N)
+	if !(lam > 0) {
 		return math.Inf(1), nil
 	}
-	return 1 / (2 * vals[p.N-1]), nil
+	return 1 / lam, nil
 }
 
 // riemannianJob times steps of the Riemannian flow (η = 1, its safeguard's
