@@ -3,6 +3,7 @@ package trainers
 import (
 	"fmt"
 
+	"github.com/flatmin/flatmin/internal/fastdot"
 	"github.com/flatmin/flatmin/internal/linalg"
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/backends"
@@ -92,137 +93,36 @@ func (featureSpace) direction(fw *model.Forward, b *Node) *Node {
 
 // move: Θ − s V X has features Zᵀ − s V G.
 func (featureSpace) move(net *model.Net, zt, v *Node, scale float64) *Node {
-	return Sub(zt, rowsTimes(scaled(v, scale), net.Gram()))
+	return Sub(zt, fastdot.RowsTimes(scaled(v, scale), net.Gram()))
 }
 func (featureSpace) moveBy(net *model.Net, zt, v, scale *Node) *Node {
-	return Sub(zt, Mul(rowsTimes(v, net.Gram()), scale))
+	return Sub(zt, Mul(fastdot.RowsTimes(v, net.Gram()), scale))
 }
 
 // moveJT: Jᵀc = (A ∘ 1cᵀ) X, so Zᵀ − (A ∘ 1cᵀ) G = Zᵀ − A (diag(c) G): the
 // broadcast is over G's n×n rows, not over A's m×n.
 func (featureSpace) moveJT(fw *model.Forward, zt, c *Node, scale float64) *Node {
 	if !fw.Net.Problem.UnitWeights() {
-		return Sub(zt, rowsTimes(fw.Coef(scaled(c, scale)), fw.Net.Gram()))
+		return Sub(zt, fastdot.RowsTimes(fw.Coef(scaled(c, scale)), fw.Net.Gram()))
 	}
 	// scale·G is a constant: the scale costs no op per step.
-	return Sub(zt, rowsTimes(fw.A(), Mul(fw.Net.GramTimes(scale), InsertAxes(c, -1))))
+	return Sub(zt, fastdot.RowsTimes(fw.A(), Mul(fw.Net.GramTimes(scale), InsertAxes(c, -1))))
 }
 
-// rowsTimes returns a [m, n] · b [n, n]. For large m it is one batched
-// product over row blocks: SimpleGo then multiplies block by block (and in
-// parallel) instead of copying a and the output into blocked layouts, which
-// would hold three extra m×n buffers at once.
-func rowsTimes(a, b *Node) *Node { return rowsContract(a, b, 0) }
-
-// rowsContract is rowsTimes contracting a's columns with b's axis bAxis (0:
-// a·b, 1: a·bᵀ).
-func rowsContract(a, b *Node, bAxis int) *Node {
-	m, k := a.Shape().Dimensions[0], a.Shape().Dimensions[1]
-	cols := b.Shape().Dimensions[1-bAxis]
-	if m*k*cols <= 1<<10 {
-		// Tiny (Figure 1a): SimpleGo hands even a one-batch product to a
-		// worker goroutine (~1 µs); a broadcast multiply and a sum is cheaper.
-		if bAxis == 1 {
-			b = Transpose(b, 0, 1)
-		}
-		return ReduceSum(Mul(InsertAxes(a, -1), InsertAxes(b, 0)), 1)
-	}
-	if k <= skinny && cols <= skinny {
-		return skinnyContract(a, b, bAxis)
-	}
-	batches := rowBatches(m, max(k, cols))
-	if batches == 1 {
-		return DotGeneral(a, []int{1}, nil, b, []int{bAxis}, nil)
-	}
-	ab := Reshape(a, batches, m/batches, k)
-	bb := BroadcastToDims(InsertAxes(b, 0), append([]int{batches}, b.Shape().Dimensions...)...)
-	return Reshape(DotGeneral(ab, []int{2}, []int{0}, bb, []int{bAxis + 1}, []int{0}), m, cols)
-}
-
-// skinny is the largest inner and output width for which rowsContract sums
-// outer products instead of calling DotGeneral: SimpleGo pads a large
-// product's operands and output to blocks of 32 columns, so [m, 3]·[3, 3]
-// held two m×32 buffers, 10× the m×3 ones (48× Θ at m = 2·10⁶, d = n = 3).
-const skinny = 8
-
-// skinnyContract is a [m, k]·b for small k and output width, as
-// Σ_l a[:, l] b[l, :]: no temporary beyond two [m, cols] and one column.
-func skinnyContract(a, b *Node, bAxis int) *Node {
-	if bAxis == 1 {
-		b = Transpose(b, 0, 1)
-	}
-	k := a.Shape().Dimensions[1]
-	var sum *Node
-	for l := range k {
-		term := Mul(Slice(a, AxisRange(), AxisRange(l, l+1)), Slice(b, AxisRange(l, l+1), AxisRange()))
-		if sum == nil {
-			sum = term
-		} else {
-			sum = Add(sum, term)
-		}
-	}
-	return sum
-}
-
-// skinnyOrDot is a·b, by skinnyContract when the inner width is small
-// (SimpleGo would pad it to 32 in copies of both operands, X [n, d] included).
-func skinnyOrDot(a, b *Node) *Node {
-	if a.Shape().Dimensions[1] <= skinny {
-		return skinnyContract(a, b, 0)
-	}
-	return Dot(a, b)
-}
-
-// inputRowsContract is rowsContract for a graph input a: SimpleGo copies an
-// input it reshapes (it does not own it), so the row blocks are sliced out
-// one at a time instead, and only the [m, cols] result is whole.
-func inputRowsContract(a, b *Node, bAxis int) *Node {
-	m, k := a.Shape().Dimensions[0], a.Shape().Dimensions[1]
-	cols := b.Shape().Dimensions[1-bAxis]
-	batches := rowBatches(m, max(k, cols))
-	if batches == 1 || (k <= skinny && cols <= skinny) {
-		return rowsContract(a, b, bAxis)
-	}
-	rows := m / batches
-	parts := make([]*Node, batches)
-	for i := range parts {
-		block := Slice(a, AxisRange(i*rows, (i+1)*rows))
-		parts[i] = DotGeneral(block, []int{1}, nil, b, []int{bAxis}, nil)
-	}
-	return Concatenate(parts, 0)
-}
-
-// rowBatches picks how many row blocks rowsTimes uses: the fewest (at least
-// two) that divide m into blocks of at most 2^16 entries, or 1 (no split)
-// for small or awkward m.
-func rowBatches(m, n int) int {
-	if m*n < 1<<14 {
-		return 1
-	}
-	// At least two blocks: SimpleGo spreads a batched product's blocks over
-	// its workers (both cores here), a plain one runs on one core.
-	for batches := 2; batches <= m; batches++ {
-		if m%batches == 0 && (m/batches)*n <= 1<<16 {
-			if batches > 4096 {
-				return 1
-			}
-			return batches
-		}
-	}
-	return 1
-}
+// skinny is fastdot.Skinny, which the host products follow too.
+const skinny = fastdot.Skinny
 
 // jv: (J V X)_i = Σ_j A_ij (V G)_ji.
 func (featureSpace) jv(fw *model.Forward, v *Node) *Node {
-	return fw.SumNeurons(Mul(fw.A(), rowsTimes(v, fw.Net.Gram())))
+	return fw.SumNeurons(Mul(fw.A(), fastdot.RowsTimes(v, fw.Net.Gram())))
 }
 
-func (featureSpace) velocity(net *model.Net, v *Node) *Node { return rowsTimes(v, net.Gram()) }
+func (featureSpace) velocity(net *model.Net, v *Node) *Node { return fastdot.RowsTimes(v, net.Gram()) }
 func (featureSpace) inner(v, u *Node) *Node                 { return ReduceAllSum(Mul(v, u)) }
 
 // normSq: ‖V X‖² = Σ (V G) ∘ V.
 func (featureSpace) normSq(net *model.Net, v *Node) *Node {
-	return ReduceAllSum(Mul(rowsTimes(v, net.Gram()), v))
+	return ReduceAllSum(Mul(fastdot.RowsTimes(v, net.Gram()), v))
 }
 
 func (featureSpace) rows(_ *model.Net, zt, _, oneHot *Node) *Node {
@@ -267,9 +167,9 @@ const thetaBlock = 4096
 // shiftOf builds S = (Θ₀Xᵀ − Zᵀ) G⁺ with one refinement step, so that
 // Θ = Θ₀ − S X has XΘᵀ = Z to rounding although G⁺ is rounded ∝ cond G.
 func shiftOf(net *model.Net, base, zt, gPinv *Node) *Node {
-	gap := Sub(inputRowsContract(base, net.X, 1), zt)
-	s := skinnyOrDot(gap, gPinv)
-	return Add(s, skinnyOrDot(Sub(gap, skinnyOrDot(s, net.Gram())), gPinv))
+	gap := Sub(fastdot.InputRowsContract(base, net.X, 1), zt)
+	s := fastdot.SkinnyOrDot(gap, gPinv)
+	return Add(s, fastdot.SkinnyOrDot(Sub(gap, fastdot.SkinnyOrDot(s, net.Gram())), gPinv))
 }
 
 func newEngine(b backends.Backend, p *model.Problem, requested string) (*engine, error) {
@@ -299,14 +199,14 @@ func (e *engine) compileFeatures() error {
 	}
 	e.pinv = pinv
 	if e.featuresExec, err = compile(e.b, func(theta *Node) *Node {
-		return inputRowsContract(theta, model.NewNet(theta.Graph(), p).X, 1)
+		return fastdot.InputRowsContract(theta, model.NewNet(theta.Graph(), p).X, 1)
 	}); err != nil {
 		return err
 	}
 	e.thetaExec, err = compile(e.b, func(base, zt *Node) *Node {
 		net := model.NewNet(base.Graph(), p)
 		s := shiftOf(net, base, zt, Const(base.Graph(), tensors.FromFlatDataAndDimensions(pinv, p.N, p.N)))
-		return Sub(base, skinnyOrDot(s, net.X))
+		return Sub(base, fastdot.SkinnyOrDot(s, net.X))
 	})
 	return err
 }
@@ -490,7 +390,7 @@ func (e *engine) stream(s *State, emit func(values []float64) error) error {
 		if e.rowsExec, err = compile(e.b, func(base, shift, idx *Node) *Node {
 			net := model.NewNet(base.Graph(), p)
 			at := InsertAxes(idx, -1)
-			return Sub(Gather(base, at), skinnyOrDot(Gather(shift, at), net.X))
+			return Sub(Gather(base, at), fastdot.SkinnyOrDot(Gather(shift, at), net.X))
 		}); err != nil {
 			return err
 		}
