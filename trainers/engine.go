@@ -59,24 +59,22 @@ type thetaSpace struct{}
 
 func (thetaSpace) forward(net *model.Net, theta *Node) *model.Forward { return net.Forward(theta) }
 func (thetaSpace) direction(fw *model.Forward, b *Node) *Node         { return fw.Net.ContractX(b) }
-func (thetaSpace) move(_ *model.Net, theta, v *Node, scale float64) *Node {
-	return Sub(theta, scaled(v, scale))
+func (sp thetaSpace) move(net *model.Net, theta, v *Node, scale float64) *Node {
+	return moveAlong(sp, net, theta, v, scaleNode(theta, scale))
 }
-func (thetaSpace) moveBy(_ *model.Net, theta, v, scale *Node) *Node { return Sub(theta, Mul(v, scale)) }
-func (thetaSpace) moveJT(fw *model.Forward, theta, c *Node, scale float64) *Node {
-	return Sub(theta, fw.JTc(scaled(c, scale)))
+func (sp thetaSpace) moveBy(net *model.Net, theta, v, scale *Node) *Node {
+	return moveAlong(sp, net, theta, v, scale)
 }
-func (thetaSpace) jv(fw *model.Forward, v *Node) *Node  { return fw.Jv(v) }
-func (thetaSpace) normSq(_ *model.Net, v *Node) *Node   { return ReduceAllSum(Square(v)) }
-func (thetaSpace) velocity(_ *model.Net, v *Node) *Node { return v }
-func (thetaSpace) inner(v, u *Node) *Node               { return ReduceAllSum(Mul(v, u)) }
-func (thetaSpace) rows(net *model.Net, theta, idx, _ *Node) *Node {
-	xb := Gather(net.X, InsertAxes(idx, -1))
-	return DotGeneral(xb, []int{1}, nil, theta, []int{1}, nil)
+func (sp thetaSpace) moveJT(fw *model.Forward, theta, c *Node, scale float64) *Node {
+	return moveAlongJT(sp, fw, theta, c, scale)
 }
+func (thetaSpace) jv(fw *model.Forward, v *Node) *Node            { return fw.Jv(v) }
+func (sp thetaSpace) normSq(net *model.Net, v *Node) *Node        { return sp.inner(v, sp.velocity(net, v)) }
+func (thetaSpace) velocity(_ *model.Net, v *Node) *Node           { return v }
+func (thetaSpace) inner(v, u *Node) *Node                         { return innerProduct(v, u) }
+func (thetaSpace) rows(net *model.Net, theta, idx, _ *Node) *Node { return net.RowFeatures(theta, idx) }
 func (thetaSpace) moveRows(net *model.Net, theta, c, idx *Node, scale float64) *Node {
-	xb := Gather(net.X, InsertAxes(idx, -1))
-	return Sub(theta, scaled(DotGeneral(c, []int{0}, nil, xb, []int{0}, nil), scale))
+	return moveAlongRows(theta, c, net.Rows(idx), scale)
 }
 
 // featureSpace: params are Zᵀ [m, n]; a direction V [m, n] stands for V X.
@@ -91,39 +89,31 @@ func (featureSpace) direction(fw *model.Forward, b *Node) *Node {
 	return b
 }
 
-// move: Θ − s V X has features Zᵀ − s V G.
-func (featureSpace) move(net *model.Net, zt, v *Node, scale float64) *Node {
-	return Sub(zt, fastdot.RowsTimes(scaled(v, scale), net.Gram()))
+func (sp featureSpace) move(net *model.Net, zt, v *Node, scale float64) *Node {
+	return moveAlong(sp, net, zt, v, scaleNode(zt, scale))
 }
-func (featureSpace) moveBy(net *model.Net, zt, v, scale *Node) *Node {
-	return Sub(zt, Mul(fastdot.RowsTimes(v, net.Gram()), scale))
+func (sp featureSpace) moveBy(net *model.Net, zt, v, scale *Node) *Node {
+	return moveAlong(sp, net, zt, v, scale)
 }
 
-// moveJT: Jᵀc = (A ∘ 1cᵀ) X, so Zᵀ − (A ∘ 1cᵀ) G = Zᵀ − A (diag(c) G): the
-// broadcast is over G's n×n rows, not over A's m×n.
-func (featureSpace) moveJT(fw *model.Forward, zt, c *Node, scale float64) *Node {
+// moveJT: Jᵀc = (A ∘ 1cᵀ) X, so Zᵀ − (A ∘ 1cᵀ) G = Zᵀ − A (diag(c) G): with
+// unit weights the broadcast is over G's n×n rows, not over A's m×n, and the
+// scale rides on the constant s·G (no op per step).
+func (sp featureSpace) moveJT(fw *model.Forward, zt, c *Node, scale float64) *Node {
 	if !fw.Net.Problem.UnitWeights() {
-		return Sub(zt, fastdot.RowsTimes(fw.Coef(scaled(c, scale)), fw.Net.Gram()))
+		return moveAlongJT(sp, fw, zt, c, scale)
 	}
-	// scale·G is a constant: the scale costs no op per step.
 	return Sub(zt, fastdot.RowsTimes(fw.A(), Mul(fw.Net.GramTimes(scale), InsertAxes(c, -1))))
 }
 
-// skinny is fastdot.Skinny, which the host products follow too.
-const skinny = fastdot.Skinny
+func (featureSpace) jv(fw *model.Forward, v *Node) *Node { return fw.Jv(v) }
 
-// jv: (J V X)_i = Σ_j A_ij (V G)_ji.
-func (featureSpace) jv(fw *model.Forward, v *Node) *Node {
-	return fw.SumNeurons(Mul(fw.A(), fastdot.RowsTimes(v, fw.Net.Gram())))
-}
+// velocity: Θ − s V X has features Zᵀ − s V G.
+func (featureSpace) velocity(net *model.Net, v *Node) *Node { return net.TimesGram(v) }
+func (featureSpace) inner(v, u *Node) *Node                 { return innerProduct(v, u) }
 
-func (featureSpace) velocity(net *model.Net, v *Node) *Node { return fastdot.RowsTimes(v, net.Gram()) }
-func (featureSpace) inner(v, u *Node) *Node                 { return ReduceAllSum(Mul(v, u)) }
-
-// normSq: ‖V X‖² = Σ (V G) ∘ V.
-func (featureSpace) normSq(net *model.Net, v *Node) *Node {
-	return ReduceAllSum(Mul(fastdot.RowsTimes(v, net.Gram()), v))
-}
+// normSq: ‖V X‖² = Tr(V G Vᵀ) = ⟨V, V G⟩.
+func (sp featureSpace) normSq(net *model.Net, v *Node) *Node { return sp.inner(v, sp.velocity(net, v)) }
 
 func (featureSpace) rows(_ *model.Net, zt, _, oneHot *Node) *Node {
 	return DotGeneral(oneHot, []int{1}, nil, zt, []int{1}, nil) // [B, m]
@@ -131,9 +121,44 @@ func (featureSpace) rows(_ *model.Net, zt, _, oneHot *Node) *Node {
 
 // moveRows: Σ_b c_bj x_{i_b} changes Zᵀ by cᵀ G[idx] ([m, B]·[B, n]).
 func (featureSpace) moveRows(net *model.Net, zt, c, idx *Node, scale float64) *Node {
-	gb := Gather(net.Gram(), InsertAxes(idx, -1)) // [B, n]
-	return Sub(zt, scaled(DotGeneral(c, []int{0}, nil, gb, []int{0}, nil), scale))
+	return moveAlongRows(zt, c, Gather(net.Gram(), InsertAxes(idx, -1)), scale)
 }
+
+// moveAlong is every move by a direction, in either space: params −
+// velocity(scale·v), scale nil meaning 1. The scale goes on v before the
+// feature engine's product (the order its saved outputs were made with).
+func moveAlong(sp space, net *model.Net, params, v, scale *Node) *Node {
+	if scale != nil {
+		v = Mul(v, scale)
+	}
+	return Sub(params, sp.velocity(net, v))
+}
+
+// moveAlongJT is the move by scale·Jᵀc: along the direction of coefficients Coef(scale·c).
+func moveAlongJT(sp space, fw *model.Forward, params, c *Node, scale float64) *Node {
+	return moveAlong(sp, fw.Net, params, sp.direction(fw, fw.Coef(scaled(c, scale))), nil)
+}
+
+// moveAlongRows is 1-SAM's per-example move params − scale·cᵀR[idx], given
+// the rows R[idx] [B, ·] of what the direction's coefficients multiply (X
+// for Θ, G for Zᵀ): c [B, m] acts only on the drawn examples.
+func moveAlongRows(params, c, rows *Node, scale float64) *Node {
+	return Sub(params, scaled(DotGeneral(c, []int{0}, nil, rows, []int{0}, nil), scale))
+}
+
+// innerProduct is ⟨v, u⟩ summed over all entries.
+func innerProduct(v, u *Node) *Node { return ReduceAllSum(Mul(v, u)) }
+
+// scaleNode is scale as a scalar node of params' type, or nil for 1.
+func scaleNode(params *Node, scale float64) *Node {
+	if scale == 1 {
+		return nil
+	}
+	return Scalar(params.Graph(), params.DType(), scale)
+}
+
+// skinny is fastdot.Skinny, which the host products follow too.
+const skinny = fastdot.Skinny
 
 func scaled(v *Node, scale float64) *Node {
 	if scale == 1 {
@@ -167,7 +192,7 @@ const thetaBlock = 4096
 // shiftOf builds S = (Θ₀Xᵀ − Zᵀ) G⁺ with one refinement step, so that
 // Θ = Θ₀ − S X has XΘᵀ = Z to rounding although G⁺ is rounded ∝ cond G.
 func shiftOf(net *model.Net, base, zt, gPinv *Node) *Node {
-	gap := Sub(fastdot.InputRowsContract(base, net.X, 1), zt)
+	gap := Sub(net.FeaturesT(base), zt)
 	s := fastdot.SkinnyOrDot(gap, gPinv)
 	return Add(s, fastdot.SkinnyOrDot(Sub(gap, fastdot.SkinnyOrDot(s, net.Gram())), gPinv))
 }
@@ -199,7 +224,7 @@ func (e *engine) compileFeatures() error {
 	}
 	e.pinv = pinv
 	if e.featuresExec, err = compile(e.b, func(theta *Node) *Node {
-		return fastdot.InputRowsContract(theta, model.NewNet(theta.Graph(), p).X, 1)
+		return model.NewNet(theta.Graph(), p).FeaturesT(theta)
 	}); err != nil {
 		return err
 	}
