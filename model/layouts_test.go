@@ -120,9 +120,10 @@ func TestForwardRowsAndLossCoef(t *testing.T) {
 	}
 }
 
-// A neuron-major forward's Jv takes the coefficients V of the direction V X:
-// it must equal J (V X) with J from autodiff over Θ.
-func TestJvNeuronMajor(t *testing.T) {
+// A neuron-major forward's directions are coefficients V standing for V X:
+// its Jv(V) must equal J (V X), and its JTc(c) and LossGrad, taken along X,
+// Jᵀc and ∇L, with J and ∇L from autodiff over Θ.
+func TestNeuronMajorDirections(t *testing.T) {
 	b := testBackend(t)
 	act, _ := NewActivation("odd", 0.1, 2)
 	p, theta := randomProblem(t, 4, 6, 3, act, 17)
@@ -131,31 +132,51 @@ func TestJvNeuronMajor(t *testing.T) {
 	for k := range v {
 		v[k] = rng.NormFloat64()
 	}
-	outs := MustExecOnceN(b, func(th, vn *Node) []*Node {
+	c := []float64{0.3, -1.2, 0.7, 2}
+	outs := MustExecOnceN(b, func(th, vn, cn *Node) []*Node {
 		net := NewNet(th.Graph(), p)
-		out := []*Node{net.ForwardFeatures(net.FeaturesT(th)).Jv(vn)}
-		f := net.Forward(th).F
+		fwt := net.ForwardFeatures(net.FeaturesT(th))
+		fw := net.Forward(th)
+		out := []*Node{fwt.Jv(vn), fwt.JTc(cn), fwt.LossGrad(), Gradient(fw.Loss(), th)[0]}
 		for i := range p.N {
-			out = append(out, Gradient(ReduceAllSum(Mul(f, OneHot(Const(th.Graph(), int32(i)), p.N, f.DType()))), th)[0])
+			out = append(out, Gradient(ReduceAllSum(Mul(fw.F, OneHot(Const(th.Graph(), int32(i)), p.N, fw.F.DType()))), th)[0])
 		}
 		return out
-	}, thetaTensor(p, theta), tensors.FromFlatDataAndDimensions(v, p.M, p.N))
-	jv := tensors.MustCopyFlatData[float64](outs[0])
-	// The direction V X [m, d].
-	vx := make([]float64, p.M*p.D)
-	for j := range p.M {
-		for c := range p.D {
-			for k := range p.N {
-				vx[j*p.D+c] += v[j*p.N+k] * p.X[k*p.D+c]
+	}, thetaTensor(p, theta), tensors.FromFlatDataAndDimensions(v, p.M, p.N), tensors.FromFlatDataAndDimensions(c, p.N))
+	// alongX returns V X [m, d] for V [m, n].
+	alongX := func(v []float64) []float64 {
+		out := make([]float64, p.M*p.D)
+		for j := range p.M {
+			for col := range p.D {
+				for k := range p.N {
+					out[j*p.D+col] += v[j*p.N+k] * p.X[k*p.D+col]
+				}
 			}
 		}
+		return out
 	}
+	jv := tensors.MustCopyFlatData[float64](outs[0])
+	jtc := alongX(tensors.MustCopyFlatData[float64](outs[1]))
+	grad := alongX(tensors.MustCopyFlatData[float64](outs[2]))
+	auto := tensors.MustCopyFlatData[float64](outs[3])
+	J := make([][]float64, p.N)
 	for i := range p.N {
-		row := tensors.MustCopyFlatData[float64](outs[1+i])
+		J[i] = tensors.MustCopyFlatData[float64](outs[4+i])
+	}
+	vx := alongX(v)
+	for i := range p.N {
 		s := 0.0
 		for k := range vx {
-			s += row[k] * vx[k]
+			s += J[i][k] * vx[k]
 		}
 		near(t, "J(VX)", jv[i], s)
+	}
+	for k := range auto {
+		s := 0.0
+		for i := range p.N {
+			s += J[i][k] * c[i]
+		}
+		near(t, "Jᵀc", jtc[k], s)
+		near(t, "∇L", grad[k], auto[k])
 	}
 }

@@ -223,12 +223,25 @@ func (fw *Forward) LossCoef() *Node {
 	return fw.lc
 }
 
-// LossGrad returns ∇_Θ L = 2 Jᵀ r, built from the structured product (no
-// autodiff; Θ-layout forwards only).
-func (fw *Forward) LossGrad() *Node { return fw.Net.ContractX(fw.LossCoef()) }
+// LossGrad returns ∇L = 2 Jᵀ r as a direction in the forward's layout
+// (Direction), built from the structured product (no autodiff).
+func (fw *Forward) LossGrad() *Node { return fw.Direction(fw.LossCoef()) }
 
-// Jv returns J V [.., n] for a direction V: Θ-shaped in the Θ layout, the
-// coefficients V [m, n] of V X for a neuron-major forward.
+// Direction returns the direction Σ_i b_ij x_i for coefficients b shaped like
+// Z, in the forward's layout: Θ-shaped (ContractX) from Θ, the coefficients
+// b themselves (standing for b X) neuron-major. Not for ForwardRows.
+func (fw *Forward) Direction(b *Node) *Node {
+	if fw.NeuronMajor {
+		return b
+	}
+	if fw.Theta == nil {
+		panic("model: a forward on some rows has no direction over all examples")
+	}
+	return fw.Net.ContractX(b)
+}
+
+// Jv returns J V [.., n] for a direction V in the forward's layout: Θ-shaped,
+// or the coefficients V [m, n] of V X neuron-major.
 func (fw *Forward) Jv(v *Node) *Node { return fw.JvOf(fw.DirectionFeatures(v)) }
 
 // DirectionFeatures returns how Z changes per unit step along the direction
@@ -248,9 +261,9 @@ func (fw *Forward) JvOf(p *Node) *Node { return fw.SumNeurons(Mul(fw.A(), p)) }
 // the Θ-shaped Σ_i c_i A_ij x_i, i.e. Coef(c) contracted with X over the examples.
 func (fw *Forward) Coef(c *Node) *Node { return Mul(fw.A(), fw.PerExample(c)) }
 
-// JTc returns Jᵀ c for c shaped like the outputs: (Jᵀc)_j = Σ_i c_i A_ij x_i
-// (Θ-layout forwards only).
-func (fw *Forward) JTc(c *Node) *Node { return fw.Net.ContractX(fw.Coef(c)) }
+// JTc returns Jᵀ c for c shaped like the outputs, (Jᵀc)_j = Σ_i c_i A_ij x_i,
+// as a direction in the forward's layout (Direction of Coef(c)).
+func (fw *Forward) JTc(c *Node) *Node { return fw.Direction(fw.Coef(c)) }
 
 // ContractX returns Σ_i b_ij x_i for b [.., n, m]: the Θ-shaped [.., m, d]
 // direction whose inner products with the examples are given by b.
