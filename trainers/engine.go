@@ -58,7 +58,7 @@ type space interface {
 type thetaSpace struct{}
 
 func (thetaSpace) forward(net *model.Net, theta *Node) *model.Forward { return net.Forward(theta) }
-func (thetaSpace) direction(fw *model.Forward, b *Node) *Node         { return fw.Net.ContractX(b) }
+func (thetaSpace) direction(fw *model.Forward, b *Node) *Node         { return fw.Direction(b) }
 func (sp thetaSpace) move(net *model.Net, theta, v *Node, scale float64) *Node {
 	return moveAlong(sp, net, theta, v, scaleNode(theta, scale))
 }
@@ -86,7 +86,7 @@ func (featureSpace) direction(fw *model.Forward, b *Node) *Node {
 	if !fw.NeuronMajor {
 		panic("trainers: the feature engine needs a neuron-major forward")
 	}
-	return b
+	return fw.Direction(b)
 }
 
 func (sp featureSpace) move(net *model.Net, zt, v *Node, scale float64) *Node {
@@ -134,9 +134,9 @@ func moveAlong(sp space, net *model.Net, params, v, scale *Node) *Node {
 	return Sub(params, sp.velocity(net, v))
 }
 
-// moveAlongJT is the move by scale·Jᵀc: along the direction of coefficients Coef(scale·c).
+// moveAlongJT is the move by scale·Jᵀc (the scale on c, before the products).
 func moveAlongJT(sp space, fw *model.Forward, params, c *Node, scale float64) *Node {
-	return moveAlong(sp, fw.Net, params, sp.direction(fw, fw.Coef(scaled(c, scale))), nil)
+	return moveAlong(sp, fw.Net, params, fw.JTc(scaled(c, scale)), nil)
 }
 
 // moveAlongRows is 1-SAM's per-example move params − scale·cᵀR[idx], given

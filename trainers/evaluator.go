@@ -122,7 +122,7 @@ func (e *Evaluator) compileFeatures() error {
 	exec, err := compile(e.b, func(zt *Node) []*Node {
 		net := model.NewNet(zt.Graph(), p)
 		fw := net.ForwardFeatures(zt)
-		grad := fw.LossCoef() // ∇L = 2Jᵀr as V X
+		grad := fw.LossGrad() // ∇L = 2Jᵀr as V X
 		return []*Node{fw.Loss(), regularizers.TraceHessian(fw), regularizers.TraceHessianManifold(fw),
 			Sqrt(featureSpace{}.normSq(net, grad))}
 	})
