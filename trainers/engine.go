@@ -197,6 +197,9 @@ func shiftOf(net *model.Net, base, zt, gPinv *Node) *Node {
 	return Add(s, fastdot.SkinnyOrDot(Sub(gap, fastdot.SkinnyOrDot(s, net.Gram())), gPinv))
 }
 
+// thetaOf is Θ = Θ₀ − S X, or those of its rows that base and s hold.
+func thetaOf(net *model.Net, base, s *Node) *Node { return Sub(base, fastdot.SkinnyOrDot(s, net.X)) }
+
 func newEngine(b backends.Backend, p *model.Problem, requested string) (*engine, error) {
 	name, err := ChooseEngine(requested, p)
 	if err != nil {
@@ -230,8 +233,7 @@ func (e *engine) compileFeatures() error {
 	}
 	e.thetaExec, err = compile(e.b, func(base, zt *Node) *Node {
 		net := model.NewNet(base.Graph(), p)
-		s := shiftOf(net, base, zt, Const(base.Graph(), tensors.FromFlatDataAndDimensions(pinv, p.N, p.N)))
-		return Sub(base, fastdot.SkinnyOrDot(s, net.X))
+		return thetaOf(net, base, shiftOf(net, base, zt, Const(base.Graph(), tensors.FromFlatDataAndDimensions(pinv, p.N, p.N))))
 	})
 	return err
 }
@@ -415,7 +417,7 @@ func (e *engine) stream(s *State, emit func(values []float64) error) error {
 		if e.rowsExec, err = compile(e.b, func(base, shift, idx *Node) *Node {
 			net := model.NewNet(base.Graph(), p)
 			at := InsertAxes(idx, -1)
-			return Sub(Gather(base, at), fastdot.SkinnyOrDot(Gather(shift, at), net.X))
+			return thetaOf(net, Gather(base, at), Gather(shift, at))
 		}); err != nil {
 			return err
 		}
