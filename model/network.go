@@ -234,10 +234,15 @@ func (fw *Forward) Direction(b *Node) *Node {
 	if fw.NeuronMajor {
 		return b
 	}
-	if fw.Theta == nil {
+	fw.checkNotRows()
+	return fw.Net.ContractX(b)
+}
+
+// checkNotRows panics for a ForwardRows forward, whose Z is not all examples'.
+func (fw *Forward) checkNotRows() {
+	if !fw.NeuronMajor && fw.Theta == nil {
 		panic("model: a forward on some rows has no direction over all examples")
 	}
-	return fw.Net.ContractX(b)
 }
 
 // Jv returns J V [.., n] for a direction V in the forward's layout: Θ-shaped,
@@ -246,10 +251,12 @@ func (fw *Forward) Jv(v *Node) *Node { return fw.JvOf(fw.DirectionFeatures(v)) }
 
 // DirectionFeatures returns how Z changes per unit step along the direction
 // v, shaped like Z: X Vᵀ in the Θ layout, V G (= (V X) Xᵀ) neuron-major.
+// Not for ForwardRows.
 func (fw *Forward) DirectionFeatures(v *Node) *Node {
 	if fw.NeuronMajor {
 		return fw.Net.TimesGram(v)
 	}
+	fw.checkNotRows()
 	return fw.Net.Features(v)
 }
 
