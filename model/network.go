@@ -62,7 +62,7 @@ func NewNet(g *Graph, p *Problem) *Net {
 func (net *Net) Features(theta *Node) *Node {
 	switch theta.Rank() {
 	case 2:
-		return fastdot.DotGeneral(net.X, []int{1}, nil, theta, []int{1}, nil)
+		return features(net.X, theta)
 	case 3:
 		z := fastdot.DotGeneral(net.X, []int{1}, nil, theta, []int{2}, nil) // [n, K, m]
 		return TransposeAllAxes(z, 1, 0, 2)
@@ -71,25 +71,51 @@ func (net *Net) Features(theta *Node) *Node {
 	}
 }
 
+// RowFeatures returns the rows of Z = XΘᵀ for the examples idx ([B] int32):
+// z_{i_b, j} [B, m], for Θ [m, d].
+func (net *Net) RowFeatures(theta, idx *Node) *Node {
+	return features(net.Rows(idx), theta)
+}
+
+// Rows returns the examples' rows x_{i_b} [B, d] for indices idx ([B] int32).
+func (net *Net) Rows(idx *Node) *Node { return Gather(net.X, InsertAxes(idx, -1)) }
+
+// FeaturesT returns Zᵀ = ΘXᵀ [m, n] for Θ [m, d] (the feature engine's
+// layout), by a product that spares SimpleGo copies of Θ at large m.
+func (net *Net) FeaturesT(theta *Node) *Node { return fastdot.InputRowsContract(theta, net.X, 1) }
+
+// features returns x Θᵀ [rows, m] for rows x [rows, d].
+func features(x, theta *Node) *Node {
+	return fastdot.DotGeneral(x, []int{1}, nil, theta, []int{1}, nil)
+}
+
+// TimesGram returns V G [m, n] for V [m, n]: the features' change per unit
+// step along the direction V X, since (V X) Xᵀ = V G.
+func (net *Net) TimesGram(v *Node) *Node { return fastdot.RowsTimes(v, net.Gram()) }
+
 // Forward is the network evaluated at one Θ inside a graph. Derived nodes are
 // built on first use and shared, so each is computed once per graph.
 //
 // Z is example-major, [.., n, m], when built from Θ, and neuron-major, [m, n],
 // when built from the features themselves (ForwardFeatures, the feature
-// engine's layout). Everything below works in either layout through
-// PerExample, PerNeuron and SumNeurons.
+// engine's layout); ForwardRows's Z is a few examples' rows [B, m], in the
+// Θ layout. Everything below works in either layout through PerExample,
+// PerNeuron and SumNeurons.
 type Forward struct {
 	Net   *Net
-	Theta *Node // [.., m, d]; nil when built from features
+	Theta *Node // [.., m, d]; nil when built from features or rows
 	Z     *Node // [.., n, m], or [m, n] when NeuronMajor
 	F     *Node // [.., n] outputs f_i = Σ_j w_j φ(z_ij)
 	R     *Node // [.., n] residuals f − y
 	// NeuronMajor is true when Z is laid out [m, n].
 	NeuronMajor bool
 
+	y *Node // [n] targets (net.Y), or the drawn rows' for ForwardRows
+
 	dphi [4]*Node
 	a    *Node
 	z2   *Node
+	lc   *Node // LossCoef
 }
 
 // squareEvaluator is an activation that evaluates more cheaply given z².
@@ -99,7 +125,7 @@ type squareEvaluator interface {
 
 // Forward evaluates the network at Θ.
 func (net *Net) Forward(theta *Node) *Forward {
-	fw := &Forward{Net: net, Theta: theta}
+	fw := &Forward{Net: net, Theta: theta, y: net.Y}
 	fw.Z = net.Features(theta)
 	fw.finish()
 	return fw
@@ -112,14 +138,26 @@ func (net *Net) ForwardFeatures(zt *Node) *Forward {
 	if zt.Rank() != 2 || zt.Shape().Dimensions[0] != p.M || zt.Shape().Dimensions[1] != p.N {
 		panic(fmt.Sprintf("model: features must have shape [m=%d, n=%d], got %s", p.M, p.N, zt.Shape()))
 	}
-	fw := &Forward{Net: net, Z: zt, NeuronMajor: true}
+	fw := &Forward{Net: net, Z: zt, NeuronMajor: true, y: net.Y}
+	fw.finish()
+	return fw
+}
+
+// ForwardRows evaluates the network on some examples from their
+// pre-activations zb [B, m] and targets yb [B] (1-SAM's drawn rows, possibly
+// perturbed): F, R and A are those rows' (Loss is over them alone).
+func (net *Net) ForwardRows(zb, yb *Node) *Forward {
+	if zb.Rank() != 2 || zb.Shape().Dimensions[1] != net.Problem.M || yb.Rank() != 1 || yb.Shape().Dimensions[0] != zb.Shape().Dimensions[0] {
+		panic(fmt.Sprintf("model: rows must have shapes [B, m=%d] and [B], got %s and %s", net.Problem.M, zb.Shape(), yb.Shape()))
+	}
+	fw := &Forward{Net: net, Z: zb, y: yb}
 	fw.finish()
 	return fw
 }
 
 func (fw *Forward) finish() {
 	fw.F = fw.SumNeurons(fw.Net.weigh(fw.Phi(0), fw))
-	fw.R = Sub(fw.F, lead(fw.Net.Y, fw.F.Rank()))
+	fw.R = Sub(fw.F, lead(fw.y, fw.F.Rank()))
 }
 
 // SumNeurons sums v (shaped like Z) over the neurons, giving [.., n].
@@ -176,21 +214,63 @@ func (fw *Forward) A() *Node {
 // Loss returns L = Σ_i (f_i − y_i)²: a scalar, or [K] for a batch of Θ.
 func (fw *Forward) Loss() *Node { return ReduceSum(Square(fw.R), -1) }
 
-// LossGrad returns ∇_Θ L = 2 Jᵀ r, built from the structured product (no autodiff).
-func (fw *Forward) LossGrad() *Node { return fw.JTc(MulScalar(fw.R, 2)) }
-
-// Jv returns J V for V shaped like Θ: (J V)_i = Σ_j A_ij (v_j · x_i).
-func (fw *Forward) Jv(v *Node) *Node {
-	return ReduceSum(Mul(fw.A(), fw.Net.Features(v)), -1)
+// LossCoef returns ∂L/∂Z = 2 r_i A_ij, shaped like Z: ∇L = 2Jᵀr is this
+// along X (LossGrad, or the feature engine's direction itself).
+func (fw *Forward) LossCoef() *Node {
+	if fw.lc == nil {
+		fw.lc = fw.Coef(MulScalar(fw.R, 2))
+	}
+	return fw.lc
 }
+
+// LossGrad returns ∇L = 2 Jᵀ r as a direction in the forward's layout
+// (Direction), built from the structured product (no autodiff).
+func (fw *Forward) LossGrad() *Node { return fw.Direction(fw.LossCoef()) }
+
+// Direction returns the direction Σ_i b_ij x_i for coefficients b shaped like
+// Z, in the forward's layout: Θ-shaped (ContractX) from Θ, the coefficients
+// b themselves (standing for b X) neuron-major. Not for ForwardRows.
+func (fw *Forward) Direction(b *Node) *Node {
+	if fw.NeuronMajor {
+		return b
+	}
+	fw.checkNotRows()
+	return fw.Net.ContractX(b)
+}
+
+// checkNotRows panics for a ForwardRows forward, whose Z is not all examples'.
+func (fw *Forward) checkNotRows() {
+	if !fw.NeuronMajor && fw.Theta == nil {
+		panic("model: a forward on some rows has no direction over all examples")
+	}
+}
+
+// Jv returns J V [.., n] for a direction V in the forward's layout: Θ-shaped,
+// or the coefficients V [m, n] of V X neuron-major.
+func (fw *Forward) Jv(v *Node) *Node { return fw.JvOf(fw.DirectionFeatures(v)) }
+
+// DirectionFeatures returns how Z changes per unit step along the direction
+// v, shaped like Z: X Vᵀ in the Θ layout, V G (= (V X) Xᵀ) neuron-major.
+// Not for ForwardRows.
+func (fw *Forward) DirectionFeatures(v *Node) *Node {
+	if fw.NeuronMajor {
+		return fw.Net.TimesGram(v)
+	}
+	fw.checkNotRows()
+	return fw.Net.Features(v)
+}
+
+// JvOf returns (J v)_i = Σ_j A_ij p_ij given the direction's features p
+// (DirectionFeatures) shaped like Z.
+func (fw *Forward) JvOf(p *Node) *Node { return fw.SumNeurons(Mul(fw.A(), p)) }
 
 // Coef returns the per-example coefficients c_i A_ij shaped like Z: Jᵀc is
 // the Θ-shaped Σ_i c_i A_ij x_i, i.e. Coef(c) contracted with X over the examples.
 func (fw *Forward) Coef(c *Node) *Node { return Mul(fw.A(), fw.PerExample(c)) }
 
-// JTc returns Jᵀ c for c shaped like the outputs: (Jᵀc)_j = Σ_i c_i A_ij x_i
-// (Θ-layout forwards only).
-func (fw *Forward) JTc(c *Node) *Node { return fw.Net.ContractX(fw.Coef(c)) }
+// JTc returns Jᵀ c for c shaped like the outputs, (Jᵀc)_j = Σ_i c_i A_ij x_i,
+// as a direction in the forward's layout (Direction of Coef(c)).
+func (fw *Forward) JTc(c *Node) *Node { return fw.Direction(fw.Coef(c)) }
 
 // ContractX returns Σ_i b_ij x_i for b [.., n, m]: the Θ-shaped [.., m, d]
 // direction whose inner products with the examples are given by b.

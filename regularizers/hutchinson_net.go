@@ -56,7 +56,9 @@ func HutchinsonTraceHessian(fw *model.Forward, rng *Node, probes int) (newRNG, e
 	proj = Reshape(proj, probeBits, n, probes, w)
 
 	// Per example and probe: s = (J v_k)_i and t = Σ_j w_j φ″(z_ij) P², then
-	// v_kᵀ(D²L)v_k = 2 Σ_i (s² + r_i t).
+	// v_kᵀ(D²L)v_k = 2 Σ_i (s² + r_i t). s is model.Forward.JvOf for all K
+	// probes at once in their bit layout: JvOf would need P copied into Z's
+	// layout ([K, n, m]) and a broadcast product instead of this batched one.
 	a := byProbeRow(fw, fw.A(), w)                                                       // [32, n, W]
 	c := byProbeRow(fw, weighted(fw, fw.Phi(2)), w)                                      // [32, n, W]
 	s := ReduceSum(DotGeneral(proj, []int{3}, []int{0, 1}, a, []int{2}, []int{0, 1}), 0) // [n, K]

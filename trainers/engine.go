@@ -3,6 +3,7 @@ package trainers
 import (
 	"fmt"
 
+	"github.com/flatmin/flatmin/internal/fastdot"
 	"github.com/flatmin/flatmin/internal/linalg"
 	"github.com/flatmin/flatmin/model"
 	"github.com/gomlx/gomlx/backends"
@@ -57,25 +58,23 @@ type space interface {
 type thetaSpace struct{}
 
 func (thetaSpace) forward(net *model.Net, theta *Node) *model.Forward { return net.Forward(theta) }
-func (thetaSpace) direction(fw *model.Forward, b *Node) *Node         { return fw.Net.ContractX(b) }
-func (thetaSpace) move(_ *model.Net, theta, v *Node, scale float64) *Node {
-	return Sub(theta, scaled(v, scale))
+func (thetaSpace) direction(fw *model.Forward, b *Node) *Node         { return fw.Direction(b) }
+func (sp thetaSpace) move(net *model.Net, theta, v *Node, scale float64) *Node {
+	return moveAlong(sp, net, theta, v, scaleNode(theta, scale))
 }
-func (thetaSpace) moveBy(_ *model.Net, theta, v, scale *Node) *Node { return Sub(theta, Mul(v, scale)) }
-func (thetaSpace) moveJT(fw *model.Forward, theta, c *Node, scale float64) *Node {
-	return Sub(theta, fw.JTc(scaled(c, scale)))
+func (sp thetaSpace) moveBy(net *model.Net, theta, v, scale *Node) *Node {
+	return moveAlong(sp, net, theta, v, scale)
 }
-func (thetaSpace) jv(fw *model.Forward, v *Node) *Node  { return fw.Jv(v) }
-func (thetaSpace) normSq(_ *model.Net, v *Node) *Node   { return ReduceAllSum(Square(v)) }
-func (thetaSpace) velocity(_ *model.Net, v *Node) *Node { return v }
-func (thetaSpace) inner(v, u *Node) *Node               { return ReduceAllSum(Mul(v, u)) }
-func (thetaSpace) rows(net *model.Net, theta, idx, _ *Node) *Node {
-	xb := Gather(net.X, InsertAxes(idx, -1))
-	return DotGeneral(xb, []int{1}, nil, theta, []int{1}, nil)
+func (sp thetaSpace) moveJT(fw *model.Forward, theta, c *Node, scale float64) *Node {
+	return moveAlongJT(sp, fw, theta, c, scale)
 }
+func (thetaSpace) jv(fw *model.Forward, v *Node) *Node            { return fw.Jv(v) }
+func (sp thetaSpace) normSq(net *model.Net, v *Node) *Node        { return sp.inner(v, sp.velocity(net, v)) }
+func (thetaSpace) velocity(_ *model.Net, v *Node) *Node           { return v }
+func (thetaSpace) inner(v, u *Node) *Node                         { return innerProduct(v, u) }
+func (thetaSpace) rows(net *model.Net, theta, idx, _ *Node) *Node { return net.RowFeatures(theta, idx) }
 func (thetaSpace) moveRows(net *model.Net, theta, c, idx *Node, scale float64) *Node {
-	xb := Gather(net.X, InsertAxes(idx, -1))
-	return Sub(theta, scaled(DotGeneral(c, []int{0}, nil, xb, []int{0}, nil), scale))
+	return moveAlongRows(theta, c, net.Rows(idx), scale)
 }
 
 // featureSpace: params are Zᵀ [m, n]; a direction V [m, n] stands for V X.
@@ -87,143 +86,34 @@ func (featureSpace) direction(fw *model.Forward, b *Node) *Node {
 	if !fw.NeuronMajor {
 		panic("trainers: the feature engine needs a neuron-major forward")
 	}
-	return b
+	return fw.Direction(b)
 }
 
-// move: Θ − s V X has features Zᵀ − s V G.
-func (featureSpace) move(net *model.Net, zt, v *Node, scale float64) *Node {
-	return Sub(zt, rowsTimes(scaled(v, scale), net.Gram()))
+func (sp featureSpace) move(net *model.Net, zt, v *Node, scale float64) *Node {
+	return moveAlong(sp, net, zt, v, scaleNode(zt, scale))
 }
-func (featureSpace) moveBy(net *model.Net, zt, v, scale *Node) *Node {
-	return Sub(zt, Mul(rowsTimes(v, net.Gram()), scale))
+func (sp featureSpace) moveBy(net *model.Net, zt, v, scale *Node) *Node {
+	return moveAlong(sp, net, zt, v, scale)
 }
 
-// moveJT: Jᵀc = (A ∘ 1cᵀ) X, so Zᵀ − (A ∘ 1cᵀ) G = Zᵀ − A (diag(c) G): the
-// broadcast is over G's n×n rows, not over A's m×n.
-func (featureSpace) moveJT(fw *model.Forward, zt, c *Node, scale float64) *Node {
+// moveJT: Jᵀc = (A ∘ 1cᵀ) X, so Zᵀ − (A ∘ 1cᵀ) G = Zᵀ − A (diag(c) G): with
+// unit weights the broadcast is over G's n×n rows, not over A's m×n, and the
+// scale rides on the constant s·G (no op per step).
+func (sp featureSpace) moveJT(fw *model.Forward, zt, c *Node, scale float64) *Node {
 	if !fw.Net.Problem.UnitWeights() {
-		return Sub(zt, rowsTimes(fw.Coef(scaled(c, scale)), fw.Net.Gram()))
+		return moveAlongJT(sp, fw, zt, c, scale)
 	}
-	// scale·G is a constant: the scale costs no op per step.
-	return Sub(zt, rowsTimes(fw.A(), Mul(fw.Net.GramTimes(scale), InsertAxes(c, -1))))
+	return Sub(zt, fastdot.RowsTimes(fw.A(), Mul(fw.Net.GramTimes(scale), InsertAxes(c, -1))))
 }
 
-// rowsTimes returns a [m, n] · b [n, n]. For large m it is one batched
-// product over row blocks: SimpleGo then multiplies block by block (and in
-// parallel) instead of copying a and the output into blocked layouts, which
-// would hold three extra m×n buffers at once.
-func rowsTimes(a, b *Node) *Node { return rowsContract(a, b, 0) }
+func (featureSpace) jv(fw *model.Forward, v *Node) *Node { return fw.Jv(v) }
 
-// rowsContract is rowsTimes contracting a's columns with b's axis bAxis (0:
-// a·b, 1: a·bᵀ).
-func rowsContract(a, b *Node, bAxis int) *Node {
-	m, k := a.Shape().Dimensions[0], a.Shape().Dimensions[1]
-	cols := b.Shape().Dimensions[1-bAxis]
-	if m*k*cols <= 1<<10 {
-		// Tiny (Figure 1a): SimpleGo hands even a one-batch product to a
-		// worker goroutine (~1 µs); a broadcast multiply and a sum is cheaper.
-		if bAxis == 1 {
-			b = Transpose(b, 0, 1)
-		}
-		return ReduceSum(Mul(InsertAxes(a, -1), InsertAxes(b, 0)), 1)
-	}
-	if k <= skinny && cols <= skinny {
-		return skinnyContract(a, b, bAxis)
-	}
-	batches := rowBatches(m, max(k, cols))
-	if batches == 1 {
-		return DotGeneral(a, []int{1}, nil, b, []int{bAxis}, nil)
-	}
-	ab := Reshape(a, batches, m/batches, k)
-	bb := BroadcastToDims(InsertAxes(b, 0), append([]int{batches}, b.Shape().Dimensions...)...)
-	return Reshape(DotGeneral(ab, []int{2}, []int{0}, bb, []int{bAxis + 1}, []int{0}), m, cols)
-}
+// velocity: Θ − s V X has features Zᵀ − s V G.
+func (featureSpace) velocity(net *model.Net, v *Node) *Node { return net.TimesGram(v) }
+func (featureSpace) inner(v, u *Node) *Node                 { return innerProduct(v, u) }
 
-// skinny is the largest inner and output width for which rowsContract sums
-// outer products instead of calling DotGeneral: SimpleGo pads a large
-// product's operands and output to blocks of 32 columns, so [m, 3]·[3, 3]
-// held two m×32 buffers, 10× the m×3 ones (48× Θ at m = 2·10⁶, d = n = 3).
-const skinny = 8
-
-// skinnyContract is a [m, k]·b for small k and output width, as
-// Σ_l a[:, l] b[l, :]: no temporary beyond two [m, cols] and one column.
-func skinnyContract(a, b *Node, bAxis int) *Node {
-	if bAxis == 1 {
-		b = Transpose(b, 0, 1)
-	}
-	k := a.Shape().Dimensions[1]
-	var sum *Node
-	for l := range k {
-		term := Mul(Slice(a, AxisRange(), AxisRange(l, l+1)), Slice(b, AxisRange(l, l+1), AxisRange()))
-		if sum == nil {
-			sum = term
-		} else {
-			sum = Add(sum, term)
-		}
-	}
-	return sum
-}
-
-// skinnyOrDot is a·b, by skinnyContract when the inner width is small
-// (SimpleGo would pad it to 32 in copies of both operands, X [n, d] included).
-func skinnyOrDot(a, b *Node) *Node {
-	if a.Shape().Dimensions[1] <= skinny {
-		return skinnyContract(a, b, 0)
-	}
-	return Dot(a, b)
-}
-
-// inputRowsContract is rowsContract for a graph input a: SimpleGo copies an
-// input it reshapes (it does not own it), so the row blocks are sliced out
-// one at a time instead, and only the [m, cols] result is whole.
-func inputRowsContract(a, b *Node, bAxis int) *Node {
-	m, k := a.Shape().Dimensions[0], a.Shape().Dimensions[1]
-	cols := b.Shape().Dimensions[1-bAxis]
-	batches := rowBatches(m, max(k, cols))
-	if batches == 1 || (k <= skinny && cols <= skinny) {
-		return rowsContract(a, b, bAxis)
-	}
-	rows := m / batches
-	parts := make([]*Node, batches)
-	for i := range parts {
-		block := Slice(a, AxisRange(i*rows, (i+1)*rows))
-		parts[i] = DotGeneral(block, []int{1}, nil, b, []int{bAxis}, nil)
-	}
-	return Concatenate(parts, 0)
-}
-
-// rowBatches picks how many row blocks rowsTimes uses: the fewest (at least
-// two) that divide m into blocks of at most 2^16 entries, or 1 (no split)
-// for small or awkward m.
-func rowBatches(m, n int) int {
-	if m*n < 1<<14 {
-		return 1
-	}
-	// At least two blocks: SimpleGo spreads a batched product's blocks over
-	// its workers (both cores here), a plain one runs on one core.
-	for batches := 2; batches <= m; batches++ {
-		if m%batches == 0 && (m/batches)*n <= 1<<16 {
-			if batches > 4096 {
-				return 1
-			}
-			return batches
-		}
-	}
-	return 1
-}
-
-// jv: (J V X)_i = Σ_j A_ij (V G)_ji.
-func (featureSpace) jv(fw *model.Forward, v *Node) *Node {
-	return fw.SumNeurons(Mul(fw.A(), rowsTimes(v, fw.Net.Gram())))
-}
-
-func (featureSpace) velocity(net *model.Net, v *Node) *Node { return rowsTimes(v, net.Gram()) }
-func (featureSpace) inner(v, u *Node) *Node                 { return ReduceAllSum(Mul(v, u)) }
-
-// normSq: ‖V X‖² = Σ (V G) ∘ V.
-func (featureSpace) normSq(net *model.Net, v *Node) *Node {
-	return ReduceAllSum(Mul(rowsTimes(v, net.Gram()), v))
-}
+// normSq: ‖V X‖² = Tr(V G Vᵀ) = ⟨V, V G⟩.
+func (sp featureSpace) normSq(net *model.Net, v *Node) *Node { return sp.inner(v, sp.velocity(net, v)) }
 
 func (featureSpace) rows(_ *model.Net, zt, _, oneHot *Node) *Node {
 	return DotGeneral(oneHot, []int{1}, nil, zt, []int{1}, nil) // [B, m]
@@ -231,9 +121,44 @@ func (featureSpace) rows(_ *model.Net, zt, _, oneHot *Node) *Node {
 
 // moveRows: Σ_b c_bj x_{i_b} changes Zᵀ by cᵀ G[idx] ([m, B]·[B, n]).
 func (featureSpace) moveRows(net *model.Net, zt, c, idx *Node, scale float64) *Node {
-	gb := Gather(net.Gram(), InsertAxes(idx, -1)) // [B, n]
-	return Sub(zt, scaled(DotGeneral(c, []int{0}, nil, gb, []int{0}, nil), scale))
+	return moveAlongRows(zt, c, Gather(net.Gram(), InsertAxes(idx, -1)), scale)
 }
+
+// moveAlong is every move by a direction, in either space: params −
+// velocity(scale·v), scale nil meaning 1. The scale goes on v before the
+// feature engine's product (the order its saved outputs were made with).
+func moveAlong(sp space, net *model.Net, params, v, scale *Node) *Node {
+	if scale != nil {
+		v = Mul(v, scale)
+	}
+	return Sub(params, sp.velocity(net, v))
+}
+
+// moveAlongJT is the move by scale·Jᵀc (the scale on c, before the products).
+func moveAlongJT(sp space, fw *model.Forward, params, c *Node, scale float64) *Node {
+	return moveAlong(sp, fw.Net, params, fw.JTc(scaled(c, scale)), nil)
+}
+
+// moveAlongRows is 1-SAM's per-example move params − scale·cᵀR[idx], given
+// the rows R[idx] [B, ·] of what the direction's coefficients multiply (X
+// for Θ, G for Zᵀ): c [B, m] acts only on the drawn examples.
+func moveAlongRows(params, c, rows *Node, scale float64) *Node {
+	return Sub(params, scaled(DotGeneral(c, []int{0}, nil, rows, []int{0}, nil), scale))
+}
+
+// innerProduct is ⟨v, u⟩ summed over all entries.
+func innerProduct(v, u *Node) *Node { return ReduceAllSum(Mul(v, u)) }
+
+// scaleNode is scale as a scalar node of params' type, or nil for 1.
+func scaleNode(params *Node, scale float64) *Node {
+	if scale == 1 {
+		return nil
+	}
+	return Scalar(params.Graph(), params.DType(), scale)
+}
+
+// skinny is fastdot.Skinny, which the host products follow too.
+const skinny = fastdot.Skinny
 
 func scaled(v *Node, scale float64) *Node {
 	if scale == 1 {
@@ -267,10 +192,13 @@ const thetaBlock = 4096
 // shiftOf builds S = (Θ₀Xᵀ − Zᵀ) G⁺ with one refinement step, so that
 // Θ = Θ₀ − S X has XΘᵀ = Z to rounding although G⁺ is rounded ∝ cond G.
 func shiftOf(net *model.Net, base, zt, gPinv *Node) *Node {
-	gap := Sub(inputRowsContract(base, net.X, 1), zt)
-	s := skinnyOrDot(gap, gPinv)
-	return Add(s, skinnyOrDot(Sub(gap, skinnyOrDot(s, net.Gram())), gPinv))
+	gap := Sub(net.FeaturesT(base), zt)
+	s := fastdot.SkinnyOrDot(gap, gPinv)
+	return Add(s, fastdot.SkinnyOrDot(Sub(gap, fastdot.SkinnyOrDot(s, net.Gram())), gPinv))
 }
+
+// thetaOf is Θ = Θ₀ − S X, or those of its rows that base and s hold.
+func thetaOf(net *model.Net, base, s *Node) *Node { return Sub(base, fastdot.SkinnyOrDot(s, net.X)) }
 
 func newEngine(b backends.Backend, p *model.Problem, requested string) (*engine, error) {
 	name, err := ChooseEngine(requested, p)
@@ -299,14 +227,13 @@ func (e *engine) compileFeatures() error {
 	}
 	e.pinv = pinv
 	if e.featuresExec, err = compile(e.b, func(theta *Node) *Node {
-		return inputRowsContract(theta, model.NewNet(theta.Graph(), p).X, 1)
+		return model.NewNet(theta.Graph(), p).FeaturesT(theta)
 	}); err != nil {
 		return err
 	}
 	e.thetaExec, err = compile(e.b, func(base, zt *Node) *Node {
 		net := model.NewNet(base.Graph(), p)
-		s := shiftOf(net, base, zt, Const(base.Graph(), tensors.FromFlatDataAndDimensions(pinv, p.N, p.N)))
-		return Sub(base, skinnyOrDot(s, net.X))
+		return thetaOf(net, base, shiftOf(net, base, zt, Const(base.Graph(), tensors.FromFlatDataAndDimensions(pinv, p.N, p.N))))
 	})
 	return err
 }
@@ -490,7 +417,7 @@ func (e *engine) stream(s *State, emit func(values []float64) error) error {
 		if e.rowsExec, err = compile(e.b, func(base, shift, idx *Node) *Node {
 			net := model.NewNet(base.Graph(), p)
 			at := InsertAxes(idx, -1)
-			return Sub(Gather(base, at), skinnyOrDot(Gather(shift, at), net.X))
+			return thetaOf(net, Gather(base, at), Gather(shift, at))
 		}); err != nil {
 			return err
 		}

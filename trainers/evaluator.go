@@ -90,12 +90,13 @@ func sizeNotes(p *model.Problem) []string {
 // NewEvaluator compiles the metrics graph for p.
 func NewEvaluator(b backends.Backend, p *model.Problem) (*Evaluator, error) {
 	exec, err := compile(b, func(theta *Node) []*Node {
-		fw := model.NewNet(theta.Graph(), p).Forward(theta)
+		net := model.NewNet(theta.Graph(), p)
+		fw := net.Forward(theta)
 		return []*Node{
 			fw.Loss(),
 			regularizers.TraceHessian(fw),
 			regularizers.TraceHessianManifold(fw),
-			Sqrt(ReduceAllSum(Square(fw.LossGrad()))),
+			Sqrt(thetaSpace{}.normSq(net, fw.LossGrad())),
 			fw.Z,
 		}
 	})
@@ -122,7 +123,7 @@ func (e *Evaluator) compileFeatures() error {
 	exec, err := compile(e.b, func(zt *Node) []*Node {
 		net := model.NewNet(zt.Graph(), p)
 		fw := net.ForwardFeatures(zt)
-		grad := fw.Coef(MulScalar(fw.R, 2)) // ∇L = 2Jᵀr as V X
+		grad := fw.LossGrad() // ∇L = 2Jᵀr as V X
 		return []*Node{fw.Loss(), regularizers.TraceHessian(fw), regularizers.TraceHessianManifold(fw),
 			Sqrt(featureSpace{}.normSq(net, grad))}
 	})

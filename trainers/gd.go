@@ -29,11 +29,12 @@ func NewGD(b backends.Backend, p *model.Problem, s GDSettings, x Execution) (Tra
 // the draw still happens, so that path can be checked against GD.
 func noisyGDStep(eta float64) func(sp space, net *model.Net, params, targets *Node) (*Node, *Node) {
 	return func(sp space, net *model.Net, params, targets *Node) (*Node, *Node) {
-		if targets == nil {
-			targets = net.Y
-		}
 		fw := sp.forward(net, params)
-		return sp.moveJT(fw, params, Sub(fw.F, targets), 2*eta), fw.Loss()
+		r := fw.R // f − y
+		if targets != nil {
+			r = Sub(fw.F, targets)
+		}
+		return sp.moveJT(fw, params, r, 2*eta), fw.Loss()
 	}
 }
 

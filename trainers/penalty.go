@@ -25,7 +25,7 @@ func NewPenalty(b backends.Backend, p *model.Problem, s PenaltySettings, x Execu
 		step: func(sp space, net *model.Net, params, _ *Node) (*Node, *Node) {
 			fw := sp.forward(net, params)
 			// ∂(L + λ Tr D²L)/∂Z, then along X: the same in both engines.
-			coef := Add(fw.Coef(MulScalar(fw.R, 2)), MulScalar(regularizers.TraceHessianFeatureGrad(fw), s.Lambda))
+			coef := Add(fw.LossCoef(), MulScalar(regularizers.TraceHessianFeatureGrad(fw), s.Lambda))
 			return sp.move(net, params, sp.direction(fw, coef), s.Eta), fw.Loss()
 		},
 	})

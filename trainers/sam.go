@@ -41,7 +41,7 @@ func NewSAM(b backends.Backend, p *model.Problem, s SAMSettings, x Execution) (T
 // samFullStep is one SAM step; it returns the next params and L before the step.
 func samFullStep(sp space, net *model.Net, params *Node, rho, eta float64) (next, loss *Node) {
 	fw := sp.forward(net, params)
-	g := sp.direction(fw, fw.Coef(MulScalar(fw.R, 2))) // ∇L = 2 Jᵀ r
+	g := fw.LossGrad() // ∇L = 2 Jᵀ r, in the engine's layout
 	n2 := sp.normSq(net, g)
 	// ‖g‖ = 0 (or a rounding-negative ‖VX‖² under the feature engine): no
 	// perturbation rather than 0/0.

@@ -59,24 +59,14 @@ func samCoef(net *model.Net, zb, idx *Node, rho float64) (coef, loss *Node) {
 	at := InsertAxes(idx, -1) // [B, 1] for Gather
 	yb := Gather(net.Y, at)   // [B]
 	normSq := Gather(net.NormSq, at)
-	act := p.Act
-	weigh := func(v *Node) *Node {
-		if p.UnitWeights() {
-			return v
-		}
-		return Mul(v, InsertAxes(net.W, 0))
-	}
-	r := Sub(ReduceSum(weigh(act.Eval(zb, 0)), -1), yb)
-	a := weigh(act.Eval(zb, 1)) // A_bj = w_j φ'(z_bj)
+	fw := net.ForwardRows(zb, yb)
+	r, a := fw.R, fw.A() // A_bj = w_j φ'(z_bj)
 	// ρ g/‖g‖ moves z_bj by ρ sign(r_b) ‖x_b‖ A_bj/‖A_b‖; g = 0 (r_b = 0 or A_b = 0) moves nothing.
 	aNorm := Sqrt(ReduceSum(Square(a), -1))
 	safe := Where(GreaterThan(aNorm, ZerosLike(aNorm)), aNorm, OnesLike(aNorm))
 	scale := MulScalar(Div(Mul(Sign(r), Sqrt(normSq)), safe), rho) // [B]
-	zt := Add(zb, Mul(a, InsertAxes(scale, -1)))
-	rt := Sub(ReduceSum(weigh(act.Eval(zt, 0)), -1), yb)
-	at2 := weigh(act.Eval(zt, 1))
-	// ∇_{θ_j} ℓ_b(Θ̃) = 2 r̃_b Ã_bj x_b.
-	coef = Mul(at2, InsertAxes(MulScalar(rt, 2), -1)) // [B, m]
+	// ∇_{θ_j} ℓ_b(Θ̃) = 2 r̃_b Ã_bj x_b: ∂ℓ/∂Z at the perturbed rows.
+	coef = net.ForwardRows(Add(zb, Mul(a, InsertAxes(scale, -1))), yb).LossCoef() // [B, m]
 	batch := idx.Shape().Dimensions[0]
 	loss = MulScalar(ReduceAllSum(Square(r)), float64(p.N)/float64(batch))
 	return coef, loss

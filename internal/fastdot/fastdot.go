@@ -1,4 +1,5 @@
-// Package fastdot provides DotGeneral with a gradient built from DotGeneral itself.
+// Package fastdot provides DotGeneral with a gradient built from DotGeneral
+// itself, and matrix products shaped for SimpleGo at large m (rows.go).
 //
 // GoMLX v0.26.0's stock gradient of DotGeneral multiplies broadcast operands and
 // then reduces, materialising a tensor as large as all axes of both operands
