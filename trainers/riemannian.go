@@ -54,6 +54,8 @@ type riemannian struct {
 	// only and changes no result.
 	last  *tangentPoint
 	lastR []float64
+
+	zeros, lossR []float64 // [n]: Step's L = Σr² through model.HostResiduals
 }
 
 // Retraction limits.
@@ -90,7 +92,8 @@ func NewRiemannian(b backends.Backend, p *model.Problem, s RiemannianSettings, x
 		yNorm += y * y
 	}
 	tol := s.RetractTol * math.Max(math.Sqrt(yNorm), 1e-300)
-	return &riemannian{p: p, eng: eng, fl: fl, eta: s.Eta, tol: tol, gtol: s.Gtol}, nil
+	return &riemannian{p: p, eng: eng, fl: fl, eta: s.Eta, tol: tol, gtol: s.Gtol,
+		zeros: make([]float64, p.N), lossR: make([]float64, p.N)}, nil
 }
 
 func (t *riemannian) Name() string   { return "riemannian" }
@@ -243,8 +246,9 @@ func (t *riemannian) Step(s *State) (float64, error) {
 			return math.NaN(), err
 		}
 	}
-	rn := norm(rHere)
-	loss := rn * rn
+	// L = Σr² by its host home, with zero targets (r − 0 = r exactly). The
+	// loop reads it only to detect divergence: no logged value changes.
+	loss := model.HostResiduals(rHere, t.zeros, t.lossR)
 	_, vnorm, err := tp.project()
 	if err != nil {
 		return math.NaN(), t.singular(s, err)
