@@ -87,11 +87,7 @@ func NewRiemannian(b backends.Backend, p *model.Problem, s RiemannianSettings, x
 	} else if fl, err = newGraphFlow(b, p, eng); err != nil {
 		return nil, err
 	}
-	yNorm := 0.0
-	for _, y := range p.Y {
-		yNorm += y * y
-	}
-	tol := s.RetractTol * math.Max(math.Sqrt(yNorm), 1e-300)
+	tol := s.RetractTol * math.Max(norm(p.Y), 1e-300)
 	return &riemannian{p: p, eng: eng, fl: fl, eta: s.Eta, tol: tol, gtol: s.Gtol,
 		zeros: make([]float64, p.N), lossR: make([]float64, p.N)}, nil
 }
