@@ -55,7 +55,7 @@ func newGraphFlow(b backends.Backend, p *model.Problem, eng *engine) (*graphFlow
 	}
 	f := &graphFlow{ts: ts}
 	if f.residualX, err = compile(b, func(params *Node) []*Node {
-		fw := sp.forward(model.NewNet(params.Graph(), p), params)
+		_, fw := forwardAt(sp, p, params)
 		return []*Node{fw.R, fw.JJT()}
 	}); err != nil {
 		return nil, err
