@@ -418,24 +418,17 @@ func (h *HostForward) Jv(v []float64) []float64 {
 }
 
 // Corrected writes Zᵀ − Coef(δ) G into out [m, n] (the point moved by
-// −Jᵀδ), with Coef(δ) G formed as A · diag(δ) G (no m×n temporary) and
-// subtracted after: summing the small terms onto Zᵀ directly would round
-// each to Zᵀ's scale and leave a retraction a residual twice as large.
+// −Jᵀδ): Coef(δ) G = A · diag(δ) G, formed in the ProductFirst order (no
+// m×n temporary; summing the small terms onto Zᵀ directly would round each
+// to Zᵀ's scale and leave a retraction a residual twice as large).
 func (h *HostForward) Corrected(delta, out []float64) {
 	net := h.Net
 	n := net.Problem.N
 	if net.dg == nil {
 		net.dg = make([]float64, n*n)
 	}
-	for k := range n {
-		for i := range n {
-			net.dg[k*n+i] = delta[k] * net.G[k*n+i]
-		}
-	}
-	linalg.MulSquare(out, h.A(), net.dg, net.Problem.M, n, 1)
-	for k, z := range h.Zt {
-		out[k] = z - out[k]
-	}
+	HostScaleRows(delta, net.G, net.dg)
+	HostSubtractProduct(out, h.Zt, h.A(), net.dg, net.Problem.M, n, n, ProductFirst)
 }
 
 // Coef returns c_i A_ji [m, n] (a buffer from Take): Jᵀc is the direction Coef(c) X.

@@ -55,7 +55,7 @@ func newGraphFlow(b backends.Backend, p *model.Problem, eng *engine) (*graphFlow
 	}
 	f := &graphFlow{ts: ts}
 	if f.residualX, err = compile(b, func(params *Node) []*Node {
-		fw := sp.forward(model.NewNet(params.Graph(), p), params)
+		_, fw := forwardAt(sp, p, params)
 		return []*Node{fw.R, fw.JJT()}
 	}); err != nil {
 		return nil, err
@@ -255,7 +255,8 @@ func (f *hostFlow) residual(params *tensors.Tensor) ([]float64, []float64, error
 	return fw.R, fw.JJT(), nil
 }
 
-// correct: Jᵀδ is the direction Coef(δ) X, so Zᵀ moves by −Coef(δ) G (HostForward.Corrected).
+// correct: Jᵀδ is the direction Coef(δ) X, so Zᵀ moves by −Coef(δ) G
+// (HostForward.Corrected: model.HostSubtractProduct, ProductFirst).
 func (f *hostFlow) correct(params *tensors.Tensor, delta []float64) (*tensors.Tensor, []float64, []float64, error) {
 	fw := f.forward(params)
 	t, next := f.newTensor()
@@ -263,14 +264,13 @@ func (f *hostFlow) correct(params *tensors.Tensor, delta []float64) (*tensors.Te
 	return f.newPoint(t, next)
 }
 
+// move: Zᵀ − η·u by model.HostMoveBy (u = P∇F·G, formed once per point).
 func (f *hostFlow) move(params, u *tensors.Tensor, eta float64) (*tensors.Tensor, []float64, []float64, error) {
 	f.recycle(params, u)
 	zt := f.forward(params).Zt
 	v, copied := f.values(u)
 	t, cand := f.newTensor()
-	for k, z := range zt {
-		cand[k] = z - eta*v[k]
-	}
+	model.HostMoveBy(cand, zt, v, eta)
 	if copied {
 		f.net.Put(v)
 	}
@@ -287,9 +287,10 @@ func (f *hostFlow) at(params *tensors.Tensor) (*tangentPoint, error) {
 	return tp, nil
 }
 
-// projected returns P∇F = ∇F − Coef(c) at tp and its velocity P∇F·G, into
-// pg and u (m×n).
-func (f *hostFlow) projected(tp *tangentPoint, c, pg, u []float64) {
+// projected writes P∇F = ∇F − Coef(c) at tp and its velocity P∇F·G into
+// pg and u (m×n) and returns ‖P∇F‖ (HostNet.Velocity): the host home of
+// the projection, for projectAt and normAt.
+func (f *hostFlow) projected(tp *tangentPoint, c, pg, u []float64) float64 {
 	coef := f.forward(tp.theta).Coef(c)
 	g, copied := f.values(tp.grad)
 	for k := range coef {
@@ -299,30 +300,21 @@ func (f *hostFlow) projected(tp *tangentPoint, c, pg, u []float64) {
 	if copied {
 		f.net.Put(g)
 	}
-	f.net.TimesGram(pg, 1, u)
+	return math.Sqrt(f.net.Velocity(pg, u))
 }
 
 func (f *hostFlow) projectAt(tp *tangentPoint, c []float64) (*tensors.Tensor, *tensors.Tensor, float64, error) {
 	pgT, pg := f.newTensor()
 	uT, u := f.newTensor()
-	f.projected(tp, c, pg, u)
+	norm := f.projected(tp, c, pg, u)
 	f.tangent[uT] = tp
-	return pgT, uT, math.Sqrt(dot(pg, u)), nil
+	return pgT, uT, norm, nil
 }
 
 func (f *hostFlow) normAt(tp *tangentPoint, c []float64) (float64, error) {
 	pg, u := f.net.Take(), f.net.Take()
 	defer f.net.Put(pg, u)
-	f.projected(tp, c, pg, u)
-	return math.Sqrt(dot(pg, u)), nil
-}
-
-func dot(a, b []float64) float64 {
-	s := 0.0
-	for k := range a {
-		s += a[k] * b[k]
-	}
-	return s
+	return f.projected(tp, c, pg, u), nil
 }
 
 // Where a trainer computes its steps (Trainer.Path).

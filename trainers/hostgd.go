@@ -12,8 +12,6 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 )
 
 // hostLimit is the size (m·max(n, d)) up to which the host trainers work on
@@ -126,7 +124,7 @@ type hostTrainer struct {
 	part   []float64   // per block: its part of the sums over neurons
 	res    []float64   // [n]: r = f − y
 	sam    *samScratch // 1-SAM's batch, reused across calls
-	gd     []float64   // gd and labelnoise: t, f, u [n, n, 2n] and C [n, cols]
+	gd     []float64   // gd and labelnoise: t, f, c, u [n, n, n, 2n] and C [n, cols]
 }
 
 // hostWork is one worker's buffers, of one block's size.
@@ -245,7 +243,7 @@ func (h *hostTrainer) Advance(s *State, k int64) (float64, error) {
 		if h.kind == hostSAM1 {
 			h.sam = newSAMScratch(p, h.hp.batch, h.cols)
 		} else {
-			h.gd = make([]float64, p.N*(4+h.cols))
+			h.gd = make([]float64, p.N*(5+h.cols))
 		}
 	}
 	if !h.inPlace {
@@ -303,7 +301,7 @@ func (h *hostTrainer) steps(s *State, params []float64, key uint64, k int64) flo
 		}
 	default:
 		n := p.N
-		t, f, u, coef := h.gd[:n], h.gd[n:2*n], h.gd[2*n:4*n], h.gd[4*n:]
+		t, f, c, u, coef := h.gd[:n], h.gd[n:2*n], h.gd[2*n:3*n], h.gd[3*n:5*n], h.gd[5*n:]
 		for range k {
 			copy(t, p.Y)
 			if h.kind == hostLabelNoise {
@@ -315,7 +313,7 @@ func (h *hostTrainer) steps(s *State, params []float64, key uint64, k int64) flo
 					t[i] -= hostBoxMuller(u[i], u[p.N+i]) * h.hp.sigma
 				}
 			}
-			loss = h.gdStep(params, f, t, coef)
+			loss = h.gdStep(params, f, t, c, coef)
 			s.Step++
 		}
 	}
@@ -382,8 +380,9 @@ func (h *hostTrainer) featuresAgain(params []float64, w *hostWork, lo, hi int) [
 }
 
 // gdStep moves the params once toward targets t (gd.go's noisyGDStep:
-// −2η Jᵀ(f − t)) and returns the loss against y before the move.
-func (h *hostTrainer) gdStep(params, f, t, coef []float64) float64 {
+// −2η Jᵀ(f − t)) and returns the loss against y before the move; c [n] and
+// coef [n, cols] are scratch.
+func (h *hostTrainer) gdStep(params, f, t, c, coef []float64) float64 {
 	p := h.p
 	n := p.N
 	// Pass 1: each block's part of f = Σ_j w_j φ(z_j·).
@@ -400,12 +399,10 @@ func (h *hostTrainer) gdStep(params, f, t, coef []float64) float64 {
 		}
 	}
 	loss := model.HostResiduals(f, p.Y, h.res)
-	for i := range p.N {
-		c := 2 * h.hp.eta * (f[i] - t[i])
-		for l := range h.cols { // C = diag(c) R
-			coef[i*h.cols+l] = c * h.r[i*h.cols+l]
-		}
+	for i := range c {
+		c[i] = 2 * h.hp.eta * (f[i] - t[i])
 	}
+	model.HostScaleRows(c, h.r, coef) // C = diag(c) R
 	// Pass 2: each block's rows move by −(w ∘ φ′(z)) C.
 	h.each(func(w *hostWork, blk, lo, hi int) {
 		z := h.featuresAgain(params, w, lo, hi)
@@ -416,26 +413,16 @@ func (h *hostTrainer) gdStep(params, f, t, coef []float64) float64 {
 	return loss
 }
 
-// subtractProduct does params[lo:hi] −= a·c for a [hi−lo, k] and c [k, cols]:
-// in loops when small (or, in blocks, skinny), else by Gemm.
+// subtractProduct does params[lo:hi] −= a·c for a [hi−lo, k] and c [k, cols]
+// (model.HostSubtractProduct, accumulating in place): in loops when small
+// (or, in blocks, skinny), else by Gemm.
 func (h *hostTrainer) subtractProduct(params []float64, lo, hi int, a []float64, k int, c []float64) {
-	rows, cols := hi-lo, h.cols
-	out := params[lo*cols : hi*cols]
-	if rows*k*cols <= 1<<15 || (h.blocks > 1 && k <= skinny && cols <= skinny) {
-		for j := range rows {
-			aj, oj := a[j*k:(j+1)*k], out[j*cols:(j+1)*cols]
-			for i, av := range aj {
-				for l, cv := range c[i*cols : (i+1)*cols] {
-					oj[l] -= av * cv
-				}
-			}
-		}
-		return
+	order := model.Accumulate
+	if h.blocks > 1 && k <= skinny && h.cols <= skinny {
+		order = model.AccumulateLoops
 	}
-	blas64.Gemm(blas.NoTrans, blas.NoTrans, -1,
-		blas64.General{Rows: rows, Cols: k, Stride: k, Data: a[:rows*k]},
-		blas64.General{Rows: k, Cols: cols, Stride: cols, Data: c},
-		1, blas64.General{Rows: rows, Cols: cols, Stride: cols, Data: out})
+	out := params[lo*h.cols : hi*h.cols]
+	model.HostSubtractProduct(out, out, a, c, hi-lo, k, h.cols, order)
 }
 
 // samScratch holds one 1-SAM step's batch: indices, per-example values.
@@ -472,7 +459,7 @@ func (h *hostTrainer) samStep(params []float64, st *samScratch, key, step uint64
 			model.HostAddOutputs(p.Act, wb, zb, w.tmp, part[b:b+1])
 			a := w.a[:len(zb)]
 			model.HostA(p.Act, wb, zb, a)
-			part[batch+b] = dot(a, a)
+			part[batch+b] = model.HostDot(a, a)
 		}
 	})
 	for b, i := range st.idx { // f_{i_b} into rt, ‖A_b‖² into scale

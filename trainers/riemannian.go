@@ -54,6 +54,8 @@ type riemannian struct {
 	// only and changes no result.
 	last  *tangentPoint
 	lastR []float64
+
+	zeros, lossR []float64 // [n]: Step's L = Σr² through model.HostResiduals
 }
 
 // Retraction limits.
@@ -85,12 +87,9 @@ func NewRiemannian(b backends.Backend, p *model.Problem, s RiemannianSettings, x
 	} else if fl, err = newGraphFlow(b, p, eng); err != nil {
 		return nil, err
 	}
-	yNorm := 0.0
-	for _, y := range p.Y {
-		yNorm += y * y
-	}
-	tol := s.RetractTol * math.Max(math.Sqrt(yNorm), 1e-300)
-	return &riemannian{p: p, eng: eng, fl: fl, eta: s.Eta, tol: tol, gtol: s.Gtol}, nil
+	tol := s.RetractTol * math.Max(norm(p.Y), 1e-300)
+	return &riemannian{p: p, eng: eng, fl: fl, eta: s.Eta, tol: tol, gtol: s.Gtol,
+		zeros: make([]float64, p.N), lossR: make([]float64, p.N)}, nil
 }
 
 func (t *riemannian) Name() string   { return "riemannian" }
@@ -243,8 +242,9 @@ func (t *riemannian) Step(s *State) (float64, error) {
 			return math.NaN(), err
 		}
 	}
-	rn := norm(rHere)
-	loss := rn * rn
+	// L = Σr² by its host home, with zero targets (r − 0 = r exactly). The
+	// loop reads it only to detect divergence: no logged value changes.
+	loss := model.HostResiduals(rHere, t.zeros, t.lossR)
 	_, vnorm, err := tp.project()
 	if err != nil {
 		return math.NaN(), t.singular(s, err)
@@ -253,7 +253,7 @@ func (t *riemannian) Step(s *State) (float64, error) {
 		s.Extra[extraConverged] = 1
 		return loss, nil
 	}
-	lHere := tp.F - dotVec(tp.c, rHere)
+	lHere := tp.F - model.HostDot(tp.c, rHere)
 	slack := roundingSlack * math.Abs(tp.F)
 	floor := t.floor(tp, vnorm)
 	for range maxHalvings {
@@ -271,7 +271,7 @@ func (t *riemannian) Step(s *State) (float64, error) {
 			// At the largest such η, stiff directions may oscillate (‖grad_M F‖
 			// can rise for a few steps, at the edge of stability) while F keeps
 			// falling; the gain in the slow directions is worth it.
-			if np.F-dotVec(tp.c, rNext) <= lHere-armijo*eta*vnorm*vnorm+slack && t.settles(np, vnorm, eta, slack, floor) {
+			if np.F-model.HostDot(tp.c, rNext) <= lHere-armijo*eta*vnorm*vnorm+slack && t.settles(np, vnorm, eta, slack, floor) {
 				t.eng.set(s, next)
 				s.Step++
 				s.Extra[extraRetract] = float64(iters)
@@ -338,14 +338,6 @@ func (t *riemannian) settles(np *tangentPoint, vnorm, eta, slack, floor float64)
 // rounding (or to Config.Gtol): further steps would not change Θ.
 func (t *riemannian) Converged(s *State) bool { return s.Extra[extraConverged] != 0 }
 
-func dotVec(a, b []float64) float64 {
-	s := 0.0
-	for i := range a {
-		s += a[i] * b[i]
-	}
-	return s
-}
-
 func (t *riemannian) singular(s *State, err error) error {
 	hint := "e.g. duplicate or collinear data points, or all neurons with φ'(θ_j·x_i) = 0 for some i"
 	if t.p.N > t.p.D {
@@ -354,10 +346,5 @@ func (t *riemannian) singular(s *State, err error) error {
 	return fmt.Errorf("J Jᵀ is singular at step %d (%s): %w", s.Step, hint, err)
 }
 
-func norm(v []float64) float64 {
-	s := 0.0
-	for _, x := range v {
-		s += x * x
-	}
-	return math.Sqrt(s)
-}
+// norm returns ‖v‖ (model.HostDot, the host's one inner product).
+func norm(v []float64) float64 { return math.Sqrt(model.HostDot(v, v)) }

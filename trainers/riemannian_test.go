@@ -247,3 +247,31 @@ func TestRiemannianShortensStepsThatSaturate(t *testing.T) {
 		t.Errorf("halvings %v, Tr D²L %g → %g, loss %g", s.Extra["halvings"], m0.TraceHessian, m.TraceHessian, m.Loss)
 	}
 }
+
+// Step returns L = Σ(f − y)² at Θ before the step, on the host flow and in
+// graphs: against the evaluator's loss there (Forward.Loss). A loose
+// retraction keeps ‖r‖ (~1e-10) well above the rounding of f (~1e-16), so
+// the two norms agree to 1e-12‖y‖ (a loss of ‖r‖, 2‖r‖² or ‖r‖²/n would not).
+func TestRiemannianStepReturnsLoss(t *testing.T) {
+	p := syntheticProblem(t, 4, 6, 12, 0.2, "uniform:0.5,1", 3)
+	for _, graphs := range []bool{false, true} {
+		tr := newTrainer(t, "riemannian", p, Config{Eta: 0.01, RetractTol: 1e-2, Execution: Execution{Graphs: graphs}})
+		s, _ := NewState(p, model.InitTheta(p.M, p.D, 0.5, 1), 1)
+		if err := tr.Init(s); err != nil {
+			t.Fatal(err)
+		}
+		ev, _ := NewEvaluator(testBackend(t), p)
+		m, err := ev.Measure(synced(t, tr, s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		loss, err := tr.Step(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		yNorm := math.Sqrt(model.HostDot(p.Y, p.Y))
+		if !(m.Loss > 1e-24) || math.Abs(math.Sqrt(loss)-math.Sqrt(m.Loss)) > 1e-12*yNorm {
+			t.Errorf("graphs=%v: Step's loss %.15g, evaluator's %.15g", graphs, loss, m.Loss)
+		}
+	}
+}

@@ -36,18 +36,17 @@ type tangentSpace struct {
 func newTangentSpace(b backends.Backend, p *model.Problem, eng *engine) (*tangentSpace, error) {
 	sp := eng.sp
 	gradF, err := compile(b, func(params *Node) []*Node {
-		fw := sp.forward(model.NewNet(params.Graph(), p), params)
+		_, fw := forwardAt(sp, p, params)
 		f := regularizers.TraceHessian(fw)
-		g := sp.direction(fw, regularizers.TraceHessianFeatureGrad(fw))
-		return []*Node{f, g, sp.jv(fw, g), fw.JJT()}
+		g := gradFAt(sp, fw)
+		return append([]*Node{f, g}, jvJJTAt(sp, fw, g)...)
 	})
 	if err != nil {
 		return nil, err
 	}
 	project, err := compile(b, func(params, g, c *Node) []*Node {
-		net := model.NewNet(params.Graph(), p)
-		fw := sp.forward(net, params)
-		pg := Sub(g, sp.direction(fw, fw.Coef(c)))
+		net, fw := forwardAt(sp, p, params)
+		pg := projectedAt(sp, fw, g, c)
 		u := sp.velocity(net, pg)
 		return []*Node{pg, u, Sqrt(sp.inner(pg, u))}
 	})
@@ -55,14 +54,37 @@ func newTangentSpace(b backends.Backend, p *model.Problem, eng *engine) (*tangen
 		return nil, err
 	}
 	norm, err := compile(b, func(params, g, c *Node) *Node {
-		net := model.NewNet(params.Graph(), p)
-		fw := sp.forward(net, params)
-		return Sqrt(sp.normSq(net, Sub(g, sp.direction(fw, fw.Coef(c)))))
+		net, fw := forwardAt(sp, p, params)
+		return Sqrt(sp.normSq(net, projectedAt(sp, fw, g, c)))
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &tangentSpace{p: p, eng: eng, gradF: gradF, project: project, norm: norm}, nil
+}
+
+// forwardAt builds the network at params in the engine's form.
+func forwardAt(sp space, p *model.Problem, params *Node) (*model.Net, *model.Forward) {
+	net := model.NewNet(params.Graph(), p)
+	return net, sp.forward(net, params)
+}
+
+// gradFAt builds ∇F at fw as a direction: the graph home of ∇F at a tangent
+// point (gradF whole, atLean's first call).
+func gradFAt(sp space, fw *model.Forward) *Node {
+	return sp.direction(fw, regularizers.TraceHessianFeatureGrad(fw))
+}
+
+// jvJJTAt builds J g and J Jᵀ at fw for g = ∇F: the graph home of the
+// point's n-sized terms (gradF whole, atLean's second call).
+func jvJJTAt(sp space, fw *model.Forward, g *Node) []*Node {
+	return []*Node{sp.jv(fw, g), fw.JJT()}
+}
+
+// projectedAt builds P∇F = ∇F − Jᵀc at fw for g = ∇F and the multiplier c:
+// the graph home of the projection (the project and norm graphs).
+func projectedAt(sp space, fw *model.Forward, g, c *Node) *Node {
+	return Sub(g, sp.direction(fw, fw.Coef(c)))
 }
 
 // projector computes, at a tangent point, ∇F − Jᵀc: whole (projectAt: it,
@@ -106,14 +128,14 @@ func (ts *tangentSpace) atLean(theta *tensors.Tensor, b backends.Backend) (*tang
 	if ts.grad == nil {
 		var err error
 		if ts.grad, err = compile(b, func(params *Node) *Node {
-			fw := sp.forward(model.NewNet(params.Graph(), p), params)
-			return sp.direction(fw, regularizers.TraceHessianFeatureGrad(fw))
+			_, fw := forwardAt(sp, p, params)
+			return gradFAt(sp, fw)
 		}); err != nil {
 			return nil, err
 		}
 		if ts.jvJJT, err = compile(b, func(params, g *Node) []*Node {
-			fw := sp.forward(model.NewNet(params.Graph(), p), params)
-			return []*Node{sp.jv(fw, g), fw.JJT()}
+			_, fw := forwardAt(sp, p, params)
+			return jvJJTAt(sp, fw, g)
 		}); err != nil {
 			return nil, err
 		}
@@ -137,9 +159,9 @@ func (tp *tangentPoint) project() (*tensors.Tensor, float64, error) {
 	if tp.projected != nil {
 		return tp.projected, tp.projNorm, nil
 	}
-	c, err := linalg.SolveSPD(tp.jjt, tp.n, tp.jg)
+	c, err := tp.multiplier()
 	if err != nil {
-		return nil, math.NaN(), fmt.Errorf("%w: %v", ErrSingularJJT, err)
+		return nil, math.NaN(), err
 	}
 	if tp.projected, tp.velocity, tp.projNorm, err = tp.proj.projectAt(tp, c); err != nil {
 		return nil, math.NaN(), err
@@ -165,11 +187,21 @@ func (tp *tangentPoint) gradNorm() (float64, error) {
 	if tp.projected != nil {
 		return tp.projNorm, nil
 	}
-	c, err := linalg.SolveSPD(tp.jjt, tp.n, tp.jg)
+	c, err := tp.multiplier()
 	if err != nil {
-		return math.NaN(), fmt.Errorf("%w: %v", ErrSingularJJT, err)
+		return math.NaN(), err
 	}
 	return tp.proj.normAt(tp, c)
+}
+
+// multiplier solves J Jᵀ c = J∇F for c (Cholesky on the host): the one
+// home of c, for project and gradNorm.
+func (tp *tangentPoint) multiplier() ([]float64, error) {
+	c, err := linalg.SolveSPD(tp.jjt, tp.n, tp.jg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSingularJJT, err)
+	}
+	return c, nil
 }
 
 func (ts *tangentSpace) projectAt(tp *tangentPoint, c []float64) (*tensors.Tensor, *tensors.Tensor, float64, error) {
