@@ -203,16 +203,17 @@ func weighRows(w, v, out []float64) {
 }
 
 // HostResiduals writes r = f − y into r (which may be f) and returns
-// L = Σ_i r_i², summed in order: the host home of r and L.
+// L = Σ_i r_i² (HostLoss): the host home of r.
 func HostResiduals(f, y, r []float64) float64 {
-	loss := 0.0
 	for i, v := range f {
-		ri := v - y[i]
-		r[i] = ri
-		loss += ri * ri
+		r[i] = v - y[i]
 	}
-	return loss
+	return HostLoss(r)
 }
+
+// HostLoss returns L = Σ_i r_i² for residuals r, summed in order: the host
+// home of the loss (docs/MATH.md §1.2: a sum, no ½).
+func HostLoss(r []float64) float64 { return HostDot(r, r) }
 
 // cubicRows is f and A for φ = z·cubicP(c, z), φ′ = cubicP(d, z) (the cubic)
 // over rows z [len(z)/n, n] of Zᵀ with weights w (nil: unit): it adds

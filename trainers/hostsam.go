@@ -68,43 +68,33 @@ func (h *hostSAM) Advance(s *State, k int64) (float64, error) {
 	return loss, nil
 }
 
-// step moves h.zt once and returns L before the move.
+// step moves h.zt once and returns L before the move. Each formula is the
+// host layer's: ∂L/∂Z = Coef(2r), VG and ‖∇L‖² = ⟨V, VG⟩ (Velocity), the
+// moves (HostMoveBy).
 func (h *hostSAM) step() float64 {
 	net, n := h.net, h.p.N
 	fw := net.Forward(h.zt)
-	a, r := fw.A(), fw.R
-	loss := 0.0
-	for _, v := range r {
-		loss += v * v
+	loss := model.HostLoss(fw.R)
+	twoR := make([]float64, n)
+	for i, r := range fw.R {
+		twoR[i] = 2 * r
 	}
-	v := net.Take()
-	for k := range v {
-		v[k] = 2 * a[k] * r[k%n]
-	}
+	v := fw.Coef(twoR)
 	fw.Release()
-	vg := net.TimesGram(v, 1, nil)
-	n2 := 0.0
-	for k, x := range v {
-		n2 += vg[k] * x
-	}
+	vg := net.Take()
+	n2 := net.Velocity(v, vg)
 	zp := net.Take()
-	copy(zp, h.zt)
 	if n2 > 0 { // else ∇L = 0 (or rounding-negative): no perturbation
-		scale := h.s.Rho / math.Sqrt(n2)
-		for k, x := range vg {
-			zp[k] += x * scale
-		}
+		model.HostMoveBy(zp, h.zt, vg, -h.s.Rho/math.Sqrt(n2))
+	} else {
+		copy(zp, h.zt)
 	}
 	fwt := net.Forward(zp)
-	at, rt := fwt.A(), fwt.R
-	for k := range v {
-		v[k] = at[k] * rt[k%n]
-	}
+	net.Put(v)
+	v = fwt.Coef(fwt.R)
 	fwt.Release()
 	move := net.TimesGram(v, 2*h.s.Eta, vg)
-	for k, x := range move {
-		h.zt[k] -= x
-	}
+	model.HostMoveBy(h.zt, h.zt, move, 1)
 	net.Put(v, vg, zp)
 	return loss
 }

@@ -54,8 +54,6 @@ type riemannian struct {
 	// only and changes no result.
 	last  *tangentPoint
 	lastR []float64
-
-	zeros, lossR []float64 // [n]: Step's L = Σr² through model.HostResiduals
 }
 
 // Retraction limits.
@@ -88,8 +86,7 @@ func NewRiemannian(b backends.Backend, p *model.Problem, s RiemannianSettings, x
 		return nil, err
 	}
 	tol := s.RetractTol * math.Max(norm(p.Y), 1e-300)
-	return &riemannian{p: p, eng: eng, fl: fl, eta: s.Eta, tol: tol, gtol: s.Gtol,
-		zeros: make([]float64, p.N), lossR: make([]float64, p.N)}, nil
+	return &riemannian{p: p, eng: eng, fl: fl, eta: s.Eta, tol: tol, gtol: s.Gtol}, nil
 }
 
 func (t *riemannian) Name() string   { return "riemannian" }
@@ -244,7 +241,7 @@ func (t *riemannian) Step(s *State) (float64, error) {
 	}
 	// L = Σr² by its host home, with zero targets (r − 0 = r exactly). The
 	// loop reads it only to detect divergence: no logged value changes.
-	loss := model.HostResiduals(rHere, t.zeros, t.lossR)
+	loss := model.HostLoss(rHere)
 	_, vnorm, err := tp.project()
 	if err != nil {
 		return math.NaN(), t.singular(s, err)
