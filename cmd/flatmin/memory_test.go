@@ -60,6 +60,7 @@ func TestMemoryEstimateBoundsPeak(t *testing.T) {
 		{2000000, 3, 3, "labelnoise", "auto", false},
 		{2000000, 3, 3, "labelnoise", "theta", false},
 		{2000000, 3, 3, "sam1", "auto", false},
+		{2000000, 3, 3, "sam", "auto", false},
 		{2000000, 3, 3, "labelnoise", "theta", true},
 		{2000000, 3, 3, "labelnoise", "auto", true},
 		{20000, 64, 32, "riemannian", "auto", false},
