@@ -68,15 +68,17 @@ func (net *HostNet) Put(bufs ...[]float64) {
 	}
 }
 
-// TimesGram returns scale · V G for V [m, n] (row-major), into out, or
-// into a buffer from Take when out is nil (out may not alias v). Each entry
-// is an in-order fused sum (linalg.MulSquare): the same bits on every machine.
+// TimesGram returns scale · V G for V [k, n] (row-major: Zᵀ's m rows or a
+// block of them), into out[:len(v)], or into a buffer from Take when out is
+// nil (out may not alias v). Each entry is an in-order fused sum
+// (linalg.MulSquare): the same bits on every machine, whatever the blocks.
 func (net *HostNet) TimesGram(v []float64, scale float64, out []float64) []float64 {
-	p := net.Problem
+	n := net.Problem.N
 	if out == nil {
 		out = net.Take()
 	}
-	linalg.MulSquare(out, v, net.G, p.M, p.N, scale)
+	out = out[:len(v)]
+	linalg.MulSquare(out, v, net.G, len(v)/n, n, scale)
 	return out
 }
 
@@ -402,20 +404,29 @@ func hostGramOfColumns(a []float64, m, n int) []float64 {
 	return out
 }
 
-// Jv returns J V [n] for the direction V X, V [m, n]: Σ_j A_ji (V G)_ji.
+// Jv returns J V [n] for the direction V X, V [m, n]: Σ_j A_ji (V G)_ji
+// (HostAddJv over all of Zᵀ's rows).
 func (h *HostForward) Jv(v []float64) []float64 {
 	vg := h.Net.TimesGram(v, 1, nil)
 	defer h.Net.Put(vg)
-	a := h.A()
-	n := h.Net.Problem.N
-	out := make([]float64, n)
+	out := make([]float64, h.Net.Problem.N)
+	HostAddJv(h.A(), vg, out)
+	return out
+}
+
+// HostAddJv adds a block of neurons' part of J V, Σ_j A_ji (V G)_ji, to out
+// [n], for the block's rows of A and of V G [k, n] (HostNet.TimesGram),
+// summed over j in order: the host home of J·VX in the feature layout
+// (HostForward.Jv, the metrics' blocks), whose blocks added into one out
+// from 0 give the whole array's bits.
+func HostAddJv(a, vg, out []float64) {
+	n := len(out)
 	for j := 0; j < len(a); j += n {
 		ar, vr := a[j:j+n], vg[j:j+n]
 		for i := range ar {
 			out[i] += ar[i] * vr[i]
 		}
 	}
-	return out
 }
 
 // Corrected writes Zᵀ − Coef(δ) G into out [m, n] (the point moved by
@@ -432,18 +443,25 @@ func (h *HostForward) Corrected(delta, out []float64) {
 	HostSubtractProduct(out, h.Zt, h.A(), net.dg, net.Problem.M, n, n, ProductFirst)
 }
 
-// Coef returns c_i A_ji [m, n] (a buffer from Take): Jᵀc is the direction Coef(c) X.
+// Coef returns c_i A_ji [m, n] (a buffer from Take): Jᵀc is the direction
+// Coef(c) X (HostCoef over all of Zᵀ's rows).
 func (h *HostForward) Coef(c []float64) []float64 {
-	a := h.A()
-	n := h.Net.Problem.N
 	out := h.Net.Take()
+	HostCoef(h.A(), c[:h.Net.Problem.N], out)
+	return out
+}
+
+// HostCoef writes c_i A_ji into out for a block's rows of A [k, n] and c
+// [n]: the host home of Coef(c) (HostForward.Coef, the metrics' blocks;
+// ∂L/∂Z = Coef(2r)).
+func HostCoef(a, c, out []float64) {
+	n := len(c)
 	for j := 0; j < len(a); j += n {
 		ar, or := a[j:j+n], out[j:j+n]
 		for i := range ar {
 			or[i] = ar[i] * c[i]
 		}
 	}
-	return out
 }
 
 // HostEval writes φ^(order)(z) into out, through the activation's slice

@@ -112,10 +112,11 @@ func HostDot(a, b []float64) float64 {
 	return s
 }
 
-// Velocity writes u = V G [m, n], what Zᵀ changes by per unit step along
-// the direction VX, and returns ‖VX‖² = ⟨V, VG⟩: the host home of both for
-// the flow's P∇F.
+// Velocity writes u = V G [k, n], what Zᵀ changes by per unit step along
+// the direction VX, and returns ‖VX‖² = ⟨V, VG⟩, for V all of Zᵀ's rows or a
+// block of them (whose ⟨V, VG⟩ add up to the whole's): the host home of both
+// (the flow's P∇F, the host sam, the metrics' blocks).
 func (net *HostNet) Velocity(v, u []float64) float64 {
-	net.TimesGram(v, 1, u)
+	u = net.TimesGram(v, 1, u)
 	return HostDot(v, u)
 }

@@ -84,6 +84,39 @@ func TestHostForwardMatchesLoops(t *testing.T) {
 				}
 				near("Jv", jv[i], s)
 			}
+			// The same over blocks of neurons [0, 2) and [2, m): V G and J V
+			// by TimesGram and HostAddJv, Coef(c) by HostCoef against
+			// c_i w_j φ′(z_ij), and ‖VX‖² as the blocks' ⟨V, VG⟩ (Velocity).
+			jvb, coef, vxSq := make([]float64, p.N), make([]float64, p.M*p.N), 0.0
+			c := v[p.N : 2*p.N]
+			for _, bl := range [][2]int{{0, 2}, {2, p.M}} {
+				rows := v[bl[0]*p.N : bl[1]*p.N]
+				a := make([]float64, len(rows))
+				HostA(p.Act, p.W[bl[0]:bl[1]], zt[bl[0]*p.N:bl[1]*p.N], a)
+				HostAddJv(a, h.Net.TimesGram(rows, 1, make([]float64, len(rows))), jvb)
+				HostCoef(a, c, coef[bl[0]*p.N:bl[1]*p.N])
+				vxSq += h.Net.Velocity(rows, make([]float64, len(rows)))
+			}
+			for i := range p.N {
+				s := 0.0
+				for k := range vx {
+					s += J[i][k] * vx[k]
+				}
+				near("Jv by blocks", jvb[i], s)
+			}
+			whole := h.Coef(c)
+			for j := range p.M {
+				for i := range p.N {
+					want := c[i] * p.W[j] * a.Host(z[i*p.M+j], 1)
+					near("Coef(c) by blocks", coef[j*p.N+i], want)
+					near("Coef(c)", whole[j*p.N+i], want)
+				}
+			}
+			s := 0.0
+			for _, x := range vx {
+				s += x * x
+			}
+			near("‖VX‖² by blocks", vxSq, s)
 			// Zᵀ after the move −Jᵀδ, from Θ − Jᵀδ.
 			delta := v[:p.N]
 			moved := make([]float64, p.M*p.N)

@@ -1,6 +1,7 @@
 package regularizers
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -185,44 +186,86 @@ func TestTraceFeatureGradMatchesAutodiff(t *testing.T) {
 	}
 }
 
-// The host path's F and ∂F/∂Z equal autodiff of the graph's Tr D²L (itself
-// checked against the full autodiff Hessian above), off the manifold, with
-// and without unit weights.
+// The host path's F, its manifold form and ∂F/∂Z equal autodiff of the
+// graph's Tr D²L (itself checked against the full autodiff Hessian above),
+// with and without unit weights: TraceHost over blocks of 3 neurons and 1
+// (φ″, φ‴ computed per block), and TraceHessianWithGradHost on a whole
+// forward. The manifold form is checked where it is Tr D²L, at zero loss
+// (the autodiff Hessian's trace there); the blocks' sums run in order of j,
+// so they give the whole array's bits.
 func TestTraceHostMatchesAutodiff(t *testing.T) {
 	b := testBackend(t)
 	for _, act := range activations(t) {
 		for _, unit := range []bool{true, false} {
-			p, theta := testProblem(t, b, act, 3, 4, 3, 6, false)
-			if unit {
-				for i := range p.W {
-					p.W[i] = 1
+			for _, onM := range []bool{false, true} {
+				p, theta := testProblem(t, b, act, 3, 4, 3, 6, onM)
+				if unit {
+					for i := range p.W {
+						p.W[i] = 1
+					}
 				}
-			}
-			out := MustExecOnceN(b, func(th *Node) []*Node {
-				net := model.NewNet(th.Graph(), p)
-				zt := Transpose(net.Forward(th).Z, 0, 1)
-				fw := net.ForwardFeatures(zt)
-				return []*Node{zt, autodiffHessianTrace(p, th), Gradient(TraceHessian(fw), fw.Z)[0]}
-			}, theta)
-			h := model.NewHostNet(p).Forward(tensors.MustCopyFlatData[float64](out[0]))
-			if got, want := TraceHessianHost(h), tensors.ToScalar[float64](out[1]); math.Abs(got-want) > 1e-10*math.Abs(want) {
-				t.Errorf("%s unit=%v: host Tr D²L %.15g, autodiff Hessian trace %.15g", act.Name(), unit, got, want)
-			}
-			got, want := TraceHessianFeatureGradHost(h), tensors.MustCopyFlatData[float64](out[2])
-			for k := range want {
-				if math.Abs(got[k]-want[k]) > 1e-10*(1+math.Abs(want[k])) {
-					t.Fatalf("%s unit=%v: host ∂F/∂z[%d] %.15g, autodiff %.15g", act.Name(), unit, k, got[k], want[k])
+				if onM { // y = f(Θ) again, at the new w
+					p.Y = tensors.MustCopyFlatData[float64](MustExecOnce(b, func(th *Node) *Node {
+						return model.NewNet(th.Graph(), p).Forward(th).F
+					}, theta))
 				}
-			}
-			// The fused form, from a fresh forward (no φ″, φ‴ kept).
-			fused := make([]float64, len(want))
-			h = model.NewHostNet(p).Forward(tensors.MustCopyFlatData[float64](out[0]))
-			if got, want := TraceHessianWithGradHost(h, fused), tensors.ToScalar[float64](out[1]); math.Abs(got-want) > 1e-10*math.Abs(want) {
-				t.Errorf("%s unit=%v: fused host Tr D²L %.15g, autodiff Hessian trace %.15g", act.Name(), unit, got, want)
-			}
-			for k := range want {
-				if math.Abs(fused[k]-want[k]) > 1e-10*(1+math.Abs(want[k])) {
-					t.Fatalf("%s unit=%v: fused host ∂F/∂z[%d] %.15g, autodiff %.15g", act.Name(), unit, k, fused[k], want[k])
+				out := MustExecOnceN(b, func(th *Node) []*Node {
+					net := model.NewNet(th.Graph(), p)
+					zt := Transpose(net.Forward(th).Z, 0, 1)
+					fw := net.ForwardFeatures(zt)
+					return []*Node{zt, autodiffHessianTrace(p, th), Gradient(TraceHessian(fw), fw.Z)[0]}
+				}, theta)
+				zt := tensors.MustCopyFlatData[float64](out[0])
+				wantF, wantG := tensors.ToScalar[float64](out[1]), tensors.MustCopyFlatData[float64](out[2])
+				name := fmt.Sprintf("%s unit=%v onM=%v", act.Name(), unit, onM)
+				closeTo := func(what string, got, want float64) {
+					t.Helper()
+					if math.Abs(got-want) > 1e-10*(1+math.Abs(want)) {
+						t.Errorf("%s: %s %.15g, autodiff %.15g", name, what, got, want)
+					}
+				}
+
+				// Blocks of Zᵀ's rows [0, 3) and [3, 4).
+				net := model.NewHostNet(p)
+				h := net.Forward(zt)
+				tr, man := NewTraceHost(net, h.R), NewTraceHost(net, nil)
+				blocks := [][2]int{{0, 3}, {3, 4}}
+				a := make([][]float64, len(blocks))
+				for k, bl := range blocks {
+					z := zt[bl[0]*p.N : bl[1]*p.N]
+					a[k] = make([]float64, len(z))
+					model.HostA(p.Act, p.W[bl[0]:bl[1]], z, a[k])
+					tr.Add(TraceBlock{Lo: bl[0], Z: z, A: a[k]})
+					man.Add(TraceBlock{Lo: bl[0], Z: z, A: a[k]})
+				}
+				closeTo("blockwise Tr D²L", tr.Trace(), wantF)
+				if onM {
+					closeTo("blockwise manifold trace", man.TraceManifold(), wantF)
+					closeTo("blockwise manifold trace (with r)", tr.TraceManifold(), wantF)
+				}
+				grad := make([]float64, len(zt))
+				for k, bl := range blocks {
+					tr.Grad(TraceBlock{Lo: bl[0], Z: zt[bl[0]*p.N : bl[1]*p.N], A: a[k]}, grad[bl[0]*p.N:bl[1]*p.N])
+				}
+				for k := range wantG {
+					closeTo(fmt.Sprintf("blockwise ∂F/∂z[%d]", k), grad[k], wantG[k])
+				}
+
+				// The whole array, from a fresh forward (no φ″, φ‴ kept).
+				fused := make([]float64, len(wantG))
+				h = model.NewHostNet(p).Forward(zt)
+				whole := TraceHessianWithGradHost(h, fused)
+				closeTo("whole Tr D²L", whole, wantF)
+				for k := range wantG {
+					closeTo(fmt.Sprintf("whole ∂F/∂z[%d]", k), fused[k], wantG[k])
+				}
+				if whole != tr.Trace() {
+					t.Errorf("%s: Tr D²L over blocks %.17g, whole %.17g", name, tr.Trace(), whole)
+				}
+				for k := range fused {
+					if fused[k] != grad[k] {
+						t.Fatalf("%s: ∂F/∂z[%d] over blocks %.17g, whole %.17g", name, k, grad[k], fused[k])
+					}
 				}
 			}
 		}

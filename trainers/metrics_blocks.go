@@ -6,6 +6,7 @@ import (
 
 	"github.com/flatmin/flatmin/internal/linalg"
 	"github.com/flatmin/flatmin/model"
+	"github.com/flatmin/flatmin/regularizers"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"gonum.org/v1/gonum/mat"
 )
@@ -46,17 +47,17 @@ func thetaZtRows(p *model.Problem, theta []float64) ztRows {
 // measureBlocks fills m's loss, Tr D²L (both forms), ‖∇L‖, theory gap, Z's
 // singular values, effective rank and, for n ≤ MaxMetricsN, ‖grad_M F‖,
 // from Zᵀ's rows, in passes over blocks of neurons: f (so r), then the sums
-// that need r (Σ_j A², Σ_j wφ″, J Jᵀ, ‖∇L‖²), then J∇F, then, with c =
-// (J Jᵀ)⁻¹J∇F, ‖∇F − Jᵀc‖² as the graphs compute it (no cancelling
-// difference). Buffers are of one block's size.
+// that need r (regularizers.TraceHost's, J Jᵀ, ‖∇L‖²), then J∇F, then, with
+// c = (J Jᵀ)⁻¹J∇F, ‖∇F − Jᵀc‖² as the graphs compute it (no cancelling
+// difference). Every formula is the host layer's (model's Host*, HostNet,
+// regularizers.TraceHost) on a block; buffers are of one block's size.
 func (e *Evaluator) measureBlocks(ctx context.Context, m *Metrics, rows ztRows) error {
 	p := e.p
 	n, mm := p.N, p.M
 	block := max(1, min(mm, metricsBlockValues/max(n, p.D)))
 	buf := func() []float64 { return make([]float64, block*n) }
-	zb, phi, a, v, vg := buf(), buf(), buf(), buf(), buf()
-	g := p.Gram()
-	normSq := p.RowNormSq()
+	zb, scratch, a, v, vg := buf(), buf(), buf(), buf(), buf()
+	net := model.NewHostNet(p)
 	each := func(fn func(lo, hi int, z []float64)) error {
 		for lo := 0; lo < mm; lo += block {
 			if err := ctx.Err(); err != nil {
@@ -67,14 +68,11 @@ func (e *Evaluator) measureBlocks(ctx context.Context, m *Metrics, rows ztRows) 
 		}
 		return nil
 	}
-	// weighed writes w_j·φ^(order) of the block into out.
-	weighed := func(lo int, z []float64, order int, out []float64) []float64 {
-		out = out[:len(z)]
-		model.HostEval(p.Act, z, order, out)
-		for k := range out {
-			out[k] *= p.W[lo+k/n]
-		}
-		return out
+	// traceBlock returns the block's A (into a) for TraceHost.
+	traceBlock := func(lo, hi int, z []float64) regularizers.TraceBlock {
+		ab := a[:len(z)]
+		model.HostA(p.Act, p.W[lo:hi], z, ab)
+		return regularizers.TraceBlock{Lo: lo, Z: z, A: ab}
 	}
 
 	m.TraceMin, m.EffectiveRank, m.RiemannianGradNorm, m.TheoryGap = math.NaN(), math.NaN(), math.NaN(), math.NaN()
@@ -94,10 +92,7 @@ func (e *Evaluator) measureBlocks(ctx context.Context, m *Metrics, rows ztRows) 
 	// Pass 1: f, the theory gap, Z's Gram matrix.
 	f := make([]float64, n)
 	if err := each(func(lo, hi int, z []float64) {
-		wphi := weighed(lo, z, 0, phi)
-		for k, x := range wphi {
-			f[k%n] += x
-		}
+		model.HostAddOutputs(p.Act, p.W[lo:hi], z, scratch, f)
 		if e.opt.OK {
 			m.TheoryGap = math.Max(m.TheoryGap, e.opt.TheoryGapNeuronMajor(z, n, hi-lo))
 		}
@@ -111,36 +106,29 @@ func (e *Evaluator) measureBlocks(ctx context.Context, m *Metrics, rows ztRows) 
 		return err
 	}
 	r := make([]float64, n)
-	m.Loss = 0
-	for i := range n {
-		r[i] = f[i] - p.Y[i]
-		m.Loss += r[i] * r[i]
-	}
+	m.Loss = model.HostResiduals(f, p.Y, r)
 
-	// Pass 2: Σ_j A², Σ_j w φ″, J Jᵀ = G ∘ AᵀA and ‖∇L‖² = ‖2Jᵀr‖² = Σ_j ⟨v_j, G v_j⟩ with v_j = 2 r ∘ a_j.
+	// Pass 2: TraceHost's sums, J Jᵀ = G ∘ AᵀA and ‖∇L‖² = Σ_blocks ⟨V, VG⟩
+	// with V = ∂L/∂Z = Coef(2r).
 	riem := n <= MaxMetricsN
-	sq, s := make([]float64, n), make([]float64, n)
+	tr := regularizers.NewTraceHost(net, r)
+	twoR := make([]float64, n)
+	for i, x := range r {
+		twoR[i] = 2 * x
+	}
 	var jjt, part []float64
 	if riem {
 		jjt, part = make([]float64, n*n), make([]float64, n*n)
 	}
 	gradSq := 0.0
 	if err := each(func(lo, hi int, z []float64) {
-		ab := weighed(lo, z, 1, a)
-		for k, x := range ab {
-			sq[k%n] += x * x
-			v[k] = 2 * r[k%n] * x
-		}
-		for k, x := range weighed(lo, z, 2, phi) {
-			s[k%n] += x
-		}
-		vb, vgb := v[:len(ab)], vg[:len(ab)]
-		linalg.MulSquare(vgb, vb, g, hi-lo, n, 1)
-		for k, x := range vb {
-			gradSq += x * vgb[k]
-		}
+		b := traceBlock(lo, hi, z)
+		tr.Add(b)
+		vb := v[:len(z)]
+		model.HostCoef(b.A, twoR, vb)
+		gradSq += net.Velocity(vb, vg)
 		if riem {
-			linalg.GramColumns(part, ab, hi-lo, n)
+			linalg.GramColumns(part, b.A, hi-lo, n)
 			for k, x := range part {
 				jjt[k] += x
 			}
@@ -148,12 +136,7 @@ func (e *Evaluator) measureBlocks(ctx context.Context, m *Metrics, rows ztRows) 
 	}); err != nil {
 		return err
 	}
-	tr, man := 0.0, 0.0
-	for i := range n {
-		tr += normSq[i] * (sq[i] + r[i]*s[i])
-		man += normSq[i] * sq[i]
-	}
-	m.TraceHessian, m.TraceHessianManifold, m.GradNorm = 2*tr, 2*man, math.Sqrt(gradSq)
+	m.TraceHessian, m.TraceHessianManifold, m.GradNorm = tr.Trace(), tr.TraceManifold(), math.Sqrt(gradSq)
 
 	switch {
 	case ztSmall != nil:
@@ -169,35 +152,19 @@ func (e *Evaluator) measureBlocks(ctx context.Context, m *Metrics, rows ztRows) 
 	if !riem {
 		return nil
 	}
-	for k := range jjt {
-		jjt[k] *= g[k]
-	}
+	model.HostJJT(net.G, jjt)
 
-	// ∇F's block (TraceHessianFeatureGrad): c_i (2 A w φ″ + r_i w φ‴ + s_i A), into v.
-	c2 := make([]float64, n)
-	for i := range n {
-		c2[i] = 2 * normSq[i]
-	}
-	phi3 := buf()
-	gradF := func(lo int, z []float64) []float64 {
-		ab := weighed(lo, z, 1, a)
-		w2, w3 := weighed(lo, z, 2, phi), weighed(lo, z, 3, phi3)
-		out := v[:len(ab)]
-		for k, x := range ab {
-			i := k % n
-			out[k] = c2[i] * (2*x*w2[k] + r[i]*w3[k] + s[i]*x)
-		}
+	// gradF writes the block's ∇F (TraceHost.Grad) into v, its A into a.
+	gradF := func(lo, hi int, z []float64) []float64 {
+		out := v[:len(z)]
+		tr.Grad(traceBlock(lo, hi, z), out)
 		return out
 	}
-	// Pass 3: J∇F = Σ_j a_j ∘ (G ∇F_j).
+	// Pass 3: J∇F.
 	jg := make([]float64, n)
 	if err := each(func(lo, hi int, z []float64) {
-		gb := gradF(lo, z)
-		vgb := vg[:len(gb)]
-		linalg.MulSquare(vgb, gb, g, hi-lo, n, 1)
-		for k, x := range a[:len(gb)] {
-			jg[k%n] += x * vgb[k]
-		}
+		gb := gradF(lo, hi, z)
+		model.HostAddJv(a[:len(gb)], net.TimesGram(gb, 1, vg), jg)
 	}); err != nil {
 		return err
 	}
@@ -205,18 +172,14 @@ func (e *Evaluator) measureBlocks(ctx context.Context, m *Metrics, rows ztRows) 
 	if err != nil {
 		return nil // J Jᵀ singular: ‖grad_M F‖ stays NaN
 	}
-	// Pass 4: ‖∇F − Jᵀc‖² = Σ_j ⟨u_j, G u_j⟩ with u_j = ∇F_j − c ∘ a_j.
+	// Pass 4: ‖∇F − Jᵀc‖² = Σ_blocks ⟨U, UG⟩ with U = ∇F − Coef(c).
 	norm := 0.0
 	if err := each(func(lo, hi int, z []float64) {
-		u := gradF(lo, z)
-		for k, x := range a[:len(u)] {
-			u[k] -= c[k%n] * x
-		}
-		ug := vg[:len(u)]
-		linalg.MulSquare(ug, u, g, hi-lo, n, 1)
-		for k, x := range u {
-			norm += x * ug[k]
-		}
+		u := gradF(lo, hi, z)
+		coef := scratch[:len(u)]
+		model.HostCoef(a[:len(u)], c, coef)
+		model.HostMoveBy(u, u, coef, 1)
+		norm += net.Velocity(u, vg)
 	}); err != nil {
 		return err
 	}

@@ -82,11 +82,13 @@ const autoBlockAbove = 1 << 20
 // autoBlockRows is the rows of a block of neurons in the automatic rules.
 const autoBlockRows = 4096
 
-// gradNormSqBlocks returns Σ_i ‖∇f_i‖² = Σ_i G_ii Σ_j (w_j φ′(z_ji))² at Θ
-// (m×d), a block of 4096 neurons at a time: the trace of J Jᵀ = G ∘ (AᵀA).
+// gradNormSqBlocks returns Σ_i ‖∇f_i‖² = Σ_i ‖x_i‖² Σ_j A_ji² at Θ (m×d),
+// the trace of J Jᵀ, a block of 4096 neurons at a time: half the manifold
+// form of Tr D²L (docs/MATH.md §3.2), whose host home is
+// regularizers.TraceHost.
 func gradNormSqBlocks(p *model.Problem, theta []float64) float64 {
 	const block = autoBlockRows
-	colSq := make([]float64, p.N) // Σ_j A_ji²
+	tr := regularizers.NewTraceHost(model.NewHostNet(p), nil)
 	a, zb := make([]float64, block*p.N), make([]float64, block*p.N)
 	xt := p.XT()
 	for lo := 0; lo < p.M; lo += block {
@@ -95,16 +97,9 @@ func gradNormSqBlocks(p *model.Problem, theta []float64) float64 {
 		model.HostFeatures(p, xt, theta[lo*p.D:hi*p.D], z, p.D) // in loops: no allocation
 		ab := a[:len(z)]
 		model.HostA(p.Act, p.W[lo:hi], z, ab)
-		for k, v := range ab {
-			colSq[k%p.N] += v * v
-		}
+		tr.Add(regularizers.TraceBlock{Lo: lo, Z: z, A: ab})
 	}
-	g := p.Gram()
-	g2 := 0.0
-	for i, v := range colSq {
-		g2 += g[i*p.N+i] * v
-	}
-	return g2
+	return tr.TraceManifold() / 2
 }
 
 // startFraction times 2/λ̂₀ is the largest η AutoEta takes at Θ₀: close to
