@@ -291,16 +291,23 @@ func (f *hostFlow) at(params *tensors.Tensor) (*tangentPoint, error) {
 // pg and u (m×n) and returns ‖P∇F‖ (HostNet.Velocity): the host home of
 // the projection, for projectAt and normAt.
 func (f *hostFlow) projected(tp *tangentPoint, c, pg, u []float64) float64 {
-	coef := f.forward(tp.theta).Coef(c)
+	coef := f.net.Take()
 	g, copied := f.values(tp.grad)
-	for k := range coef {
-		pg[k] = g[k] - coef[k]
-	}
+	projectRows(pg, g, f.forward(tp.theta).A(), c, coef)
 	f.net.Put(coef)
 	if copied {
 		f.net.Put(g)
 	}
 	return math.Sqrt(f.net.Velocity(pg, u))
+}
+
+// projectRows writes P∇F = ∇F − Jᵀc for rows of Zᵀ (the feature layout:
+// ∇F − Coef(c)) into out, given those rows of ∇F (g) and A, with scratch of
+// g's size: the host home of the projection, for the flow (whole arrays)
+// and the metrics' blocks. out may be g.
+func projectRows(out, g, a, c, scratch []float64) {
+	model.HostCoef(a[:len(g)], c, scratch)
+	model.HostMoveBy(out, g, scratch, 1)
 }
 
 func (f *hostFlow) projectAt(tp *tangentPoint, c []float64) (*tensors.Tensor, *tensors.Tensor, float64, error) {

@@ -176,9 +176,7 @@ func (e *Evaluator) measureBlocks(ctx context.Context, m *Metrics, rows ztRows) 
 	norm := 0.0
 	if err := each(func(lo, hi int, z []float64) {
 		u := gradF(lo, hi, z)
-		coef := scratch[:len(u)]
-		model.HostCoef(a[:len(u)], c, coef)
-		model.HostMoveBy(u, u, coef, 1)
+		projectRows(u, u, a, c, scratch[:len(u)])
 		norm += net.Velocity(u, vg)
 	}); err != nil {
 		return err
