@@ -404,6 +404,16 @@ func hostGramOfColumns(a []float64, m, n int) []float64 {
 	return out
 }
 
+// HostAddGramOfColumns adds aᵀa to ata [n, n] for a block's rows a [k, n]
+// of A, through part [n, n] (scratch): AᵀA summed over blocks of neurons,
+// for HostJJT (the blockwise curvature bound and metrics).
+func HostAddGramOfColumns(ata, part, a []float64, n int) {
+	linalg.GramColumns(part, a, len(a)/n, n)
+	for k, v := range part[:len(ata)] {
+		ata[k] += v
+	}
+}
+
 // Jv returns J V [n] for the direction V X, V [m, n]: Σ_j A_ji (V G)_ji
 // (HostAddJv over all of Zᵀ's rows).
 func (h *HostForward) Jv(v []float64) []float64 {

@@ -317,3 +317,29 @@ func TestHostJJT(t *testing.T) {
 		}
 	}
 }
+
+// AᵀA summed over uneven blocks of rows equals the definition Σ_j a_ji a_jk.
+func TestHostAddGramOfColumns(t *testing.T) {
+	const m, n = 7, 3
+	a := make([]float64, m*n)
+	for k := range a {
+		a[k] = math.Sin(float64(3*k + 1))
+	}
+	for _, blocks := range [][]int{{0, 7}, {0, 3, 7}, {0, 1, 2, 6, 7}} {
+		ata, part := make([]float64, n*n), make([]float64, n*n)
+		for b := 1; b < len(blocks); b++ {
+			HostAddGramOfColumns(ata, part, a[blocks[b-1]*n:blocks[b]*n], n)
+		}
+		for i := range n {
+			for k := range n {
+				want := 0.0
+				for j := range m {
+					want += a[j*n+i] * a[j*n+k]
+				}
+				if math.Abs(ata[i*n+k]-want) > 1e-14 {
+					t.Errorf("blocks %v: (AᵀA)_%d%d = %.17g, want %.17g", blocks, i, k, ata[i*n+k], want)
+				}
+			}
+		}
+	}
+}

@@ -90,10 +90,7 @@ func LossHessianNormBoundBlocks(p *model.Problem, rows func(lo, hi int, buf []fl
 		z := rows(lo, hi, buf)
 		a := work[:len(z)]
 		model.HostA(p.Act, w(lo, hi), z, a)
-		linalg.GramColumns(part, a, hi-lo, n)
-		for k, v := range part {
-			ata[k] += v
-		}
+		model.HostAddGramOfColumns(ata, part, a, n)
 		model.HostEval(p.Act, z, 2, a) // φ″, over A's buffer
 		curv = residualCurvature(r, a, p.W[lo:hi], normSq, curv)
 	}

@@ -128,10 +128,7 @@ func (e *Evaluator) measureBlocks(ctx context.Context, m *Metrics, rows ztRows) 
 		model.HostCoef(b.A, twoR, vb)
 		gradSq += net.Velocity(vb, vg)
 		if riem {
-			linalg.GramColumns(part, b.A, hi-lo, n)
-			for k, x := range part {
-				jjt[k] += x
-			}
+			model.HostAddGramOfColumns(jjt, part, b.A, n)
 		}
 	}); err != nil {
 		return err
