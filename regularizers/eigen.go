@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/flatmin/flatmin/model"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 )
 
@@ -65,7 +66,7 @@ func power(hvp func([]float64) ([]float64, error), dim int, shift float64, opt P
 		for i := range w {
 			w[i] -= shift * v[i]
 		}
-		lambda = dot(v, w)
+		lambda = model.HostDot(v, w)
 		res := 0.0
 		for i := range w {
 			d := w[i] - lambda*v[i]
@@ -74,7 +75,7 @@ func power(hvp func([]float64) ([]float64, error), dim int, shift float64, opt P
 		if math.IsNaN(lambda) || math.IsInf(lambda, 0) {
 			return math.NaN(), fmt.Errorf("power iteration: eigenvalue estimate is %v", lambda)
 		}
-		if math.Sqrt(res) <= opt.Tol*math.Abs(lambda) || dot(w, w) == 0 {
+		if math.Sqrt(res) <= opt.Tol*math.Abs(lambda) || model.HostDot(w, w) == 0 {
 			return lambda, nil
 		}
 		copy(v, w)
@@ -83,16 +84,8 @@ func power(hvp func([]float64) ([]float64, error), dim int, shift float64, opt P
 	return lambda, fmt.Errorf("%w in %d iterations (estimate %g)", ErrNoConvergence, opt.MaxIters, lambda)
 }
 
-func dot(a, b []float64) float64 {
-	s := 0.0
-	for i := range a {
-		s += a[i] * b[i]
-	}
-	return s
-}
-
 func normalize(v []float64) {
-	n := math.Sqrt(dot(v, v))
+	n := math.Sqrt(model.HostDot(v, v))
 	if n == 0 {
 		return
 	}

@@ -131,14 +131,16 @@ func hostQuadForms(quad []float64, words []uint32, xt, a, curv, r []float64, m, 
 	}
 }
 
-// hostMeanAndStderr is meanAndStderr on the host.
+// hostMeanAndStderr is meanAndStderr on the host: the mean of q and its
+// standard error (the sample standard deviation over √K; 0 for K = 1), for
+// Hutchinson's and Hutch++'s samples.
 func hostMeanAndStderr(q []float64) (mean, stderr float64) {
 	for _, v := range q {
 		mean += v
 	}
 	k := float64(len(q))
 	mean /= k
-	if len(q) == 1 {
+	if len(q) < 2 {
 		return mean, 0
 	}
 	variance := 0.0

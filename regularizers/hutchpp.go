@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"github.com/flatmin/flatmin/model"
 )
 
 // BlockHVP multiplies a symmetric operator by several vectors at once
@@ -46,9 +48,9 @@ func HutchinsonHost(hvp BlockHVP, dim, probes int, seed uint64) (TraceEstimate, 
 	}
 	q := make([]float64, probes)
 	for i := range g {
-		q[i] = dot(g[i], hg[i])
+		q[i] = model.HostDot(g[i], hg[i])
 	}
-	mean, se := hostMeanStderr(q)
+	mean, se := hostMeanAndStderr(q)
 	return TraceEstimate{Estimate: mean, Stderr: se, HVPs: probes}, nil
 }
 
@@ -89,13 +91,13 @@ func HutchPlusPlus(hvp BlockHVP, dim, probes int, seed uint64) (TraceEstimate, e
 		}
 		used += len(q)
 		for i := range q {
-			est += dot(q[i], hq[i])
+			est += model.HostDot(q[i], hq[i])
 		}
 	}
 	// Residual probes (I − QQᵀ)g; their quadratic forms with H.
 	for _, v := range g {
 		for _, b := range q {
-			c := dot(b, v)
+			c := model.HostDot(b, v)
 			for t := range v {
 				v[t] -= c * b[t]
 			}
@@ -108,9 +110,9 @@ func HutchPlusPlus(hvp BlockHVP, dim, probes int, seed uint64) (TraceEstimate, e
 	used += ng
 	quad := make([]float64, ng)
 	for i := range g {
-		quad[i] = dot(g[i], hg[i])
+		quad[i] = model.HostDot(g[i], hg[i])
 	}
-	mean, se := hostMeanStderr(quad)
+	mean, se := hostMeanAndStderr(quad)
 	return TraceEstimate{Estimate: est + mean, Stderr: se, HVPs: used}, nil
 }
 
@@ -120,20 +122,20 @@ func HutchPlusPlus(hvp BlockHVP, dim, probes int, seed uint64) (TraceEstimate, e
 func orthonormalBasis(cols [][]float64) [][]float64 {
 	big := 0.0
 	for _, c := range cols {
-		big = math.Max(big, math.Sqrt(dot(c, c)))
+		big = math.Max(big, math.Sqrt(model.HostDot(c, c)))
 	}
 	var q [][]float64
 	for _, c := range cols {
 		v := append([]float64(nil), c...)
 		for range 2 {
 			for _, b := range q {
-				d := dot(b, v)
+				d := model.HostDot(b, v)
 				for t := range v {
 					v[t] -= d * b[t]
 				}
 			}
 		}
-		n := math.Sqrt(dot(v, v))
+		n := math.Sqrt(model.HostDot(v, v))
 		if n <= 1e-12*big || n == 0 {
 			continue
 		}
@@ -143,22 +145,4 @@ func orthonormalBasis(cols [][]float64) [][]float64 {
 		q = append(q, v)
 	}
 	return q
-}
-
-// hostMeanStderr is the mean of q and its standard error (the sample standard
-// deviation over √K; 0 for K = 1).
-func hostMeanStderr(q []float64) (mean, stderr float64) {
-	k := float64(len(q))
-	for _, v := range q {
-		mean += v
-	}
-	mean /= k
-	if len(q) < 2 {
-		return mean, 0
-	}
-	ss := 0.0
-	for _, v := range q {
-		ss += (v - mean) * (v - mean)
-	}
-	return mean, math.Sqrt(ss / (k - 1) / k)
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/flatmin/flatmin/model"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
@@ -65,7 +66,7 @@ func (l *lanczos) step() error {
 		return nil
 	}
 	if j > 0 {
-		b := math.Sqrt(dot(l.next, l.next))
+		b := math.Sqrt(model.HostDot(l.next, l.next))
 		if b <= 1e-12*l.scale || b == 0 {
 			if !l.restart {
 				l.stopped = true
@@ -96,7 +97,7 @@ func (l *lanczos) step() error {
 		return fmt.Errorf("Hessian-vector product has %d entries, want %d", len(w), l.dim)
 	}
 	w = slices.Clone(w)
-	a := dot(q, w)
+	a := model.HostDot(q, w)
 	if math.IsNaN(a) || math.IsInf(a, 0) {
 		return fmt.Errorf("Lanczos: the Hessian-vector product is not finite (qᵀHq = %v)", a)
 	}
@@ -115,9 +116,9 @@ func (l *lanczos) step() error {
 			w[i] -= b * prev[i]
 		}
 	}
-	before := dot(w, w)
+	before := model.HostDot(w, w)
 	l.orthogonalizeOnce(w)
-	if dot(w, w) < 0.5*before {
+	if model.HostDot(w, w) < 0.5*before {
 		l.orthogonalizeOnce(w)
 	}
 	l.next = w
@@ -152,9 +153,9 @@ func (l *lanczos) randomOrthogonal() []float64 {
 		for i := range v {
 			v[i] = l.rng.NormFloat64()
 		}
-		norm0 := math.Sqrt(dot(v, v))
+		norm0 := math.Sqrt(model.HostDot(v, v))
 		l.orthogonalize(v)
-		if n := math.Sqrt(dot(v, v)); n > 1e-8*norm0 {
+		if n := math.Sqrt(model.HostDot(v, v)); n > 1e-8*norm0 {
 			for i := range v {
 				v[i] /= n
 			}
@@ -255,7 +256,7 @@ func LanczosEigen(hvp HVP, dim, k int, opt LanczosOptions) (Eigen, error) {
 		j := len(l.alpha)
 		// The block since the last restart spans an invariant subspace: its
 		// Ritz values are eigenvalues, and the next step restarts.
-		invariant := math.Sqrt(dot(l.next, l.next)) <= 1e-12*l.scale
+		invariant := math.Sqrt(model.HostDot(l.next, l.next)) <= 1e-12*l.scale
 		done := l.stopped || j >= opt.MaxSteps
 		if !done && !invariant && (j < k+1 || j%5 != 0) {
 			continue
@@ -280,7 +281,7 @@ func LanczosEigen(hvp HVP, dim, k int, opt LanczosOptions) (Eigen, error) {
 		case j >= k+1 && (l.blockStart == 0 || j-l.blockStart >= 10):
 			// Residuals ‖Hy − θy‖ = |β_j s_j| of the wanted Ritz pairs; a block
 			// after a restart gets 10 steps to find what it can.
-			bnext := math.Sqrt(dot(l.next, l.next))
+			bnext := math.Sqrt(model.HostDot(l.next, l.next))
 			converged = true
 			for _, c := range append([]int{0}, seq(j-k, j)...) {
 				if math.Abs(bnext*vecs.At(j-1, c)) > opt.Tol*norm {
