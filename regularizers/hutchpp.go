@@ -23,6 +23,17 @@ type TraceEstimate struct {
 	HVPs   int // products with the operator used
 }
 
+// removeAlong removes from v its component along the unit vector b: one
+// step of classical Gram–Schmidt.
+func removeAlong(v, b []float64) {
+	c := model.HostDot(b, v)
+	for t := range v {
+		v[t] -= c * b[t]
+	}
+}
+
+// rademacher draws a vector of dim fair ±1 entries from rng: the host
+// estimators' probes (Hutchinson on an operator, Hutch++, SLQ).
 func rademacher(rng *rand.Rand, dim int) []float64 {
 	v := make([]float64, dim)
 	for i := range v {
@@ -97,10 +108,7 @@ func HutchPlusPlus(hvp BlockHVP, dim, probes int, seed uint64) (TraceEstimate, e
 	// Residual probes (I − QQᵀ)g; their quadratic forms with H.
 	for _, v := range g {
 		for _, b := range q {
-			c := model.HostDot(b, v)
-			for t := range v {
-				v[t] -= c * b[t]
-			}
+			removeAlong(v, b)
 		}
 	}
 	hg, err := hvp(g)
@@ -129,10 +137,7 @@ func orthonormalBasis(cols [][]float64) [][]float64 {
 		v := append([]float64(nil), c...)
 		for range 2 {
 			for _, b := range q {
-				d := model.HostDot(b, v)
-				for t := range v {
-					v[t] -= d * b[t]
-				}
+				removeAlong(v, b)
 			}
 		}
 		n := math.Sqrt(model.HostDot(v, v))

@@ -57,11 +57,7 @@ func SpectralDensity(hvp HVP, dim int, opt DensityOptions) (*Density, error) {
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x51c))
 	d := &Density{Probes: opt.Probes, Steps: opt.Steps}
 	for range opt.Probes {
-		v := make([]float64, dim)
-		for i := range v {
-			v[i] = float64(2*int(rng.Uint64()&1) - 1)
-		}
-		nodes, weights, err := quadrature(hvp, v, opt.Steps, rng)
+		nodes, weights, err := quadrature(hvp, rademacher(rng, dim), opt.Steps, rng)
 		if err != nil {
 			return nil, err
 		}
