@@ -9,6 +9,7 @@ import (
 
 	"github.com/flatmin/flatmin/model"
 	"github.com/flatmin/flatmin/regularizers"
+	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"gonum.org/v1/gonum/mat"
@@ -111,22 +112,8 @@ func denseJacobian(t *testing.T, p *model.Problem, theta *tensors.Tensor) *mat.D
 // least-squares projection on the rows of a dense J (gonum QR).
 func TestRiemannianGradNormMatchesDenseProjection(t *testing.T) {
 	b := testBackend(t)
-	act, _ := model.NewActivation("cubic", 0.3, 1)
-	p, theta := randomProblem(t, act, 3, 4, 3, 12)
-	th := tensors.FromFlatDataAndDimensions(theta, p.M, p.D)
-	grad := tensors.MustCopyFlatData[float64](MustExecOnce(b, func(x *Node) *Node {
-		return regularizers.TraceHessianGrad(model.NewNet(x.Graph(), p).Forward(x))
-	}, th))
-	j := denseJacobian(t, p, th)
-	// Normal component: Jᵀ c with c = argmin ‖Jᵀc − g‖.
-	var qr mat.QR
-	qr.Factorize(j.T())
-	var c mat.VecDense
-	if err := qr.SolveVecTo(&c, false, mat.NewVecDense(len(grad), grad)); err != nil {
-		t.Fatal(err)
-	}
-	var normal mat.VecDense
-	normal.MulVec(j.T(), &c)
+	p, th, d := denseProjectionCase(t, b)
+	grad, normal := d.grad, d.normal
 	want := 0.0
 	for k := range grad {
 		d := grad[k] - normal.AtVec(k)
@@ -274,4 +261,33 @@ func TestRiemannianStepReturnsLoss(t *testing.T) {
 			t.Errorf("graphs=%v: Step's loss %.15g, evaluator's %.15g", graphs, loss, m.Loss)
 		}
 	}
+}
+
+// denseProjection is the dense reference of the tangent projection at one
+// Θ: ∇F by autodiff, a dense J, c = argmin ‖Jᵀc − ∇F‖ (gonum QR) and the
+// normal component Jᵀc.
+type denseProjection struct {
+	grad      []float64
+	j         *mat.Dense
+	c, normal mat.VecDense
+}
+
+// denseProjectionCase is a random cubic problem with ν = 0.3, off the
+// manifold, its Θ and the dense reference there.
+func denseProjectionCase(t *testing.T, b backends.Backend) (*model.Problem, *tensors.Tensor, *denseProjection) {
+	t.Helper()
+	act, _ := model.NewActivation("cubic", 0.3, 1)
+	p, theta := randomProblem(t, act, 3, 4, 3, 12)
+	th := tensors.FromFlatDataAndDimensions(theta, p.M, p.D)
+	d := &denseProjection{grad: tensors.MustCopyFlatData[float64](MustExecOnce(b, func(x *Node) *Node {
+		return regularizers.TraceHessianGrad(model.NewNet(x.Graph(), p).Forward(x))
+	}, th))}
+	d.j = denseJacobian(t, p, th)
+	var qr mat.QR
+	qr.Factorize(d.j.T())
+	if err := qr.SolveVecTo(&d.c, false, mat.NewVecDense(len(d.grad), d.grad)); err != nil {
+		t.Fatal(err)
+	}
+	d.normal.MulVec(d.j.T(), &d.c)
+	return p, th, d
 }
