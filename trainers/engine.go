@@ -65,8 +65,10 @@ func (sp thetaSpace) move(net *model.Net, theta, v *Node, scale float64) *Node {
 func (sp thetaSpace) moveBy(net *model.Net, theta, v, scale *Node) *Node {
 	return moveAlong(sp, net, theta, v, scale)
 }
+
+// moveJT is the Θ layout's move by scale·Jᵀc (the scale on c, before the products).
 func (sp thetaSpace) moveJT(fw *model.Forward, theta, c *Node, scale float64) *Node {
-	return moveAlongJT(sp, fw, theta, c, scale)
+	return moveAlong(sp, fw.Net, theta, fw.JTc(scaled(c, scale)), nil)
 }
 func (thetaSpace) jv(fw *model.Forward, v *Node) *Node            { return fw.Jv(v) }
 func (sp thetaSpace) normSq(net *model.Net, v *Node) *Node        { return sp.inner(v, sp.velocity(net, v)) }
@@ -96,13 +98,11 @@ func (sp featureSpace) moveBy(net *model.Net, zt, v, scale *Node) *Node {
 	return moveAlong(sp, net, zt, v, scale)
 }
 
-// moveJT: Jᵀc = (A ∘ 1cᵀ) X, so Zᵀ − (A ∘ 1cᵀ) G = Zᵀ − A (diag(c) G): with
-// unit weights the broadcast is over G's n×n rows, not over A's m×n, and the
-// scale rides on the constant s·G (no op per step).
+// moveJT is the feature layout's move by scale·Jᵀc: Jᵀc = (A ∘ 1cᵀ) X, so
+// Zᵀ − s(A ∘ 1cᵀ) G = Zᵀ − A (diag(c) sG). The broadcast is over G's n×n
+// rows, not over A's m×n, and the scale rides on the constant s·G (no op
+// per step); A carries the weights w.
 func (sp featureSpace) moveJT(fw *model.Forward, zt, c *Node, scale float64) *Node {
-	if !fw.Net.Problem.UnitWeights() {
-		return moveAlongJT(sp, fw, zt, c, scale)
-	}
 	return Sub(zt, fastdot.RowsTimes(fw.A(), Mul(fw.Net.GramTimes(scale), InsertAxes(c, -1))))
 }
 
@@ -132,11 +132,6 @@ func moveAlong(sp space, net *model.Net, params, v, scale *Node) *Node {
 		v = Mul(v, scale)
 	}
 	return Sub(params, sp.velocity(net, v))
-}
-
-// moveAlongJT is the move by scale·Jᵀc (the scale on c, before the products).
-func moveAlongJT(sp space, fw *model.Forward, params, c *Node, scale float64) *Node {
-	return moveAlong(sp, fw.Net, params, fw.JTc(scaled(c, scale)), nil)
 }
 
 // moveAlongRows is 1-SAM's per-example move params − scale·cᵀR[idx], given
