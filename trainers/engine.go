@@ -189,7 +189,7 @@ const thetaBlock = 4096
 func shiftOf(net *model.Net, base, zt, gPinv *Node) *Node {
 	gap := Sub(net.FeaturesT(base), zt)
 	s := fastdot.SkinnyOrDot(gap, gPinv)
-	return Add(s, fastdot.SkinnyOrDot(Sub(gap, fastdot.SkinnyOrDot(s, net.Gram())), gPinv))
+	return Add(s, fastdot.SkinnyOrDot(Sub(gap, net.TimesGram(s)), gPinv))
 }
 
 // thetaOf is Θ = Θ₀ − S X, or those of its rows that base and s hold.
