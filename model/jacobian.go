@@ -57,7 +57,19 @@ func (fw *Forward) DirectionFeatures(v *Node) *Node {
 
 // JvOf returns (J v)_i = Σ_j A_ij p_ij given the direction's features p
 // (DirectionFeatures) shaped like Z.
-func (fw *Forward) JvOf(p *Node) *Node { return fw.SumNeurons(Mul(fw.A(), p)) }
+func (fw *Forward) JvOf(p *Node) *Node { return JvFrom(fw.A(), p, fw.NeuronMajor) }
+
+// JvFrom returns (J v)_i = Σ_j A_ij p_ij for the Jacobian's coefficients A
+// and a direction's features p, both laid out like Z (neuron-major [m, n],
+// or example-major [.., n, m], where A may lack p's leading batch axes):
+// the graph home of J·v, for a Forward (JvOf) and for the network's
+// Hessian-vector product, which is given A rather than a forward.
+func JvFrom(a, p *Node, neuronMajor bool) *Node {
+	if neuronMajor {
+		return ReduceSum(Mul(a, p), 0)
+	}
+	return ReduceSum(Mul(a, p), -1)
+}
 
 // Coef returns the per-example coefficients c_i A_ij shaped like Z: Jᵀc is
 // the Θ-shaped Σ_i c_i A_ij x_i, i.e. Coef(c) contracted with X over the examples.

@@ -42,7 +42,7 @@ func NetHessianVectorProductFrom(net *model.Net, a, c, v *Node) *Node {
 	if v.Rank() == 3 {
 		a, c = InsertAxes(a, 0), InsertAxes(c, 0)
 	}
-	jv := InsertAxes(ReduceSum(Mul(a, proj), -1), -1) // [.., n, 1]
+	jv := InsertAxes(model.JvFrom(a, proj, false), -1) // [.., n, 1]
 	coef := Add(Mul(MulScalar(a, 2), jv), Mul(c, proj))
 	return net.ContractX(coef)
 }
