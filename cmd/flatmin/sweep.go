@@ -42,6 +42,8 @@ type sweepRequest struct {
 	args    []string // the flags that define the sweep, for workers and the array job
 	// logSteps draws the figures on a log step axis.
 	logSteps bool
+	// retry runs failed runs again, their directories kept (SetAsideFailed).
+	retry bool
 }
 
 // driverFlags are the flags that say how to run a sweep, not what it is:
@@ -60,8 +62,9 @@ metric over the seeds, with the first step and wall time at which σ2/σ1 of Z <
 DIR/figures draws, per trainer × setting, the median over seeds with an
 interquartile band of σ2/σ1 of Z, Tr D²L_M/F*, the theory gap and the loss
 (--log-steps: on a log step axis).
-Rerunning the same command on DIR starts nothing finished and resumes what was
-interrupted; a different sweep on DIR is refused. --slurm writes
+Rerunning the same command on DIR starts nothing finished (failed runs too,
+unless --retry-failed) and resumes what was interrupted; a different sweep on
+DIR is refused. --slurm writes
 DIR/sweep.sbatch, an array job of one task per run (--submit also submits it);
 a plain rerun or --collect then builds sweep.json from the run directories.`
 
@@ -93,6 +96,7 @@ func parseSweep(args []string, stdout io.Writer) (*sweepRequest, error) {
 	fs.Int64Var(&cfg.CheckpointEvery, "checkpoint-every", cfg.CheckpointEvery, "checkpoint every this many steps (and at the end; 0: only at the end)")
 	fs.BoolVar(&cfg.TrackSharpness, "track-sharpness", false, "log λ_max and λ_min of D²L (Lanczos) at each log step of every run")
 	fs.BoolVar(&r.quiet, "quiet", false, "print nothing but errors")
+	fs.BoolVar(&r.retry, "retry-failed", false, "run failed runs again from the start, each failed directory kept as RUN.failed-K (for a failure from outside the run: a killed worker, a full disk; a diverged run diverges again)")
 	if err := parse(fs, args); err != nil {
 		return nil, err
 	}
@@ -255,6 +259,9 @@ func collectSweep(r *sweepRequest, dir string, stdout io.Writer) error {
 
 // sweepTask runs one run in this process (a local worker or an array task).
 func sweepTask(r *sweepRequest, dir string, run sweep.Run, b backends.Backend, stderr io.Writer) error {
+	if err := retryFailed(r, dir, run, stderr); err != nil {
+		return err
+	}
 	ctx, interrupted, stop := interruptible()
 	defer stop()
 	out, err := sweep.Execute(ctx, dir, &r.spec, run, b)
@@ -324,6 +331,25 @@ func writeSbatch(r *sweepRequest, dir string, n int, stdout io.Writer) error {
 	return nil
 }
 
+// retryFailed sets a failed run's directory aside under --retry-failed, so
+// that the run starts again.
+func retryFailed(r *sweepRequest, dir string, run sweep.Run, stderr io.Writer) error {
+	if !r.retry {
+		return nil
+	}
+	kept, err := sweep.SetAsideFailed(dir, run)
+	if err != nil {
+		return fmt.Errorf("--retry-failed: run %d (%s): %w", run.Index, run.Dir, err)
+	}
+	if kept != "" && !r.quiet {
+		if rel, err := filepath.Rel(dir, kept); err == nil {
+			kept = rel
+		}
+		fmt.Fprintf(stderr, "flatmin sweep: run %d (%s) failed before: kept as %s, running it again\n", run.Index, run.Dir, kept)
+	}
+	return nil
+}
+
 // driveSweep runs the unfinished runs in up to --jobs worker processes
 // (`flatmin sweep ARGS --task i`), updating sweep.json as each ends.
 func driveSweep(r *sweepRequest, dir string, runs []sweep.Run, stdout, stderr io.Writer) error {
@@ -334,6 +360,9 @@ func driveSweep(r *sweepRequest, dir string, runs []sweep.Run, stdout, stderr io
 	var todo []sweep.Run
 	finished := 0
 	for _, run := range runs {
+		if err := retryFailed(r, dir, run, stderr); err != nil {
+			return err
+		}
 		if sweep.State(filepath.Join(dir, run.Dir)).Finished() {
 			finished++
 		} else {

@@ -406,6 +406,40 @@ func TestSweepRecordsFailedRuns(t *testing.T) {
 	if !maps_equal(before, snapshot(t, filepath.Join(dir, "runs"))) {
 		t.Error("a rerun touched failed runs")
 	}
+
+	// --retry-failed keeps each failed directory, unchanged, as DIR.failed-1
+	// and runs the run again (these fail again: they are deterministic); the
+	// done run is left alone. An array task does the same, to DIR.failed-2.
+	_, stderr, status = flatmin(t, append(args, "--retry-failed")...)
+	if status != 1 || !strings.Contains(stderr, "1 finished before, 2 to run") || strings.Count(stderr, "failed before: kept as") != 2 {
+		t.Fatalf("--retry-failed: %d %s", status, stderr)
+	}
+	after := snapshot(t, filepath.Join(dir, "runs"))
+	for k, r := range res.Runs {
+		for path, sum := range before {
+			rel, err := filepath.Rel(filepath.Join(dir, r.Dir), path)
+			if err != nil || strings.HasPrefix(rel, "..") {
+				continue
+			}
+			kept := path
+			if k > 0 {
+				kept = filepath.Join(dir, r.Dir+".failed-1", rel)
+			}
+			if after[kept] != sum {
+				t.Errorf("run %d: %s is not kept unchanged as %s", k, path, kept)
+			}
+		}
+	}
+	again := readSweep(t, dir)
+	for k, w := range want {
+		if r := again.Runs[k]; r.Status != w.status || r.StopReason != w.reason {
+			t.Errorf("after --retry-failed, run %d: %s %s; want %s %s", k, r.Status, r.StopReason, w.status, w.reason)
+		}
+	}
+	_, stderr, status = flatmin(t, append(args, "--retry-failed", "--task", "2")...)
+	if _, err := os.Stat(filepath.Join(dir, res.Runs[2].Dir+".failed-2")); status == 0 || err != nil {
+		t.Errorf("--task 2 --retry-failed: %d %v %s", status, err, stderr)
+	}
 }
 
 // Two workers given the same run at once: one runs it, the other finds it

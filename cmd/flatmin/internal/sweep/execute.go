@@ -148,3 +148,37 @@ func (s *Spec) Run(i int) (Run, error) {
 	}
 	return runs[i], nil
 }
+
+// SetAsideFailed renames a failed run's directory to DIR.failed-K (the first
+// K ≥ 1 free) so that the run starts afresh, keeping what it computed and
+// why it failed (--retry-failed); kept is "" when the run has not failed.
+// The run's lock is held meanwhile, so no other process is inside it.
+func SetAsideFailed(dir string, r Run) (kept string, err error) {
+	rd := filepath.Join(dir, r.Dir)
+	if State(rd).Status != StatusFailed {
+		return "", nil
+	}
+	lock, err := runio.TryLock(rd)
+	if err != nil {
+		return "", err
+	}
+	if readState(rd, false).Status != StatusFailed {
+		lock.Unlock()
+		return "", nil
+	}
+	for k := 1; ; k++ {
+		kept = fmt.Sprintf("%s.failed-%d", rd, k)
+		if _, err := os.Lstat(kept); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+	}
+	// The lock is a file inside rd: renaming the directory keeps it held
+	// until the unlock below, which then leaves its file behind in kept.
+	err = os.Rename(rd, kept)
+	lock.Unlock()
+	if err != nil {
+		return "", err
+	}
+	_ = os.Remove(filepath.Join(kept, runio.LockFile))
+	return kept, nil
+}
