@@ -25,6 +25,7 @@ type hostSAM struct {
 	// consecutive calls skip reading it back.
 	zt  []float64
 	own *tensors.Tensor
+	two []float64 // [n] scratch: 2r, the coefficients of ∂L/∂Z
 }
 
 // hostSAMFor returns the host sam where it applies, else nil.
@@ -75,11 +76,13 @@ func (h *hostSAM) step() float64 {
 	net, n := h.net, h.p.N
 	fw := net.Forward(h.zt)
 	loss := model.HostLoss(fw.R)
-	twoR := make([]float64, n)
-	for i, r := range fw.R {
-		twoR[i] = 2 * r
+	if h.two == nil {
+		h.two = make([]float64, n)
 	}
-	v := fw.Coef(twoR)
+	for i, r := range fw.R {
+		h.two[i] = 2 * r
+	}
+	v := fw.Coef(h.two)
 	fw.Release()
 	vg := net.Take()
 	n2 := net.Velocity(v, vg)
