@@ -114,15 +114,28 @@ func report(err error, cmd string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "flatmin %s: %s\n", cmd, oneLine(err.Error()))
 		return exitBadInput
 	case errors.As(err, &div):
-		hint := "try a smaller --eta (or --eta auto, smaller labels or --init-scale)"
-		if div.StableEta > 0 {
-			hint = fmt.Sprintf("try --eta %.3g, what --eta auto picks here from the curvature at Θ₀ and at the predicted optimum", div.StableEta)
-		}
-		fmt.Fprintf(stderr, "flatmin %s: %s; %s\n", cmd, oneLine(err.Error()), hint)
+		fmt.Fprintf(stderr, "flatmin %s: %s; %s\n", cmd, oneLine(err.Error()), divergedHint(div))
 		return exitFailure
 	default:
 		fmt.Fprintf(stderr, "flatmin %s: %s\n", cmd, oneLine(err.Error()))
 		return exitFailure
+	}
+}
+
+// divergedHint says what to try after a divergence: --eta auto's step size
+// when the run took a larger one, and a smaller one than that when the run
+// already took it (the curvature met later exceeded the bound at Θ₀ and at
+// the predicted optimum).
+func divergedHint(div *trainers.DivergedError) string {
+	switch {
+	case div.StableEta <= 0:
+		return "try a smaller --eta (or --eta auto, smaller labels or --init-scale)"
+	case div.StableEta < div.Eta*(1-1e-9):
+		return fmt.Sprintf("try --eta %.3g, what --eta auto picks here from the curvature at Θ₀ and at the predicted optimum", div.StableEta)
+	case div.StableEta <= div.Eta*(1+1e-9):
+		return fmt.Sprintf("that is already what --eta auto picks from the curvature at Θ₀ and at the predicted optimum, and the run met more: try a smaller one, e.g. --eta %.3g", div.Eta/4)
+	default:
+		return fmt.Sprintf("that is already below what --eta auto picks (%.3g) from the curvature at Θ₀ and at the predicted optimum, and the run met more: try a smaller one, e.g. --eta %.3g", div.StableEta, div.Eta/4)
 	}
 }
 

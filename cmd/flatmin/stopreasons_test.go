@@ -226,3 +226,21 @@ func TestDiskFullLeavesResults(t *testing.T) {
 		t.Error("theta.npy is not Θ at the stop (step 300)")
 	}
 }
+
+// The hint after a divergence never suggests the step size that diverged.
+func TestDivergedHint(t *testing.T) {
+	for _, c := range []struct {
+		eta, stable float64
+		want        string
+	}{
+		{0.1, 0, "try a smaller --eta"},
+		{0.1, 0.02, "try --eta 0.02,"},
+		{0.0064, 0.0064, "already what --eta auto picks"},
+		{0.001, 0.0064, "already below what --eta auto picks (0.0064)"},
+	} {
+		got := divergedHint(&trainers.DivergedError{Eta: c.eta, StableEta: c.stable})
+		if !strings.Contains(got, c.want) || (c.stable > 0 && c.stable >= c.eta && strings.Contains(got, fmt.Sprintf("--eta %.3g", c.eta))) {
+			t.Errorf("η %g, stable %g: %q, want %q and not η itself", c.eta, c.stable, got, c.want)
+		}
+	}
+}
