@@ -70,7 +70,7 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 func failedRows(rows []runner.CompareRow, dir string) error {
 	var failed []string
 	for _, r := range rows {
-		if r.Diverged || r.StopReason == trainers.StopError || r.StopReason == trainers.StopDiverged {
+		if r.StopReason == trainers.StopError || r.StopReason == trainers.StopDiverged {
 			failed = append(failed, r.Trainer+" ("+r.StopReason+")")
 		}
 	}
